@@ -1,0 +1,102 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using Optim.Serialization;
+using TorchSharp;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace Optim;
+
+/// <summary>
+/// The base of every Optim optimizer. It derives from TorchSharp's <see cref="torch.optim.Optimizer"/>, so TorchSharp's
+/// LR schedulers and any code typed against TorchSharp's optimizers accept it. The algorithm-independent API lives
+/// here; <see cref="Optimizer{TOptions}"/> owns the bookkeeping.
+/// </summary>
+/// <remarks>
+/// An optimizer is used from one thread at a time, like PyTorch's. Disposing it frees its state tensors.
+/// </remarks>
+public abstract class Optimizer : torch.optim.Optimizer
+{
+    private protected Optimizer() : base(IntPtr.Zero) { }
+
+    /// <summary>Whether <see cref="IDisposable.Dispose"/> has run.</summary>
+    public bool IsDisposed { get; private set; }
+
+    /// <summary>The parameter groups, as TorchSharp's schedulers see them (stable order and count).</summary>
+    public sealed override IEnumerable<ILearningRateController> ParamGroups => GroupControllers;
+
+    private protected abstract IEnumerable<ILearningRateController> GroupControllers { get; }
+
+    /// <summary>Sets every gradient to null (PyTorch 2.x's default, <c>set_to_none=True</c>).</summary>
+    public override void zero_grad() => zero_grad(set_to_none: true);
+
+    /// <summary>Clears the gradients: to null when <paramref name="set_to_none"/>, else zeroed in place.</summary>
+    /// <param name="set_to_none">Release the gradient tensors instead of zeroing them.</param>
+    public abstract void zero_grad(bool set_to_none);
+
+    /// <summary>The optimizer's state in PyTorch's shape; its tensors are the live state (see <see cref="OptimizerStateDict"/>).</summary>
+    public abstract OptimizerStateDict StateDict();
+
+    /// <summary>
+    /// Replaces hyperparameters and state with those of <paramref name="stateDict"/>, following PyTorch's rules (groups
+    /// matched by position, tensors cast to each parameter's dtype and device except <c>step</c>) and also checking the
+    /// optimizer type and every tensor's shape. Everything is validated before anything changes; the dict's tensors are
+    /// copied, never aliased.
+    /// </summary>
+    /// <param name="stateDict">A dict from <see cref="StateDict"/> of an optimizer of the same type and layout.</param>
+    /// <exception cref="ArgumentException">The dict does not fit this optimizer; nothing was changed.</exception>
+    public abstract void LoadStateDict(OptimizerStateDict stateDict);
+
+    /// <summary>Writes a checkpoint (see <see cref="CheckpointFormat"/>) to <paramref name="stream"/>.</summary>
+    /// <param name="stream">A writable stream.</param>
+    public void Save(Stream stream)
+    {
+        ThrowIfDisposed();
+        CheckpointFormat.Write(stream, StateDict());
+    }
+
+    /// <summary>
+    /// Writes a checkpoint to <paramref name="path"/> atomically: to a temporary file beside it, flushed to disk, then
+    /// renamed over the target, so a crash mid-save leaves the previous checkpoint intact.
+    /// </summary>
+    /// <param name="path">The checkpoint file.</param>
+    public void Save(string path)
+    {
+        ThrowIfDisposed();
+        CheckpointFormat.WriteFileAtomically(path, StateDict());
+    }
+
+    /// <summary>Loads a checkpoint written by <see cref="Save(Stream)"/>; a failed load changes nothing.</summary>
+    /// <param name="stream">A readable stream positioned at the checkpoint.</param>
+    /// <exception cref="InvalidDataException">The data is not a valid checkpoint.</exception>
+    /// <exception cref="ArgumentException">The checkpoint does not fit this optimizer.</exception>
+    public void Load(Stream stream)
+    {
+        ThrowIfDisposed();
+        using var scope = NewDisposeScope();
+        LoadStateDict(CheckpointFormat.Read(stream));
+    }
+
+    /// <summary>Loads a checkpoint file written by <see cref="Save(string)"/>; a failed load changes nothing.</summary>
+    /// <param name="path">The checkpoint file.</param>
+    public void Load(string path)
+    {
+        using var stream = File.OpenRead(path);
+        Load(stream);
+    }
+
+    /// <summary>Throws <see cref="ObjectDisposedException"/> once the optimizer is disposed.</summary>
+    protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
+
+    /// <summary>Frees the state tensors.</summary>
+    /// <param name="disposing">Called from <see cref="IDisposable.Dispose"/> rather than a finalizer.</param>
+    protected override void Dispose(bool disposing)
+    {
+        if (!IsDisposed && disposing) ReleaseState();
+        IsDisposed = true;
+        base.Dispose(disposing);
+    }
+
+    private protected abstract void ReleaseState();
+}

@@ -1,0 +1,320 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace Optim;
+
+/// <summary>
+/// The bookkeeping every algorithm shares, as in PyTorch's <c>torch.optim.Optimizer</c>: parameter groups, per-parameter
+/// state, <c>step</c>, <c>zero_grad</c> and state dicts. An algorithm supplies its options type, how to initialize a
+/// parameter's state and its update over plain lists.
+/// </summary>
+/// <typeparam name="TOptions">The algorithm's hyperparameters.</typeparam>
+public abstract class Optimizer<TOptions> : Optimizer where TOptions : OptimizerOptions
+{
+    private readonly List<ParamGroup<TOptions>> _groups = new();
+
+    // Keyed by the Parameter object, not its native handle: handles are reused (dotnet/TorchSharp#1455).
+    private readonly Dictionary<Parameter, ParameterState> _state = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>Creates the optimizer over <paramref name="groups"/>, each deriving its options from <paramref name="defaults"/>.</summary>
+    /// <param name="groups">The parameter groups; at least one parameter in all.</param>
+    /// <param name="defaults">The options of groups that override nothing.</param>
+    /// <exception cref="ArgumentException">No parameters, or an invalid group.</exception>
+    protected Optimizer(IEnumerable<ParamGroupSpec<TOptions>> groups, TOptions defaults)
+    {
+        ArgumentNullException.ThrowIfNull(groups);
+        ArgumentNullException.ThrowIfNull(defaults);
+        defaults.Validate();
+        Defaults = defaults;
+        var specs = groups.ToList();
+        if (specs.Sum(g => g.Parameters.Count()) == 0)
+            throw new ArgumentException("optimizer got an empty parameter list", nameof(groups));
+        foreach (var spec in specs) AddParamGroup(spec);
+    }
+
+    /// <summary>The options a group gets for whatever it does not override.</summary>
+    public TOptions Defaults { get; }
+
+    /// <summary>The parameter groups, in order.</summary>
+    public new IReadOnlyList<ParamGroup<TOptions>> ParamGroups => _groups;
+
+    /// <summary>Per-parameter state (PyTorch's <c>optimizer.state</c>); a parameter has an entry once it has state.</summary>
+    public IReadOnlyDictionary<Parameter, ParameterState> State => _state;
+
+    private protected override IEnumerable<ILearningRateController> GroupControllers => _groups;
+
+    /// <summary>Whether state is created for every parameter when its group is added (Adagrad) rather than on its first step.</summary>
+    protected virtual bool InitializesStateEagerly => false;
+
+    /// <summary>Creates a parameter's state (PyTorch's <c>_init_group</c>). Called once, before its first update.</summary>
+    /// <param name="options">The options of the parameter's group.</param>
+    /// <param name="parameter">The parameter.</param>
+    /// <param name="state">Its empty state, to fill with <see cref="ParameterState.Set"/>.</param>
+    protected abstract void InitializeState(TOptions options, Parameter parameter, ParameterState state);
+
+    /// <summary>
+    /// Updates the parameters of one group that have gradients. Runs under <c>no_grad</c> inside a dispose scope.
+    /// </summary>
+    /// <param name="options">The group's options.</param>
+    /// <param name="batch">The parameters with gradients, their gradients and their state, as parallel lists.</param>
+    protected abstract void Update(TOptions options, StepBatch batch);
+
+    /// <summary>The message for a sparse gradient (PyTorch's text where it has one).</summary>
+    protected virtual string SparseGradientMessage => $"{GetType().Name} does not support sparse gradients";
+
+    /// <inheritdoc/>
+    public override IEnumerable<Parameter> parameters() => _groups.SelectMany(g => g.Parameters);
+
+    /// <summary>Adds a group; its options are the defaults as <see cref="ParamGroupSpec{TOptions}.Configure"/> changes them.</summary>
+    /// <param name="spec">The group's parameters and option overrides.</param>
+    /// <exception cref="ArgumentException">An invalid parameter or option; the optimizer is unchanged.</exception>
+    public void AddParamGroup(ParamGroupSpec<TOptions> spec)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(spec);
+        var parameters = spec.Parameters.ToList();
+        var names = spec.Names ?? ParamGroupFactory.DefaultNames(_groups.Count, parameters.Count);
+        if (names.Count != parameters.Count)
+            throw new ArgumentException($"{names.Count} names were given for {parameters.Count} parameters.", nameof(spec));
+
+        var seen = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            var p = parameters[i] ?? throw new ArgumentException($"parameter '{names[i]}' is null.", nameof(spec));
+            if (p.IsInvalid) throw new ArgumentException($"parameter '{names[i]}' has been disposed.", nameof(spec));
+            if (!p.is_leaf) throw new ArgumentException("can't optimize a non-leaf Tensor", nameof(spec));
+            // PyTorch only warns here, then updates the parameter twice per step; we refuse.
+            if (!seen.Add(p))
+                throw new ArgumentException($"optimizer contains a parameter group with duplicate parameters (parameter '{names[i]}')", nameof(spec));
+            if (_groups.Any(g => g.Parameters.Contains(p, ReferenceEqualityComparer.Instance)))
+                throw new ArgumentException("some parameters appear in more than one parameter group", nameof(spec));
+        }
+
+        var options = spec.Configure is null ? Defaults : spec.Configure(Defaults);
+        var group = ParamGroupFactory.Create(parameters, names, options ?? throw new ArgumentException("Configure returned null.", nameof(spec)));
+        _groups.Add(group);
+        if (InitializesStateEagerly)
+        {
+            foreach (var p in parameters) EnsureState(group.Options, p);
+        }
+    }
+
+    /// <summary>
+    /// Adds a TorchSharp parameter group (drop-in compatibility): its parameters, and its learning rate if it sets one.
+    /// </summary>
+    /// <param name="param_group">A TorchSharp parameter group.</param>
+    public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
+    {
+        ArgumentNullException.ThrowIfNull(param_group);
+        var lr = param_group.Options?.LearningRate;
+        AddParamGroup(new ParamGroupSpec<TOptions>(param_group.Parameters, lr is double value ? o => o with { Lr = value } : null));
+    }
+
+    /// <summary>
+    /// Performs one optimization step. The closure (if any) runs with gradients enabled; the update runs without them,
+    /// inside a dispose scope, after every gradient of every group has been checked, so a bad gradient leaves every
+    /// parameter and all state as they were.
+    /// </summary>
+    /// <param name="closure">Re-evaluates the model and returns the loss; optional.</param>
+    /// <returns>The closure's loss, or null.</returns>
+    public override Tensor? step(Func<Tensor>? closure = null)
+    {
+        ThrowIfDisposed();
+        Tensor? loss = null;
+        if (closure != null)
+        {
+            using (enable_grad()) loss = closure();
+        }
+
+        using (no_grad())
+        using (NewDisposeScope())
+        {
+            var withGradients = _groups.Select(CollectGradients).ToList();
+            for (var g = 0; g < _groups.Count; g++)
+            {
+                var batch = new StepBatch();
+                foreach (var (p, grad, name) in withGradients[g]) batch.Add(p, grad, EnsureState(_groups[g].Options, p), name);
+                if (batch.Count > 0) Update(_groups[g].Options, batch);
+            }
+        }
+        return loss;
+    }
+
+    /// <inheritdoc/>
+    public override void zero_grad(bool set_to_none)
+    {
+        ThrowIfDisposed();
+        using var _ = no_grad();
+        foreach (var p in parameters())
+        {
+            using var grad = p.grad;
+            if (grad is null) continue;
+            if (set_to_none) p.grad = null;
+            else grad.zero_();
+        }
+    }
+
+    /// <inheritdoc/>
+    public override OptimizerStateDict StateDict()
+    {
+        ThrowIfDisposed();
+        var ids = ParameterIds();
+        var state = new SortedDictionary<int, IReadOnlyDictionary<string, Tensor>>();
+        foreach (var p in parameters())
+        {
+            if (_state.TryGetValue(p, out var s) && s.Count > 0) state[ids[p]] = s;
+        }
+        var groups = _groups
+            .Select(g => new ParamGroupState(g.Options.ToHyperparameters(), g.InitialLearningRate, g.Parameters.Select(p => ids[p]).ToList()))
+            .ToList();
+        return new OptimizerStateDict(GetType().Name, state, groups);
+    }
+
+    /// <inheritdoc/>
+    public override void LoadStateDict(OptimizerStateDict stateDict)
+    {
+        ThrowIfDisposed();
+        ArgumentNullException.ThrowIfNull(stateDict);
+        if (stateDict.OptimizerType != GetType().Name)
+            throw new ArgumentException($"the state dict is of a '{stateDict.OptimizerType}' optimizer, not '{GetType().Name}'", nameof(stateDict));
+        if (stateDict.ParamGroups.Count != _groups.Count)
+            throw new ArgumentException("loaded state dict has a different number of parameter groups", nameof(stateDict));
+
+        // 1. Validate and stage everything: options, the id mapping, and copies of the state tensors.
+        var options = new List<TOptions>(_groups.Count);
+        var byId = new Dictionary<int, Parameter>();
+        for (var g = 0; g < _groups.Count; g++)
+        {
+            var saved = stateDict.ParamGroups[g];
+            if (saved.Params.Count != _groups[g].Parameters.Count)
+                throw new ArgumentException("loaded state dict contains a parameter group that doesn't match the size of optimizer's group", nameof(stateDict));
+            options.Add((TOptions)_groups[g].Options.WithHyperparameters(saved.Hyperparameters));
+            for (var i = 0; i < saved.Params.Count; i++)
+            {
+                if (!byId.TryAdd(saved.Params[i], _groups[g].Parameters[i]))
+                    throw new ArgumentException($"parameter id {saved.Params[i]} appears more than once in the state dict's groups", nameof(stateDict));
+            }
+        }
+
+        var staged = new Dictionary<Parameter, ParameterState>(ReferenceEqualityComparer.Instance);
+        try
+        {
+            foreach (var (id, savedState) in stateDict.State)
+            {
+                if (!byId.TryGetValue(id, out var p))
+                    throw new ArgumentException($"the state dict has state for parameter id {id}, which none of its groups lists", nameof(stateDict));
+                var copy = new ParameterState();
+                staged[p] = copy;
+                foreach (var (key, tensor) in savedState) copy.Set(key, CopyForParameter(key, tensor, p, id, nameof(stateDict)));
+                copy.IsInitialized = true;
+            }
+        }
+        catch
+        {
+            foreach (var s in staged.Values) s.Clear();
+            throw;
+        }
+
+        // 2. Commit: nothing below can fail.
+        for (var g = 0; g < _groups.Count; g++)
+        {
+            _groups[g].Options = options[g];
+            _groups[g].InitialLearningRate = stateDict.ParamGroups[g].InitialLr;
+        }
+        foreach (var p in parameters())
+        {
+            if (_state.TryGetValue(p, out var current)) current.Clear();
+            if (staged.TryGetValue(p, out var loaded))
+            {
+                if (current is null) _state[p] = current = new ParameterState();
+                current.ReplaceWith(loaded);
+            }
+        }
+    }
+
+    // PyTorch's _process_value_according_to_param_policy: state follows the parameter's device and (floating) dtype,
+    // except `step`, which is kept as saved.
+    private static Tensor CopyForParameter(string key, Tensor tensor, Parameter p, int id, string argument)
+    {
+        using var scope = NewDisposeScope();
+        Tensor copy;
+        if (key == "step")
+        {
+            copy = tensor.detach().clone();
+        }
+        else
+        {
+            if (!tensor.shape.SequenceEqual(p.shape))
+                throw new ArgumentException(
+                    $"state '{key}' of parameter id {id} has shape [{string.Join(", ", tensor.shape)}], but the parameter has shape [{string.Join(", ", p.shape)}]",
+                    argument);
+            var moved = p.is_floating_point() ? tensor.to(p.dtype, p.device) : tensor.to(p.device);
+            copy = moved.detach().clone();
+        }
+        return copy.DetachFromDisposeScope();
+    }
+
+    private Dictionary<Parameter, int> ParameterIds()
+    {
+        var ids = new Dictionary<Parameter, int>(ReferenceEqualityComparer.Instance);
+        foreach (var p in parameters()) ids.TryAdd(p, ids.Count);
+        return ids;
+    }
+
+    private ParameterState EnsureState(TOptions options, Parameter p)
+    {
+        if (!_state.TryGetValue(p, out var state)) _state[p] = state = new ParameterState();
+        if (!state.IsInitialized)
+        {
+            InitializeState(options, p, state);
+            state.IsInitialized = true;
+        }
+        return state;
+    }
+
+    // Gathers the parameters that have gradients and checks each gradient; changes nothing.
+    private List<(Parameter, Tensor, string)> CollectGradients(ParamGroup<TOptions> group)
+    {
+        var collected = new List<(Parameter, Tensor, string)>(group.Parameters.Count);
+        for (var i = 0; i < group.Parameters.Count; i++)
+        {
+            var p = group.Parameters[i];
+            var name = group.Names[i];
+            if (p.IsInvalid)
+                throw new InvalidOperationException(
+                    $"parameter '{name}' has been disposed. TorchSharp's Module.to(dtype) replaces a module's parameters; create the optimizer after converting the module.");
+            var grad = p.grad;
+            if (grad is null) continue;
+            if (grad.is_sparse) throw new NotSupportedException(SparseGradientMessage);
+            if (grad.dtype != p.dtype || !SameDevice(grad, p) || !grad.shape.SequenceEqual(p.shape))
+                throw new InvalidOperationException(
+                    $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
+            collected.Add((p, grad, name));
+        }
+        return collected;
+    }
+
+    private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
+
+    private static string Describe(Tensor t) => $"{t.dtype} [{string.Join(", ", t.shape)}] on {t.device}";
+
+    private protected override void ReleaseState()
+    {
+        foreach (var state in _state.Values) state.Clear();
+        _state.Clear();
+    }
+
+    /// <summary>Applies <paramref name="set"/> to every group's options (for optimizer-level IMomentum/IBetas).</summary>
+    private protected void SetOnAllGroups(Func<TOptions, TOptions> set)
+    {
+        // Validate every new value before assigning any, so a bad value changes no group.
+        var updated = _groups.Select(g => set(g.Options)).ToList();
+        foreach (var o in updated) o.Validate();
+        for (var g = 0; g < _groups.Count; g++) _groups[g].Options = updated[g];
+    }
+}

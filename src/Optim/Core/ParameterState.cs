@@ -1,0 +1,102 @@
+using System;
+using System.Collections;
+using System.Collections.Generic;
+using System.Diagnostics.CodeAnalysis;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>
+/// The state of one parameter (PyTorch's <c>optimizer.state[p]</c>): tensors by PyTorch's key names, in the order the
+/// algorithm created them. The optimizer owns these tensors; read them, don't dispose them.
+/// </summary>
+public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
+{
+    private readonly List<KeyValuePair<string, Tensor>> _entries = new(4);
+
+    /// <summary>Whether the algorithm has initialized this state (it may legitimately hold no tensors).</summary>
+    public bool IsInitialized { get; internal set; }
+
+    /// <inheritdoc/>
+    public Tensor this[string key] => TryGetValue(key, out var value) ? value : throw new KeyNotFoundException($"No optimizer state '{key}'.");
+
+    /// <inheritdoc/>
+    public IEnumerable<string> Keys => _entries.Select(e => e.Key);
+
+    /// <inheritdoc/>
+    public IEnumerable<Tensor> Values => _entries.Select(e => e.Value);
+
+    /// <inheritdoc/>
+    public int Count => _entries.Count;
+
+    /// <inheritdoc/>
+    public bool ContainsKey(string key) => _entries.Exists(e => e.Key == key);
+
+    /// <inheritdoc/>
+    public bool TryGetValue(string key, [MaybeNullWhen(false)] out Tensor value)
+    {
+        foreach (var entry in _entries)
+        {
+            if (entry.Key == key)
+            {
+                value = entry.Value;
+                return true;
+            }
+        }
+        value = null;
+        return false;
+    }
+
+    /// <summary>The tensor under <paramref name="key"/>, or null.</summary>
+    public Tensor? Get(string key) => TryGetValue(key, out var value) ? value : null;
+
+    /// <summary>
+    /// Stores <paramref name="value"/> under <paramref name="key"/>, taking ownership: it is detached from any dispose
+    /// scope (state outlives the step) and a tensor it replaces is disposed.
+    /// </summary>
+    public void Set(string key, Tensor value)
+    {
+        ArgumentNullException.ThrowIfNull(value);
+        value.DetachFromDisposeScope();
+        IsInitialized = true;
+        for (var i = 0; i < _entries.Count; i++)
+        {
+            if (_entries[i].Key != key) continue;
+            if (!ReferenceEquals(_entries[i].Value, value)) _entries[i].Value.Dispose();
+            _entries[i] = new(key, value);
+            return;
+        }
+        _entries.Add(new(key, value));
+    }
+
+    // For tensors read from a checkpoint: they stay in the caller's dispose scope.
+    internal void AddWithoutDetaching(string key, Tensor value)
+    {
+        _entries.Add(new(key, value));
+        IsInitialized = true;
+    }
+
+    /// <summary>Disposes every tensor and forgets them.</summary>
+    internal void Clear()
+    {
+        foreach (var entry in _entries) entry.Value.Dispose();
+        _entries.Clear();
+        IsInitialized = false;
+    }
+
+    /// <summary>Moves the contents of <paramref name="other"/> into this state (used by loads, after validation).</summary>
+    internal void ReplaceWith(ParameterState other)
+    {
+        Clear();
+        _entries.AddRange(other._entries);
+        IsInitialized = other.IsInitialized;
+        other._entries.Clear();
+    }
+
+    /// <inheritdoc/>
+    public IEnumerator<KeyValuePair<string, Tensor>> GetEnumerator() => _entries.GetEnumerator();
+
+    IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+}

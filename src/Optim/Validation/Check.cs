@@ -1,0 +1,51 @@
+using System;
+using System.Globalization;
+
+namespace Optim.Validation;
+
+/// <summary>
+/// The one place hyperparameter rules live. Messages follow PyTorch's text ("Invalid learning rate: -0.1") and every
+/// exception names the offending argument. Unlike PyTorch, NaN and infinities are rejected everywhere.
+/// </summary>
+internal static class Check
+{
+    /// <summary>Accepts finite values ≥ 0 (PyTorch's <c>not 0.0 &lt;= x</c>, plus a finiteness check).</summary>
+    public static double NonNegative(double value, string name, string what) =>
+        double.IsFinite(value) && value >= 0 ? value : throw Invalid(value, name, what);
+
+    /// <summary>Accepts finite values in [0, 1) (PyTorch's <c>not 0.0 &lt;= beta &lt; 1.0</c>).</summary>
+    public static double UnitInterval(double value, string name, string what) =>
+        double.IsFinite(value) && value >= 0 && value < 1 ? value : throw Invalid(value, name, what);
+
+    /// <summary>Accepts finite values in [0, 1] (dampening, RMSprop's alpha).</summary>
+    public static double ClosedUnitInterval(double value, string name, string what) =>
+        double.IsFinite(value) && value >= 0 && value <= 1 ? value : throw Invalid(value, name, what);
+
+    /// <summary>Accepts only values of a defined enum member.</summary>
+    public static T Defined<T>(T value, string name) where T : struct, Enum =>
+        Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(name, $"Invalid {name} value: {value}");
+
+    private static ArgumentOutOfRangeException Invalid(double value, string name, string what) =>
+        new(name, $"{what}: {Python(value)}");
+
+    /// <summary>Formats a double the way Python's <c>str(float)</c> does, so messages match PyTorch's.</summary>
+    public static string Python(double value)
+    {
+        if (double.IsNaN(value)) return "nan";
+        if (double.IsPositiveInfinity(value)) return "inf";
+        if (double.IsNegativeInfinity(value)) return "-inf";
+        var exponent = value == 0 ? 0 : Math.Floor(Math.Log10(Math.Abs(value)));
+        if (exponent < -4 || exponent >= 16)
+        {
+            // Python: 1e-05, 1.5e+16 (at least two exponent digits).
+            var s = value.ToString("R", CultureInfo.InvariantCulture).Replace("E", "e", StringComparison.Ordinal);
+            var e = s.IndexOf('e', StringComparison.Ordinal);
+            if (e < 0) return s;
+            var mantissa = s[..e];
+            var exp = int.Parse(s[(e + 1)..], CultureInfo.InvariantCulture);
+            return $"{mantissa}e{(exp < 0 ? "-" : "+")}{Math.Abs(exp):00}";
+        }
+        var text = value.ToString("R", CultureInfo.InvariantCulture);
+        return text.Contains('.', StringComparison.Ordinal) || text.Contains('E', StringComparison.Ordinal) ? text : text + ".0";
+    }
+}

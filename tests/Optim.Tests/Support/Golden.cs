@@ -1,0 +1,102 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Text.Json;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim.Tests.Support;
+
+/// <summary>One golden trajectory written by tools/golden/generate.py from real PyTorch.</summary>
+public sealed record GoldenCase(
+    string Algorithm,
+    string TorchVersion,
+    string Name,
+    ScalarType Dtype,
+    IReadOnlyDictionary<string, JsonElement> Options,
+    long[][] Shapes,
+    double[][] Initial,
+    IReadOnlyList<double[]?[]> Grads,
+    IReadOnlyList<double[][]> Expected)
+{
+    public override string ToString() => $"{Name} ({Dtype})";
+
+    public double Option(string name, double fallback) => Options.TryGetValue(name, out var v) ? v.GetDouble() : fallback;
+
+    public bool Flag(string name) => Options.TryGetValue(name, out var v) && v.GetBoolean();
+
+    /// <summary>Fresh parameters holding the initial values.</summary>
+    public List<Parameter> MakeParameters() =>
+        Initial.Select((values, i) => new Parameter(Tensor(values, Shapes[i]), requires_grad: true)).ToList();
+
+    public Tensor Tensor(double[] values, long[] shape) =>
+        Dtype == ScalarType.Float32
+            ? torch.tensor(values.Select(v => (float)v).ToArray()).reshape(shape)
+            : torch.tensor(values).reshape(shape);
+
+    /// <summary>Sets the gradients of step <paramref name="step"/> (null where PyTorch had none).</summary>
+    public void SetGradients(IReadOnlyList<Parameter> parameters, int step)
+    {
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            var g = Grads[step][i];
+            parameters[i].grad = g is null ? null : Tensor(g, Shapes[i]);
+        }
+    }
+
+    /// <summary>Runs <paramref name="optimizer"/> over all steps and returns the parameters after each.</summary>
+    public List<double[][]> Run(IReadOnlyList<Parameter> parameters, Optimizer optimizer, int from = 0, int? to = null)
+    {
+        var trajectory = new List<double[][]>();
+        for (var s = from; s < (to ?? Grads.Count); s++)
+        {
+            SetGradients(parameters, s);
+            optimizer.step();
+            trajectory.Add(parameters.Select(Values).ToArray());
+        }
+        return trajectory;
+    }
+
+    public static double[] Values(Tensor t) =>
+        t.dtype == ScalarType.Float32
+            ? t.detach().cpu().data<float>().ToArray().Select(v => (double)v).ToArray()
+            : t.detach().cpu().to(ScalarType.Float64).data<double>().ToArray();
+
+    /// <summary>All golden cases of one algorithm's file.</summary>
+    public static IEnumerable<GoldenCase> Load(string file)
+    {
+        var path = Path.Combine(AppContext.BaseDirectory, "Goldens", file);
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        var root = doc.RootElement;
+        var algorithm = root.GetProperty("algorithm").GetString()!;
+        var version = root.GetProperty("torch_version").GetString()!;
+        foreach (var c in root.GetProperty("cases").EnumerateArray())
+        {
+            var steps = c.GetProperty("steps").EnumerateArray().ToList();
+            yield return new GoldenCase(
+                algorithm,
+                version,
+                c.GetProperty("name").GetString()!,
+                c.GetProperty("dtype").GetString() == "float32" ? ScalarType.Float32 : ScalarType.Float64,
+                c.GetProperty("options").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.Clone()),
+                c.GetProperty("shapes").EnumerateArray().Select(s => s.EnumerateArray().Select(d => d.GetInt64()).ToArray()).ToArray(),
+                c.GetProperty("initial").EnumerateArray().Select(Doubles).ToArray(),
+                steps.Select(s => s.GetProperty("grads").EnumerateArray().Select(g => g.ValueKind == JsonValueKind.Null ? null : Doubles(g)).ToArray()).ToList(),
+                steps.Select(s => s.GetProperty("params").EnumerateArray().Select(Doubles).ToArray()).ToList());
+        }
+    }
+
+    private static double[] Doubles(JsonElement e) => e.EnumerateArray().Select(v => v.GetDouble()).ToArray();
+
+    /// <summary>xunit theory data: one row per case name + dtype.</summary>
+    public static TheoryData<string> Names(string file)
+    {
+        var data = new TheoryData<string>();
+        foreach (var c in Load(file)) data.Add(c.ToString());
+        return data;
+    }
+
+    public static GoldenCase Get(string file, string id) => Load(file).Single(c => c.ToString() == id);
+}

@@ -231,7 +231,7 @@ public static class CheckpointFormat
         using var scope = NewDisposeScope();
         var cpu = tensor.detach().cpu().contiguous();
         w.Write((int)cpu.dtype);
-        w.Write(cpu.ndim);
+        w.Write((int)cpu.ndim);
         foreach (var d in cpu.shape) w.Write(d);
         var bytes = cpu.bytes;
         w.Write((long)bytes.Length);

@@ -1,0 +1,46 @@
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim.Tests;
+
+/// <summary>Native tensors must not accumulate: every temporary disposed, state created once.</summary>
+[Collection(nameof(LeakTests))] // TotalCount is process-wide: don't run beside other tests' allocations.
+public class LeakTests
+{
+    internal static long LiveTensorsAfter(Optimizer opt, Parameter[] ps, int steps)
+    {
+        using var _ = NewDisposeScope();
+        foreach (var p in ps) p.grad = torch.randn_like(p).DetachFromDisposeScope();
+        opt.step(); // creates the state
+        var before = Tensor.TotalCount;
+        for (var i = 0; i < steps; i++) opt.step();
+        return Tensor.TotalCount - before;
+    }
+
+    [Fact]
+    public void Sgd_keeps_the_native_tensor_count_flat_over_1000_steps()
+    {
+        var ps = new[] { new Parameter(torch.randn(10)), new Parameter(torch.randn(3, 3)), new Parameter(torch.randn(new long[0])) };
+        using var opt = new SGD(ps, 1e-3, momentum: 0.9, nesterov: true, weight_decay: 0.1, maximize: true);
+        LiveTensorsAfter(opt, ps, 1000).Should().Be(0);
+    }
+
+    [Fact]
+    public void Disposing_the_optimizer_frees_its_state_and_later_use_throws()
+    {
+        var ps = new[] { new Parameter(torch.randn(10)) };
+        var before = Tensor.TotalCount;
+        var opt = new SGD(ps, 1e-3, momentum: 0.9);
+        ps[0].grad = torch.randn(10);
+        opt.step();
+        var withState = Tensor.TotalCount;
+        opt.Dispose();
+        (withState - Tensor.TotalCount).Should().Be(1, "the momentum buffer is freed");
+        var act = () => opt.step();
+        act.Should().Throw<System.ObjectDisposedException>();
+        ps[0].grad = null;
+        before.Should().BeGreaterThan(0);
+    }
+}

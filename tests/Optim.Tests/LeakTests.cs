@@ -6,7 +6,7 @@ using static TorchSharp.torch;
 namespace Optim.Tests;
 
 /// <summary>Native tensors must not accumulate: every temporary disposed, state created once.</summary>
-[Collection(nameof(LeakTests))] // TotalCount is process-wide: don't run beside other tests' allocations.
+[Collection(nameof(LeakTests))]
 public class LeakTests
 {
     internal static long LiveTensorsAfter(Optimizer opt, Parameter[] ps, int steps)
@@ -22,7 +22,7 @@ public class LeakTests
     [Fact]
     public void Sgd_keeps_the_native_tensor_count_flat_over_1000_steps()
     {
-        var ps = new[] { new Parameter(torch.randn(10)), new Parameter(torch.randn(3, 3)), new Parameter(torch.randn(new long[0])) };
+        var ps = new[] { new Parameter(torch.randn(10)), new Parameter(torch.randn(3, 3)), new Parameter(torch.randn(System.Array.Empty<long>())) };
         using var opt = new SGD(ps, 1e-3, momentum: 0.9, nesterov: true, weight_decay: 0.1, maximize: true);
         LiveTensorsAfter(opt, ps, 1000).Should().Be(0);
     }
@@ -44,3 +44,7 @@ public class LeakTests
         before.Should().BeGreaterThan(0);
     }
 }
+
+/// <summary>Tensor.TotalCount is process-wide: leak tests run alone, never beside other tests' allocations.</summary>
+[CollectionDefinition(nameof(LeakTests), DisableParallelization = true)]
+public sealed class LeakTestsCollection;

@@ -23,6 +23,13 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// <summary>Whether <see cref="IDisposable.Dispose"/> has run.</summary>
     public bool IsDisposed { get; private set; }
 
+    /// <summary>
+    /// When true, <c>step</c> checks every gradient for NaN and infinity first and throws, naming the first parameter
+    /// whose gradient is not finite, before anything changes. Off by default: like PyTorch, non-finite gradients
+    /// otherwise propagate into the parameters. The check costs one reduction per parameter.
+    /// </summary>
+    public bool CheckFiniteGradients { get; set; }
+
     /// <summary>The parameter groups, as TorchSharp's schedulers see them (stable order and count).</summary>
     public sealed override IEnumerable<ILearningRateController> ParamGroups => GroupControllers;
 

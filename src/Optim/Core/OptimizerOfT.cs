@@ -294,6 +294,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             if (grad.dtype != p.dtype || !SameDevice(grad, p) || !grad.shape.SequenceEqual(p.shape))
                 throw new InvalidOperationException(
                     $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
+            if (CheckFiniteGradients && !grad.isfinite().all().item<bool>())
+                throw new InvalidOperationException($"the gradient of parameter '{name}' contains NaN or infinity");
             collected.Add((p, grad, name));
         }
         return collected;

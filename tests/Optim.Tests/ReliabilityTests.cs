@@ -1,0 +1,115 @@
+using System;
+using System.IO;
+using System.Linq;
+using Optim.Tests.Support;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim.Tests;
+
+/// <summary>Corrupted input must fail loudly and change nothing.</summary>
+public class ReliabilityTests
+{
+    private static (SGD Opt, System.Collections.Generic.List<Parameter> Params, byte[] Checkpoint) Trained()
+    {
+        var c = GoldenCase.Get("sgd.json", "momentum_float32 (Float32)");
+        var ps = c.MakeParameters();
+        var opt = new SGD(ps, 0.1, momentum: 0.9);
+        c.Run(ps, opt, 0, 3);
+        using var memory = new MemoryStream();
+        opt.Save(memory);
+        return (opt, ps, memory.ToArray());
+    }
+
+    [Fact]
+    public void Every_truncation_of_a_checkpoint_is_rejected_and_changes_nothing()
+    {
+        var (source, _, bytes) = Trained();
+        using var _ = source;
+        var (target, ps, _) = Trained();
+        using var __ = target;
+        target.ParamGroups[0].LearningRate = 0.3;
+        var before = CheckpointTests.Snapshot(target, ps);
+        for (var length = 0; length < bytes.Length; length++)
+        {
+            var act = () => target.Load(new MemoryStream(bytes, 0, length));
+            act.Should().Throw<InvalidDataException>($"a checkpoint cut at {length} of {bytes.Length} bytes is invalid");
+        }
+        CheckpointTests.Snapshot(target, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
+    }
+
+    [Fact]
+    public void Random_byte_flips_are_rejected_and_change_nothing()
+    {
+        var (source, _, bytes) = Trained();
+        using var _ = source;
+        var (target, ps, _) = Trained();
+        using var __ = target;
+        var before = CheckpointTests.Snapshot(target, ps);
+        var random = new Random(1234);
+        for (var trial = 0; trial < 300; trial++)
+        {
+            var corrupted = (byte[])bytes.Clone();
+            var at = random.Next(corrupted.Length);
+            corrupted[at] ^= (byte)(1 << random.Next(8));
+            var act = () => target.Load(new MemoryStream(corrupted));
+            act.Should().Throw<InvalidDataException>($"flipping a bit of byte {at} corrupts the checkpoint");
+        }
+        CheckpointTests.Snapshot(target, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
+    }
+
+    [Fact]
+    public void A_newer_format_version_gets_a_specific_error()
+    {
+        var (opt, _, bytes) = Trained();
+        using var _ = opt;
+        bytes[8] = 99; // the version follows the 8-byte magic number
+        var act = () => opt.Load(new MemoryStream(bytes));
+        act.Should().Throw<InvalidDataException>().WithMessage("checkpoint format version 99 is not supported*");
+    }
+
+    [Fact]
+    public void Something_that_is_not_a_checkpoint_gets_a_specific_error()
+    {
+        var (opt, _, _) = Trained();
+        using var _ = opt;
+        var act = () => opt.Load(new MemoryStream("PK\u0003\u0004 this is a zip file"u8.ToArray()));
+        act.Should().Throw<InvalidDataException>().WithMessage("not an Optim checkpoint*");
+    }
+
+    [Fact]
+    public void A_checkpoint_of_other_parameter_shapes_gets_a_specific_error()
+    {
+        var (source, _, bytes) = Trained();
+        using var _ = source;
+        var ps = new[] { new Parameter(torch.zeros(1)), new Parameter(torch.zeros(5)), new Parameter(torch.zeros(4, 3)) };
+        using var target = new SGD(ps, 0.1, momentum: 0.9);
+        var act = () => target.Load(new MemoryStream(bytes));
+        act.Should().Throw<ArgumentException>().WithMessage("*'momentum_buffer' of parameter id 0 has shape []*[1]*");
+    }
+
+    [Fact]
+    public void The_opt_in_finiteness_check_names_the_first_bad_gradient_and_changes_nothing()
+    {
+        var a = new Parameter(torch.ones(2));
+        var b = new Parameter(torch.ones(2));
+        using var opt = new SGD(new[] { ("encoder.weight", a), ("decoder.bias", b) }, 0.1, momentum: 0.9) { CheckFiniteGradients = true };
+        a.grad = torch.ones(2);
+        b.grad = torch.tensor(new[] { 1f, float.NaN });
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("*'decoder.bias'*NaN or infinity*");
+        a.data<float>().ToArray().Should().Equal(1f, 1f);
+        opt.State.Should().BeEmpty();
+    }
+
+    [Fact]
+    public void Without_the_check_non_finite_gradients_propagate_as_in_PyTorch()
+    {
+        var p = new Parameter(torch.ones(2));
+        using var opt = new SGD(new[] { p }, 0.1);
+        p.grad = torch.tensor(new[] { float.PositiveInfinity, 1f });
+        opt.step();
+        float.IsNegativeInfinity(p.data<float>()[0]).Should().BeTrue();
+    }
+}

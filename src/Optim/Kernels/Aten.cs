@@ -1,4 +1,6 @@
 using System;
+using System.Collections.Generic;
+using System.Linq;
 using System.Threading;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -11,15 +13,136 @@ namespace Optim.Kernels;
 /// thread-safely, and exposes typed C# methods; no TorchScript leaves this file.
 /// </summary>
 /// <remarks>
+/// <para>
 /// TorchScript pitfalls handled here (REFERENCE.md §1): floats arrive as double, <c>double[]</c> is not accepted (per
-/// tensor scalars are passed as tensors), a lone <c>Tensor[]</c> must be boxed, invoking an undefined name crashes
-/// the process (only the names below are invoked), and disposing a unit does not free it (we keep one forever).
+/// tensor scalars travel as a 1-D float64 CPU tensor; the script turns it into a <c>List[number]</c>, because ATen's
+/// <c>Scalar[]</c> is <c>List[number]</c> and TorchScript lists are invariant, so a <c>List[float]</c> does not match; ATen
+/// then gets the same double Scalars PyTorch's Python floats give it), a lone <c>Tensor[]</c> must be boxed, invoking
+/// an undefined name crashes the process (only the names below are invoked), and disposing a unit does not free it (we
+/// keep one forever). Editing the script: a type error in it (an unknown name, no matching overload) aborts the process
+/// from inside <c>jit.compile</c> instead of throwing; <c>torch.jit.annotate</c> is not available, annotated
+/// assignments are; the script must end with a newline (see <see cref="Compile"/>).
+/// </para>
+/// <para>
+/// Every call runs under <c>no_grad</c>. In-place methods (trailing underscore) mutate the caller's tensors. Out-of-place
+/// methods return new tensors owned by the caller: they are registered in the caller's current <see cref="DisposeScope"/>
+/// like any TorchSharp result (outside a scope the caller disposes them). Empty lists are a no-op (ATen would throw;
+/// PyTorch returns early before calling). Lengths are checked here, so a mismatch is an <see cref="ArgumentException"/>
+/// rather than an error from inside the script.
+/// </para>
 /// </remarks>
 internal static class Aten
 {
+    // Kept in the order of REFERENCE.md §2. Names ending in `_` mutate their first argument and return None.
     private const string Script = """
         def lerp_scalar_(self: Tensor, end: Tensor, weight: float):
             self.lerp_(end, weight)
+
+        def scalar_list(scalars: Tensor) -> List[number]:
+            values: List[float] = scalars.tolist()
+            out: List[number] = []
+            for v in values:
+                out.append(v)
+            return out
+
+        def foreach_add_scalar_(self: List[Tensor], scalar: float):
+            torch._foreach_add_(self, scalar)
+
+        def foreach_add_scalar(self: List[Tensor], scalar: float) -> List[Tensor]:
+            return torch._foreach_add(self, scalar)
+
+        def foreach_add_list_(self: List[Tensor], other: List[Tensor], alpha: float):
+            torch._foreach_add_(self, other, alpha=alpha)
+
+        def foreach_add_list(self: List[Tensor], other: List[Tensor], alpha: float) -> List[Tensor]:
+            return torch._foreach_add(self, other, alpha=alpha)
+
+        def foreach_sub_list_(self: List[Tensor], other: List[Tensor], alpha: float):
+            torch._foreach_sub_(self, other, alpha=alpha)
+
+        def foreach_mul_scalar_(self: List[Tensor], scalar: float):
+            torch._foreach_mul_(self, scalar)
+
+        def foreach_mul_scalarlist_(self: List[Tensor], scalars: Tensor):
+            torch._foreach_mul_(self, scalar_list(scalars))
+
+        def foreach_mul_scalarlist(self: List[Tensor], scalars: Tensor) -> List[Tensor]:
+            return torch._foreach_mul(self, scalar_list(scalars))
+
+        def foreach_mul_list_(self: List[Tensor], other: List[Tensor]):
+            torch._foreach_mul_(self, other)
+
+        def foreach_div_scalar_(self: List[Tensor], scalar: float):
+            torch._foreach_div_(self, scalar)
+
+        def foreach_div_scalarlist_(self: List[Tensor], scalars: Tensor):
+            torch._foreach_div_(self, scalar_list(scalars))
+
+        def foreach_neg(self: List[Tensor]) -> List[Tensor]:
+            return torch._foreach_neg(self)
+
+        def foreach_neg_(self: List[Tensor]):
+            torch._foreach_neg_(self)
+
+        def foreach_lerp_scalar_(self: List[Tensor], end: List[Tensor], weight: float):
+            torch._foreach_lerp_(self, end, weight)
+
+        def foreach_addcmul_scalar_(self: List[Tensor], tensor1: List[Tensor], tensor2: List[Tensor], value: float):
+            torch._foreach_addcmul_(self, tensor1, tensor2, value=value)
+
+        def foreach_addcmul_scalar(self: List[Tensor], tensor1: List[Tensor], tensor2: List[Tensor], value: float) -> List[Tensor]:
+            return torch._foreach_addcmul(self, tensor1, tensor2, value=value)
+
+        def foreach_addcdiv_scalar_(self: List[Tensor], tensor1: List[Tensor], tensor2: List[Tensor], value: float):
+            torch._foreach_addcdiv_(self, tensor1, tensor2, value=value)
+
+        def foreach_addcdiv_scalarlist_(self: List[Tensor], tensor1: List[Tensor], tensor2: List[Tensor], scalars: Tensor):
+            torch._foreach_addcdiv_(self, tensor1, tensor2, scalar_list(scalars))
+
+        def foreach_sqrt(self: List[Tensor]) -> List[Tensor]:
+            return torch._foreach_sqrt(self)
+
+        def foreach_sqrt_(self: List[Tensor]):
+            torch._foreach_sqrt_(self)
+
+        def foreach_maximum_list_(self: List[Tensor], other: List[Tensor]):
+            torch._foreach_maximum_(self, other)
+
+        def foreach_zero_(self: List[Tensor]):
+            torch._foreach_zero_(self)
+
+        def foreach_copy_(self: List[Tensor], src: List[Tensor]):
+            torch._foreach_copy_(self, src)
+
+        def fused_adam_(self: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], exp_avg_sqs: List[Tensor],
+                        max_exp_avg_sqs: List[Tensor], state_steps: List[Tensor], lr: float, beta1: float, beta2: float,
+                        weight_decay: float, eps: float, amsgrad: bool, maximize: bool,
+                        grad_scale: Optional[Tensor], found_inf: Optional[Tensor]):
+            torch._fused_adam_(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr=lr, beta1=beta1,
+                               beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=amsgrad, maximize=maximize,
+                               grad_scale=grad_scale, found_inf=found_inf)
+
+        def fused_adamw_(self: List[Tensor], grads: List[Tensor], exp_avgs: List[Tensor], exp_avg_sqs: List[Tensor],
+                         max_exp_avg_sqs: List[Tensor], state_steps: List[Tensor], lr: float, beta1: float, beta2: float,
+                         weight_decay: float, eps: float, amsgrad: bool, maximize: bool,
+                         grad_scale: Optional[Tensor], found_inf: Optional[Tensor]):
+            torch._fused_adamw_(self, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps, lr=lr, beta1=beta1,
+                                beta2=beta2, weight_decay=weight_decay, eps=eps, amsgrad=amsgrad, maximize=maximize,
+                                grad_scale=grad_scale, found_inf=found_inf)
+
+        def fused_sgd_(self: List[Tensor], grads: List[Tensor], momentum_buffer_list: List[Tensor], weight_decay: float,
+                       momentum: float, lr: float, dampening: float, nesterov: bool, maximize: bool, is_first_step: bool,
+                       grad_scale: Optional[Tensor], found_inf: Optional[Tensor]):
+            torch._fused_sgd_(self, grads, momentum_buffer_list, weight_decay=weight_decay, momentum=momentum, lr=lr,
+                              dampening=dampening, nesterov=nesterov, maximize=maximize, is_first_step=is_first_step,
+                              grad_scale=grad_scale, found_inf=found_inf)
+
+        def fused_adagrad_(self: List[Tensor], grads: List[Tensor], state_sums: List[Tensor], state_steps: List[Tensor],
+                           lr: float, lr_decay: float, weight_decay: float, eps: float, maximize: bool,
+                           grad_scale: Optional[Tensor], found_inf: Optional[Tensor]):
+            torch._fused_adagrad_(self, grads, state_sums, state_steps, lr=lr, lr_decay=lr_decay,
+                                  weight_decay=weight_decay, eps=eps, maximize=maximize, grad_scale=grad_scale,
+                                  found_inf=found_inf)
         """;
 
     private static int _compilations;
@@ -31,14 +154,74 @@ internal static class Aten
     private static jit.CompilationUnit Compile()
     {
         Interlocked.Increment(ref _compilations);
-        return jit.compile(Script);
+        // TorchScript's C++ parser trips (an internal assert in parseAssign) on a final statement that spans lines
+        // and ends without a newline; a raw string literal drops the last newline, so add it back.
+        return jit.compile(Script + "\n");
     }
 
+    /// <summary>Runs a script function that returns None. Scalars are passed as <see cref="Scalar"/>s we dispose.</summary>
     private static void Invoke(string name, params object?[] args)
     {
         // Grad mode of the caller applies inside the unit; optimizer math never records graphs.
         using var _ = no_grad();
-        Unit.Value.invoke(name, args!);
+        try
+        {
+            Unit.Value.invoke(name, args!);
+        }
+        finally
+        {
+            DisposeScalars(args);
+        }
+    }
+
+    /// <summary>Runs a script function that returns <c>List[Tensor]</c>; the result belongs to the caller.</summary>
+    private static Tensor[] InvokeList(string name, params object?[] args)
+    {
+        using var _ = no_grad();
+        try
+        {
+            // TorchSharp maps a returned List[Tensor] to Tensor[] (each wrapped with `new Tensor(handle)`, which
+            // registers it in the current DisposeScope). Accept object[] too in case a version boxes the elements.
+            return Unit.Value.invoke(name, args!) switch
+            {
+                Tensor[] tensors => tensors,
+                object[] objects => objects.Cast<Tensor>().ToArray(),
+                var other => throw new InvalidOperationException(
+                    $"TorchScript function {name} returned {other?.GetType().Name ?? "null"}, expected a list of tensors."),
+            };
+        }
+        finally
+        {
+            DisposeScalars(args);
+        }
+    }
+
+    private static void DisposeScalars(object?[] args)
+    {
+        foreach (var arg in args)
+        {
+            if (arg is Scalar s) s.Dispose();
+        }
+    }
+
+    private static Tensor[] List(IReadOnlyList<Tensor> tensors) => tensors as Tensor[] ?? tensors.ToArray();
+
+    private static Scalar S(double value) => value.ToScalar();
+
+    /// <summary>
+    /// A Python list of floats, as a 1-D float64 CPU tensor the script turns back into a list (<c>scalar_list</c>): each
+    /// value reaches ATen as the same double Scalar. The caller disposes it.
+    /// </summary>
+    private static Tensor ScalarList(IReadOnlyList<Tensor> self, IReadOnlyList<double> values, string name)
+    {
+        SameLength(self, values.Count, name);
+        return torch.tensor(values as double[] ?? values.ToArray(), ScalarType.Float64, CPU);
+    }
+
+    private static void SameLength(IReadOnlyList<Tensor> self, int count, string name)
+    {
+        if (count != self.Count)
+            throw new ArgumentException($"Expected {self.Count} entries in {name} (one per tensor of self), got {count}.", name);
     }
 
     /// <summary>
@@ -55,7 +238,290 @@ internal static class Aten
         }
         else
         {
-            Invoke("lerp_scalar_", self, end, weight);
+            Invoke("lerp_scalar_", self, end, S(weight));
+        }
+    }
+
+    // ---- _foreach_* (PyTorch's _multi_tensor_* paths). On CPU ATen runs them tensor by tensor: same bits as the
+    // per-tensor ops with the same Scalars.
+
+    /// <summary>
+    /// <c>torch._foreach_add_(self, scalar)</c>. Also the step counter update: PyTorch adds
+    /// <c>torch.tensor(1.0)</c> with <c>alpha=1.0</c> to CPU steps for speed, which gives the same bits.
+    /// </summary>
+    public static void ForeachAdd_(IReadOnlyList<Tensor> self, double scalar)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_add_scalar_", List(self), S(scalar));
+    }
+
+    /// <summary><c>torch._foreach_add(self, scalar)</c>: new tensors, owned by the caller.</summary>
+    public static Tensor[] ForeachAdd(IReadOnlyList<Tensor> self, double scalar)
+    {
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_add_scalar", List(self), S(scalar));
+    }
+
+    /// <summary><c>torch._foreach_add_(self, other, alpha=alpha)</c>: <c>self[i] += alpha * other[i]</c>.</summary>
+    public static void ForeachAdd_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return;
+        Invoke("foreach_add_list_", List(self), List(other), S(alpha));
+    }
+
+    /// <summary><c>torch._foreach_add(self, other, alpha=alpha)</c>: new tensors, owned by the caller.</summary>
+    public static Tensor[] ForeachAdd(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_add_list", List(self), List(other), S(alpha));
+    }
+
+    /// <summary>
+    /// <c>torch._foreach_sub_(self, other, alpha=alpha)</c>. PyTorch's fused paths undo a skipped step with
+    /// <c>_foreach_sub_(state_steps, [found_inf] * n)</c>: pass the same tensor n times.
+    /// </summary>
+    public static void ForeachSub_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return;
+        Invoke("foreach_sub_list_", List(self), List(other), S(alpha));
+    }
+
+    /// <summary><c>torch._foreach_mul_(self, scalar)</c>.</summary>
+    public static void ForeachMul_(IReadOnlyList<Tensor> self, double scalar)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_mul_scalar_", List(self), S(scalar));
+    }
+
+    /// <summary><c>torch._foreach_mul_(self, scalars)</c> with one double per tensor (a Python float list).</summary>
+    public static void ForeachMul_(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
+    {
+        using var list = ScalarList(self, scalars, nameof(scalars));
+        if (self.Count == 0) return;
+        Invoke("foreach_mul_scalarlist_", List(self), list);
+    }
+
+    /// <summary><c>torch._foreach_mul(self, scalars)</c>: new tensors, owned by the caller.</summary>
+    public static Tensor[] ForeachMul(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
+    {
+        using var list = ScalarList(self, scalars, nameof(scalars));
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_mul_scalarlist", List(self), list);
+    }
+
+    /// <summary><c>torch._foreach_mul_(self, other)</c>: <c>self[i] *= other[i]</c>.</summary>
+    public static void ForeachMul_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return;
+        Invoke("foreach_mul_list_", List(self), List(other));
+    }
+
+    /// <summary><c>torch._foreach_div_(self, scalar)</c>.</summary>
+    public static void ForeachDiv_(IReadOnlyList<Tensor> self, double scalar)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_div_scalar_", List(self), S(scalar));
+    }
+
+    /// <summary><c>torch._foreach_div_(self, scalars)</c> with one double per tensor (Adam's <c>bias_correction2_sqrt</c>).</summary>
+    public static void ForeachDiv_(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
+    {
+        using var list = ScalarList(self, scalars, nameof(scalars));
+        if (self.Count == 0) return;
+        Invoke("foreach_div_scalarlist_", List(self), list);
+    }
+
+    /// <summary><c>torch._foreach_neg(self)</c>: new tensors, owned by the caller (maximize never touches the grads).</summary>
+    public static Tensor[] ForeachNeg(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_neg", (object)List(self));
+    }
+
+    /// <summary><c>torch._foreach_neg_(self)</c>.</summary>
+    public static void ForeachNeg_(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_neg_", (object)List(self));
+    }
+
+    /// <summary><c>torch._foreach_lerp_(self, end, weight)</c> with a Scalar weight (same bits as <see cref="Lerp_"/> per tensor).</summary>
+    public static void ForeachLerp_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> end, double weight)
+    {
+        SameLength(self, end.Count, nameof(end));
+        if (self.Count == 0) return;
+        Invoke("foreach_lerp_scalar_", List(self), List(end), S(weight));
+    }
+
+    /// <summary><c>torch._foreach_addcmul_(self, tensor1, tensor2, value=value)</c>: <c>self[i] += value * t1[i] * t2[i]</c>.</summary>
+    public static void ForeachAddcmul_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, double value = 1)
+    {
+        SameLength(self, tensor1.Count, nameof(tensor1));
+        SameLength(self, tensor2.Count, nameof(tensor2));
+        if (self.Count == 0) return;
+        Invoke("foreach_addcmul_scalar_", List(self), List(tensor1), List(tensor2), S(value));
+    }
+
+    /// <summary><c>torch._foreach_addcmul(self, tensor1, tensor2, value=value)</c>: new tensors, owned by the caller.</summary>
+    public static Tensor[] ForeachAddcmul(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, double value = 1)
+    {
+        SameLength(self, tensor1.Count, nameof(tensor1));
+        SameLength(self, tensor2.Count, nameof(tensor2));
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_addcmul_scalar", List(self), List(tensor1), List(tensor2), S(value));
+    }
+
+    /// <summary><c>torch._foreach_addcdiv_(self, tensor1, tensor2, value=value)</c>: <c>self[i] += value * t1[i] / t2[i]</c>.</summary>
+    public static void ForeachAddcdiv_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, double value = 1)
+    {
+        SameLength(self, tensor1.Count, nameof(tensor1));
+        SameLength(self, tensor2.Count, nameof(tensor2));
+        if (self.Count == 0) return;
+        Invoke("foreach_addcdiv_scalar_", List(self), List(tensor1), List(tensor2), S(value));
+    }
+
+    /// <summary><c>torch._foreach_addcdiv_(self, tensor1, tensor2, scalars)</c> with one double per tensor (Adam's <c>step_size</c> list).</summary>
+    public static void ForeachAddcdiv_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, IReadOnlyList<double> scalars)
+    {
+        SameLength(self, tensor1.Count, nameof(tensor1));
+        SameLength(self, tensor2.Count, nameof(tensor2));
+        using var list = ScalarList(self, scalars, nameof(scalars));
+        if (self.Count == 0) return;
+        Invoke("foreach_addcdiv_scalarlist_", List(self), List(tensor1), List(tensor2), list);
+    }
+
+    /// <summary><c>torch._foreach_sqrt(self)</c>: new tensors, owned by the caller.</summary>
+    public static Tensor[] ForeachSqrt(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_sqrt", (object)List(self));
+    }
+
+    /// <summary><c>torch._foreach_sqrt_(self)</c>.</summary>
+    public static void ForeachSqrt_(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_sqrt_", (object)List(self));
+    }
+
+    /// <summary><c>torch._foreach_maximum_(self, other)</c> (AMSGrad's running max).</summary>
+    public static void ForeachMaximum_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return;
+        Invoke("foreach_maximum_list_", List(self), List(other));
+    }
+
+    /// <summary><c>torch._foreach_zero_(self)</c>.</summary>
+    public static void ForeachZero_(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_zero_", (object)List(self));
+    }
+
+    /// <summary><c>torch._foreach_copy_(self, src)</c>.</summary>
+    public static void ForeachCopy_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> src)
+    {
+        SameLength(self, src.Count, nameof(src));
+        if (self.Count == 0) return;
+        Invoke("foreach_copy_", List(self), List(src));
+    }
+
+    // ---- _fused_* kernels. All lists on one device with one dtype (PyTorch groups by (device, dtype) first).
+    // None of them increments state_steps: PyTorch's Python does `_foreach_add_(state_steps, 1)` before the call.
+    // With found_inf holding 1.0 the CPU kernels return before touching anything; PyTorch then undoes the step
+    // increment with `_foreach_sub_(state_steps, [found_inf] * n)` (see ForeachSub_). With grad_scale the kernels
+    // divide the gradients by it IN PLACE (the unscaled gradients are written back into `grads`).
+
+    /// <summary>
+    /// <c>torch._fused_adam_</c>. <paramref name="maxExpAvgSqs"/> is only read when <paramref name="amsgrad"/> is set
+    /// (ATen wants an empty list otherwise; the bridge passes one). <paramref name="gradScale"/> and
+    /// <paramref name="foundInf"/> are float32 tensors on the params' device, or null.
+    /// </summary>
+    public static void FusedAdam_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
+        IReadOnlyList<Tensor> expAvgSqs, IReadOnlyList<Tensor> maxExpAvgSqs, IReadOnlyList<Tensor> stateSteps,
+        double lr, double beta1, double beta2, double weightDecay, double eps, bool amsgrad, bool maximize,
+        Tensor? gradScale = null, Tensor? foundInf = null) =>
+        FusedAdamLike("fused_adam_", @params, grads, expAvgs, expAvgSqs, maxExpAvgSqs, stateSteps, lr, beta1, beta2, weightDecay, eps,
+            amsgrad, maximize, gradScale, foundInf);
+
+    /// <summary><c>torch._fused_adamw_</c> (decoupled weight decay); arguments as <see cref="FusedAdam_"/>.</summary>
+    public static void FusedAdamW_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
+        IReadOnlyList<Tensor> expAvgSqs, IReadOnlyList<Tensor> maxExpAvgSqs, IReadOnlyList<Tensor> stateSteps,
+        double lr, double beta1, double beta2, double weightDecay, double eps, bool amsgrad, bool maximize,
+        Tensor? gradScale = null, Tensor? foundInf = null) =>
+        FusedAdamLike("fused_adamw_", @params, grads, expAvgs, expAvgSqs, maxExpAvgSqs, stateSteps, lr, beta1, beta2, weightDecay, eps,
+            amsgrad, maximize, gradScale, foundInf);
+
+    private static void FusedAdamLike(string name, IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
+        IReadOnlyList<Tensor> expAvgSqs, IReadOnlyList<Tensor> maxExpAvgSqs, IReadOnlyList<Tensor> stateSteps,
+        double lr, double beta1, double beta2, double weightDecay, double eps, bool amsgrad, bool maximize,
+        Tensor? gradScale, Tensor? foundInf)
+    {
+        SameLength(@params, grads.Count, nameof(grads));
+        SameLength(@params, expAvgs.Count, nameof(expAvgs));
+        SameLength(@params, expAvgSqs.Count, nameof(expAvgSqs));
+        SameLength(@params, stateSteps.Count, nameof(stateSteps));
+        if (amsgrad) SameLength(@params, maxExpAvgSqs.Count, nameof(maxExpAvgSqs));
+        if (@params.Count == 0) return;
+        RequireContiguous((@params, nameof(@params)), (grads, nameof(grads)), (expAvgs, nameof(expAvgs)), (expAvgSqs, nameof(expAvgSqs)),
+            (amsgrad ? maxExpAvgSqs : Array.Empty<Tensor>(), nameof(maxExpAvgSqs)));
+        Invoke(name, List(@params), List(grads), List(expAvgs), List(expAvgSqs),
+            amsgrad ? List(maxExpAvgSqs) : Array.Empty<Tensor>(), List(stateSteps),
+            S(lr), S(beta1), S(beta2), S(weightDecay), S(eps), amsgrad, maximize, gradScale, foundInf);
+    }
+
+    /// <summary>
+    /// <c>torch._fused_sgd_</c>. With <paramref name="momentum"/> == 0 no buffers are used (the bridge passes ATen the
+    /// empty list it wants). On the first step PyTorch passes <c>empty_like</c> buffers and
+    /// <paramref name="isFirstStep"/> = true: the kernel then writes the (decayed) gradient into them.
+    /// </summary>
+    public static void FusedSgd_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> momentumBuffers,
+        double weightDecay, double momentum, double lr, double dampening, bool nesterov, bool maximize, bool isFirstStep,
+        Tensor? gradScale = null, Tensor? foundInf = null)
+    {
+        SameLength(@params, grads.Count, nameof(grads));
+        var withBuffers = momentum != 0;
+        if (withBuffers) SameLength(@params, momentumBuffers.Count, nameof(momentumBuffers));
+        if (@params.Count == 0) return;
+        RequireContiguous((@params, nameof(@params)), (grads, nameof(grads)),
+            (withBuffers ? momentumBuffers : Array.Empty<Tensor>(), nameof(momentumBuffers)));
+        Invoke("fused_sgd_", List(@params), List(grads), withBuffers ? List(momentumBuffers) : Array.Empty<Tensor>(),
+            S(weightDecay), S(momentum), S(lr), S(dampening), nesterov, maximize, isFirstStep, gradScale, foundInf);
+    }
+
+    /// <summary><c>torch._fused_adagrad_</c>; <paramref name="stateSteps"/> must already hold the new step count.</summary>
+    public static void FusedAdagrad_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> stateSums,
+        IReadOnlyList<Tensor> stateSteps, double lr, double lrDecay, double weightDecay, double eps, bool maximize,
+        Tensor? gradScale = null, Tensor? foundInf = null)
+    {
+        SameLength(@params, grads.Count, nameof(grads));
+        SameLength(@params, stateSums.Count, nameof(stateSums));
+        SameLength(@params, stateSteps.Count, nameof(stateSteps));
+        if (@params.Count == 0) return;
+        RequireContiguous((@params, nameof(@params)), (grads, nameof(grads)), (stateSums, nameof(stateSums)));
+        Invoke("fused_adagrad_", List(@params), List(grads), List(stateSums), List(stateSteps),
+            S(lr), S(lrDecay), S(weightDecay), S(eps), maximize, gradScale, foundInf);
+    }
+
+    /// <summary>
+    /// The CPU fused kernels (libtorch 2.10) walk raw data pointers as if every tensor were dense and contiguous: a
+    /// strided param, grad or state tensor is silently read and written in the wrong places (measured: a transposed
+    /// param or grad gives a wrong update, no error). Refuse such tensors here; callers pass contiguous ones.
+    /// </summary>
+    private static void RequireContiguous(params (IReadOnlyList<Tensor> List, string Name)[] lists)
+    {
+        foreach (var (list, name) in lists)
+        {
+            for (var i = 0; i < list.Count; i++)
+            {
+                if (!list[i].is_contiguous())
+                    throw new ArgumentException($"Fused kernels need contiguous tensors; {name}[{i}] is not.", name);
+            }
         }
     }
 }

@@ -1,5 +1,7 @@
 using System;
 using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
 using Optim.Validation;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -91,10 +93,11 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
     }
 
     /// <inheritdoc/>
-    protected override void Update(SGDOptions options, StepBatch batch) => SingleTensor(batch, options);
+    protected override bool HasFusedKernel => true;
 
     // PyTorch's _single_tensor_sgd.
-    private static void SingleTensor(StepBatch batch, SGDOptions o)
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(SGDOptions o, StepBatch batch)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -121,5 +124,71 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
 
             param.add_(grad, -o.Lr);
         }
+    }
+
+    // PyTorch's _multi_tensor_sgd, except that Nesterov adds out of place: PyTorch's foreach path writes the
+    // momentum into the caller's .grad tensors when neither maximize nor weight decay made a copy first.
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(SGDOptions o, StepBatch bucket)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        if (o.WeightDecay != 0)
+        {
+            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+        }
+
+        if (o.Momentum != 0)
+        {
+            var bufs = bucket.States.Select(s => s.Get("momentum_buffer")).ToList();
+            if (bufs.TrueForAll(b => b is not null))
+            {
+                Aten.ForeachMul_(bufs!, o.Momentum);
+                Aten.ForeachAdd_(bufs!, grads, 1 - o.Dampening);
+            }
+            else
+            {
+                for (var i = 0; i < bufs.Count; i++)
+                {
+                    if (bufs[i] is null)
+                    {
+                        bufs[i] = grads[i].detach().clone();
+                        bucket.States[i].Set("momentum_buffer", bufs[i]!);
+                    }
+                    else
+                    {
+                        bufs[i]!.mul_(o.Momentum).add_(grads[i], 1 - o.Dampening);
+                    }
+                }
+            }
+            grads = o.Nesterov ? Aten.ForeachAdd(grads, bufs!, o.Momentum) : bufs!;
+        }
+
+        Aten.ForeachAdd_(bucket.Params, grads, -o.Lr);
+    }
+
+    // PyTorch's _fused_sgd. Its first step hands the kernel empty buffers and is_first_step=true; a bucket where only
+    // some parameters have buffers yet (one got its first gradient late) runs as two calls, which PyTorch can't.
+    /// <inheritdoc/>
+    protected override void FusedStep(SGDOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf)
+    {
+        if (o.Momentum == 0)
+        {
+            Fused(bucket.Params, bucket.Grads, Array.Empty<Tensor>(), isFirstStep: false);
+            return;
+        }
+        var fresh = Enumerable.Range(0, bucket.Count).Where(i => bucket.States[i].Get("momentum_buffer") is null).ToList();
+        var warm = Enumerable.Range(0, bucket.Count).Except(fresh).ToList();
+        foreach (var i in fresh) bucket.States[i].Set("momentum_buffer", empty_like(bucket.Grads[i]));
+        foreach (var (indices, first) in new[] { (warm, false), (fresh, true) })
+        {
+            if (indices.Count == 0) continue;
+            Fused(indices.Select(i => bucket.Params[i]).ToList(), indices.Select(i => bucket.Grads[i]).ToList(),
+                indices.Select(i => bucket.States[i]["momentum_buffer"]).ToList(), first);
+        }
+
+        void Fused(IReadOnlyList<Tensor> ps, IReadOnlyList<Tensor> gs, IReadOnlyList<Tensor> bufs, bool isFirstStep) =>
+            Aten.FusedSgd_(ps, gs, bufs, o.WeightDecay, o.Momentum, o.Lr, o.Dampening, o.Nesterov, o.Maximize, isFirstStep, gradScale, foundInf);
     }
 }

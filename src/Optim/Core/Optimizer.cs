@@ -30,6 +30,18 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// </summary>
     public bool CheckFiniteGradients { get; set; }
 
+    /// <summary>
+    /// The loss scale the gradients carry (for a gradient scaler), or null. Fused kernels divide the gradients by it
+    /// inside the kernel, as PyTorch's <c>optimizer.grad_scale</c>; other paths require it to be null.
+    /// </summary>
+    public Tensor? GradScale { get; set; }
+
+    /// <summary>
+    /// A one-element float tensor that is non-zero when the scaled gradients overflowed, or null. Fused kernels then
+    /// skip the update and the step count is not advanced, as PyTorch's <c>optimizer.found_inf</c>.
+    /// </summary>
+    public Tensor? FoundInf { get; set; }
+
     /// <summary>The parameter groups, as TorchSharp's schedulers see them (stable order and count).</summary>
     public sealed override IEnumerable<ILearningRateController> ParamGroups => GroupControllers;
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Optim.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -58,11 +59,28 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     protected abstract void InitializeState(TOptions options, Parameter parameter, ParameterState state);
 
     /// <summary>
-    /// Updates the parameters of one group that have gradients. Runs under <c>no_grad</c> inside a dispose scope.
+    /// PyTorch's <c>_single_tensor_*</c> update over one group's parameters that have gradients. Runs under
+    /// <c>no_grad</c> inside the step's dispose scope.
     /// </summary>
     /// <param name="options">The group's options.</param>
     /// <param name="batch">The parameters with gradients, their gradients and their state, as parallel lists.</param>
-    protected abstract void Update(TOptions options, StepBatch batch);
+    protected abstract void SingleTensorStep(TOptions options, StepBatch batch);
+
+    /// <summary>PyTorch's <c>_multi_tensor_*</c> update, called once per (device, dtype) part of a group.</summary>
+    /// <param name="options">The group's options.</param>
+    /// <param name="bucket">Parameters of one device and dtype.</param>
+    protected abstract void MultiTensorStep(TOptions options, StepBatch bucket);
+
+    /// <summary>PyTorch's <c>_fused_*</c> update, once per (device, dtype) part; only called when <see cref="HasFusedKernel"/>.</summary>
+    /// <param name="options">The group's options.</param>
+    /// <param name="bucket">Parameters of one device and dtype.</param>
+    /// <param name="gradScale"><see cref="Optimizer.GradScale"/> on the bucket's device, or null.</param>
+    /// <param name="foundInf"><see cref="Optimizer.FoundInf"/> on the bucket's device, or null.</param>
+    protected virtual void FusedStep(TOptions options, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        throw new NotSupportedException($"{GetType().Name} has no fused kernel.");
+
+    /// <summary>Whether ATen has a fused kernel for this algorithm.</summary>
+    protected virtual bool HasFusedKernel => false;
 
     /// <summary>The message for a sparse gradient (PyTorch's text where it has one).</summary>
     protected virtual string SparseGradientMessage => $"{GetType().Name} does not support sparse gradients";
@@ -95,8 +113,16 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 throw new ArgumentException("some parameters appear in more than one parameter group", nameof(spec));
         }
 
-        var options = spec.Configure is null ? Defaults : spec.Configure(Defaults);
-        var group = ParamGroupFactory.Create(parameters, names, options ?? throw new ArgumentException("Configure returned null.", nameof(spec)));
+        var options = (spec.Configure is null ? Defaults : spec.Configure(Defaults))
+            ?? throw new ArgumentException("Configure returned null.", nameof(spec));
+        if (options.Implementation == Implementation.Fused)
+        {
+            if (!HasFusedKernel)
+                throw new NotSupportedException($"ATen has no fused {GetType().Name} kernel; use Implementation.Foreach (or Auto, which picks it).");
+            var unfusable = parameters.FindIndex(p => !IsFusable(p));
+            if (unfusable >= 0) throw NotFusable(names[unfusable], parameters[unfusable]);
+        }
+        var group = ParamGroupFactory.Create(parameters, names, options);
         _groups.Add(group);
         if (InitializesStateEagerly)
         {
@@ -135,28 +161,86 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         using (NewDisposeScope())
         {
             var withGradients = _groups.Select(CollectGradients).ToList();
+            var paths = _groups.Select((g, i) => ResolvePath(g, withGradients[i])).ToList();
             for (var g = 0; g < _groups.Count; g++)
             {
+                var options = _groups[g].Options;
                 var batch = new StepBatch();
-                foreach (var (p, grad, name) in withGradients[g]) batch.Add(p, grad, EnsureState(_groups[g].Options, p), name);
-                if (batch.Count > 0) Update(_groups[g].Options, batch);
+                foreach (var (p, grad, name) in withGradients[g]) batch.Add(p, grad, EnsureState(options, p), name);
+                if (batch.Count == 0) continue;
+                switch (paths[g])
+                {
+                    case Implementation.ForLoop:
+                        SingleTensorStep(options, batch);
+                        break;
+                    case Implementation.Foreach:
+                        foreach (var bucket in batch.ByDeviceAndDtype()) MultiTensorStep(options, bucket);
+                        break;
+                    default:
+                        foreach (var bucket in batch.ByDeviceAndDtype())
+                        {
+                            var device = bucket.Params[0].device;
+                            FusedStep(options, bucket, GradScale?.to(device), FoundInf?.to(device));
+                        }
+                        break;
+                }
             }
         }
         return loss;
     }
+
+    // Auto: the fused kernel where ATen has one and it can serve every parameter, else foreach (both beat the
+    // for-loop on CPU and CUDA; see the benchmarks). An explicit Fused that cannot be served is an error.
+    private Implementation ResolvePath(ParamGroup<TOptions> group, List<(Parameter, Tensor, string)> withGradients)
+    {
+        var requested = group.Options.Implementation;
+        if (requested == Implementation.Fused || (requested == Implementation.Auto && HasFusedKernel))
+        {
+            var unfusable = withGradients.FindIndex(e => !IsFusable(e.Item1) || !e.Item2.is_contiguous());
+            if (requested == Implementation.Fused)
+            {
+                if (unfusable >= 0) throw NotFusable(withGradients[unfusable].Item3, withGradients[unfusable].Item1);
+                return Implementation.Fused;
+            }
+            if (unfusable < 0) return Implementation.Fused;
+        }
+        if (GradScale is not null || FoundInf is not null)
+            throw new InvalidOperationException($"GradScale and FoundInf need the fused path; {GetType().Name}'s group uses {requested}.");
+        return requested == Implementation.ForLoop ? Implementation.ForLoop : Implementation.Foreach;
+    }
+
+    // ATen's fused CPU kernels index raw memory: they silently miscompute non-contiguous tensors.
+    private static bool IsFusable(Tensor p) =>
+        p.dtype is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16
+        && p.device_type is DeviceType.CPU or DeviceType.CUDA
+        && p.is_contiguous();
+
+    private ArgumentException NotFusable(string name, Tensor p, string argument = nameof(Implementation)) => new(
+        $"{GetType().Name}'s fused kernel cannot serve parameter '{name}' ({p.dtype} on {p.device}): it takes contiguous float32, float64, float16 or bfloat16 tensors (and gradients) on CPU or CUDA.",
+        argument);
 
     /// <inheritdoc/>
     public override void zero_grad(bool set_to_none)
     {
         ThrowIfDisposed();
         using var _ = no_grad();
-        foreach (var p in parameters())
+        using var scope = NewDisposeScope();
+        var toZero = new List<Tensor>();
+        foreach (var group in _groups)
         {
-            using var grad = p.grad;
-            if (grad is null) continue;
-            if (set_to_none) p.grad = null;
-            else grad.zero_();
+            var zeroInPlace = new List<Tensor>();
+            foreach (var p in group.Parameters)
+            {
+                var grad = p.grad;
+                if (grad is null) continue;
+                if (set_to_none) p.grad = null;
+                else zeroInPlace.Add(grad);
+            }
+            if (group.Options.Implementation == Implementation.ForLoop) zeroInPlace.ForEach(g => g.zero_());
+            else toZero.AddRange(zeroInPlace);
         }
+        // PyTorch's foreach zero_grad: one _foreach_zero_ per (device, dtype).
+        foreach (var sameKind in toZero.GroupBy(g => (g.device_type, g.device_index, g.dtype))) Aten.ForeachZero_(sameKind.ToList());
     }
 
     /// <inheritdoc/>

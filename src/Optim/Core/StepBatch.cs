@@ -1,4 +1,5 @@
 using System.Collections.Generic;
+using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 
@@ -29,6 +30,24 @@ public sealed class StepBatch
 
     /// <summary>How many parameters the batch holds.</summary>
     public int Count => _params.Count;
+
+    /// <summary>The batch split by (device, dtype), order kept inside each part: what foreach and fused kernels take.</summary>
+    public IReadOnlyList<StepBatch> ByDeviceAndDtype()
+    {
+        var buckets = new List<(DeviceType Type, int Index, ScalarType Dtype, StepBatch Batch)>();
+        for (var i = 0; i < Count; i++)
+        {
+            var p = _params[i];
+            var bucket = buckets.Find(b => b.Type == p.device_type && b.Index == p.device_index && b.Dtype == p.dtype).Batch;
+            if (bucket is null)
+            {
+                bucket = new StepBatch();
+                buckets.Add((p.device_type, p.device_index, p.dtype, bucket));
+            }
+            bucket.Add(p, _grads[i], _states[i], _names[i]);
+        }
+        return buckets.Count == 1 ? new[] { this } : buckets.ConvertAll(b => b.Batch);
+    }
 
     internal void Add(Parameter parameter, Tensor grad, ParameterState state, string name)
     {

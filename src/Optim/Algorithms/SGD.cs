@@ -1,4 +1,3 @@
-using System;
 using System.Collections.Generic;
 using Optim.Validation;
 using TorchSharp.Modules;
@@ -30,11 +29,7 @@ public sealed record SGDOptions : OptimizerOptions, IMomentumOptions
     public bool Maximize { get; init; }
 
     /// <inheritdoc/>
-    protected internal override void Validate()
-    {
-        if (Nesterov && (Momentum <= 0 || Dampening != 0))
-            throw new ArgumentException("Nesterov momentum requires a momentum and zero dampening", "nesterov");
-    }
+    protected internal override void Validate() => Check.Nesterov(Nesterov, Momentum, Dampening);
 
     OptimizerOptions IMomentumOptions.WithMomentum(double momentum) => this with { Momentum = momentum };
 }
@@ -91,19 +86,30 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
     }
 
     /// <inheritdoc/>
-    protected override void Update(SGDOptions options, StepBatch batch) => SingleTensor(batch, options);
+    protected override void Update(SGDOptions options, StepBatch batch) =>
+        SingleTensor(batch, options.Lr, options.Momentum, options.Dampening, options.WeightDecay, options.Nesterov, options.Maximize,
+            decoupledWeightDecay: false);
 
-    // PyTorch's _single_tensor_sgd.
-    private static void SingleTensor(StepBatch batch, SGDOptions o)
+    /// <summary>
+    /// PyTorch's <c>_single_tensor_sgd</c>, shared with <see cref="SGDMomentumNesterov"/>. With
+    /// <paramref name="decoupledWeightDecay"/> the parameter is first scaled by <c>1 - lr * weight_decay</c> instead of
+    /// the decay being added to the gradient; everything else is SGD's update.
+    /// </summary>
+    internal static void SingleTensor(StepBatch batch, double lr, double momentum, double dampening, double weightDecay,
+        bool nesterov, bool maximize, bool decoupledWeightDecay)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            if (weightDecay != 0)
+            {
+                if (decoupledWeightDecay) param.mul_(1 - lr * weightDecay);
+                else grad = grad.add(param, weightDecay);
+            }
 
-            if (o.Momentum != 0)
+            if (momentum != 0)
             {
                 var buf = batch.States[i].Get("momentum_buffer");
                 if (buf is null)
@@ -114,12 +120,12 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
                 }
                 else
                 {
-                    buf.mul_(o.Momentum).add_(grad, 1 - o.Dampening);
+                    buf.mul_(momentum).add_(grad, 1 - dampening);
                 }
-                grad = o.Nesterov ? grad.add(buf, o.Momentum) : buf;
+                grad = nesterov ? grad.add(buf, momentum) : buf;
             }
 
-            param.add_(grad, -o.Lr);
+            param.add_(grad, -lr);
         }
     }
 }

@@ -32,11 +32,7 @@ public sealed record SGDOptions : OptimizerOptions, IMomentumOptions
     public bool Maximize { get; init; }
 
     /// <inheritdoc/>
-    protected internal override void Validate()
-    {
-        if (Nesterov && (Momentum <= 0 || Dampening != 0))
-            throw new ArgumentException("Nesterov momentum requires a momentum and zero dampening", "nesterov");
-    }
+    protected internal override void Validate() => Check.Nesterov(Nesterov, Momentum, Dampening);
 
     OptimizerOptions IMomentumOptions.WithMomentum(double momentum) => this with { Momentum = momentum };
 }
@@ -95,18 +91,41 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
     /// <inheritdoc/>
     protected override bool HasFusedKernel => true;
 
-    // PyTorch's _single_tensor_sgd.
     /// <inheritdoc/>
-    protected override void SingleTensorStep(SGDOptions o, StepBatch batch)
+    protected override void SingleTensorStep(SGDOptions o, StepBatch batch) => SingleTensor(batch, Hyper(o));
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(SGDOptions o, StepBatch bucket) => MultiTensor(bucket, Hyper(o));
+
+    /// <inheritdoc/>
+    protected override void FusedStep(SGDOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        Fused(bucket, Hyper(o), gradScale, foundInf);
+
+    private static SgdHyperparameters Hyper(SGDOptions o) =>
+        new(o.Lr, o.Momentum, o.Dampening, o.WeightDecay, o.Nesterov, o.Maximize, DecoupledWeightDecay: false);
+
+    /// <summary>
+    /// What SGD's three paths take; shared with <see cref="SGDMomentumNesterov"/>. With <c>DecoupledWeightDecay</c>
+    /// the parameter is first scaled by <c>1 - lr * weight_decay</c> instead of the decay being added to the gradient.
+    /// </summary>
+    internal readonly record struct SgdHyperparameters(
+        double Lr, double Momentum, double Dampening, double WeightDecay, bool Nesterov, bool Maximize, bool DecoupledWeightDecay);
+
+    // PyTorch's _single_tensor_sgd.
+    internal static void SingleTensor(StepBatch batch, SgdHyperparameters h)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = h.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            if (h.WeightDecay != 0)
+            {
+                if (h.DecoupledWeightDecay) param.mul_(1 - h.Lr * h.WeightDecay);
+                else grad = grad.add(param, h.WeightDecay);
+            }
 
-            if (o.Momentum != 0)
+            if (h.Momentum != 0)
             {
                 var buf = batch.States[i].Get("momentum_buffer");
                 if (buf is null)
@@ -117,35 +136,35 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
                 }
                 else
                 {
-                    buf.mul_(o.Momentum).add_(grad, 1 - o.Dampening);
+                    buf.mul_(h.Momentum).add_(grad, 1 - h.Dampening);
                 }
-                grad = o.Nesterov ? grad.add(buf, o.Momentum) : buf;
+                grad = h.Nesterov ? grad.add(buf, h.Momentum) : buf;
             }
 
-            param.add_(grad, -o.Lr);
+            param.add_(grad, -h.Lr);
         }
     }
 
     // PyTorch's _multi_tensor_sgd, except that Nesterov adds out of place: PyTorch's foreach path writes the
     // momentum into the caller's .grad tensors when neither maximize nor weight decay made a copy first.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(SGDOptions o, StepBatch bucket)
+    internal static void MultiTensor(StepBatch bucket, SgdHyperparameters h)
     {
         IReadOnlyList<Tensor> grads = bucket.Grads;
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
-        if (o.WeightDecay != 0)
+        if (h.Maximize) grads = Aten.ForeachNeg(grads);
+        if (h.WeightDecay != 0)
         {
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+            if (h.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - h.Lr * h.WeightDecay);
+            else if (h.Maximize) Aten.ForeachAdd_(grads, bucket.Params, h.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, h.WeightDecay);
         }
 
-        if (o.Momentum != 0)
+        if (h.Momentum != 0)
         {
             var bufs = bucket.States.Select(s => s.Get("momentum_buffer")).ToList();
             if (bufs.TrueForAll(b => b is not null))
             {
-                Aten.ForeachMul_(bufs!, o.Momentum);
-                Aten.ForeachAdd_(bufs!, grads, 1 - o.Dampening);
+                Aten.ForeachMul_(bufs!, h.Momentum);
+                Aten.ForeachAdd_(bufs!, grads, 1 - h.Dampening);
             }
             else
             {
@@ -158,24 +177,30 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
                     }
                     else
                     {
-                        bufs[i]!.mul_(o.Momentum).add_(grads[i], 1 - o.Dampening);
+                        bufs[i]!.mul_(h.Momentum).add_(grads[i], 1 - h.Dampening);
                     }
                 }
             }
-            grads = o.Nesterov ? Aten.ForeachAdd(grads, bufs!, o.Momentum) : bufs!;
+            grads = h.Nesterov ? Aten.ForeachAdd(grads, bufs!, h.Momentum) : bufs!;
         }
 
-        Aten.ForeachAdd_(bucket.Params, grads, -o.Lr);
+        Aten.ForeachAdd_(bucket.Params, grads, -h.Lr);
     }
 
     // PyTorch's _fused_sgd. Its first step hands the kernel empty buffers and is_first_step=true; a bucket where only
     // some parameters have buffers yet (one got its first gradient late) runs as two calls, which PyTorch can't.
-    /// <inheritdoc/>
-    protected override void FusedStep(SGDOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf)
+    // Decoupled decay scales the parameters before the kernel (with a found_inf skip, that scaling still happens).
+    internal static void Fused(StepBatch bucket, SgdHyperparameters h, Tensor? gradScale, Tensor? foundInf)
     {
-        if (o.Momentum == 0)
+        var weightDecay = h.WeightDecay;
+        if (h.DecoupledWeightDecay && weightDecay != 0)
         {
-            Fused(bucket.Params, bucket.Grads, Array.Empty<Tensor>(), isFirstStep: false);
+            Aten.ForeachMul_(bucket.Params, 1 - h.Lr * weightDecay);
+            weightDecay = 0;
+        }
+        if (h.Momentum == 0)
+        {
+            Kernel(bucket.Params, bucket.Grads, Array.Empty<Tensor>(), isFirstStep: false);
             return;
         }
         var fresh = Enumerable.Range(0, bucket.Count).Where(i => bucket.States[i].Get("momentum_buffer") is null).ToList();
@@ -184,11 +209,11 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         foreach (var (indices, first) in new[] { (warm, false), (fresh, true) })
         {
             if (indices.Count == 0) continue;
-            Fused(indices.Select(i => bucket.Params[i]).ToList(), indices.Select(i => bucket.Grads[i]).ToList(),
+            Kernel(indices.Select(i => bucket.Params[i]).ToList(), indices.Select(i => bucket.Grads[i]).ToList(),
                 indices.Select(i => bucket.States[i]["momentum_buffer"]).ToList(), first);
         }
 
-        void Fused(IReadOnlyList<Tensor> ps, IReadOnlyList<Tensor> gs, IReadOnlyList<Tensor> bufs, bool isFirstStep) =>
-            Aten.FusedSgd_(ps, gs, bufs, o.WeightDecay, o.Momentum, o.Lr, o.Dampening, o.Nesterov, o.Maximize, isFirstStep, gradScale, foundInf);
+        void Kernel(IReadOnlyList<Tensor> ps, IReadOnlyList<Tensor> gs, IReadOnlyList<Tensor> bufs, bool isFirstStep) =>
+            Aten.FusedSgd_(ps, gs, bufs, weightDecay, h.Momentum, h.Lr, h.Dampening, h.Nesterov, h.Maximize, isFirstStep, gradScale, foundInf);
     }
 }

@@ -231,7 +231,7 @@ public static class CheckpointFormat
         using var scope = NewDisposeScope();
         var cpu = tensor.detach().cpu().contiguous();
         w.Write((int)cpu.dtype);
-        w.Write((int)cpu.ndim);
+        w.Write(checked((int)cpu.ndim)); // Tensor.ndim is a long; the format stores an i32.
         foreach (var d in cpu.shape) w.Write(d);
         var bytes = cpu.bytes;
         w.Write((long)bytes.Length);

@@ -21,6 +21,16 @@ internal static class Check
     public static double ClosedUnitInterval(double value, string name, string what) =>
         double.IsFinite(value) && value >= 0 && value <= 1 ? value : throw Invalid(value, name, what);
 
+    /// <summary>
+    /// PyTorch's SGD rule <c>nesterov and (momentum &lt;= 0 or dampening != 0)</c>: Nesterov momentum needs a momentum
+    /// and no dampening.
+    /// </summary>
+    public static void Nesterov(bool nesterov, double momentum, double dampening)
+    {
+        if (nesterov && (momentum <= 0 || dampening != 0))
+            throw new ArgumentException("Nesterov momentum requires a momentum and zero dampening", nameof(nesterov));
+    }
+
     /// <summary>Accepts only values of a defined enum member.</summary>
     public static T Defined<T>(T value, string name) where T : struct, Enum =>
         Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(name, $"Invalid {name} value: {value}");

@@ -3,19 +3,39 @@ using TorchSharp.Modules;
 
 namespace Optim.Tests.Support;
 
-/// <summary>Builds our optimizer for a golden case, from the options PyTorch ran with.</summary>
+/// <summary>
+/// Builds our optimizer for a golden case, from the options PyTorch ran with. A case lists only the options that differ
+/// from PyTorch's defaults, so every fallback here is that algorithm's own default.
+/// </summary>
 public static class Factories
 {
     /// <summary>The golden files of the algorithms implemented so far.</summary>
-    public static readonly string[] GoldenFiles = { "sgd.json" };
+    public static readonly string[] GoldenFiles =
+        { "sgd.json", "sgd_momentum_nesterov.json", "adam.json", "adamw.json", "adagrad.json", "rmsprop.json" };
 
     /// <summary>Whether ATen has a fused kernel for the algorithm.</summary>
     public static bool HasFused(string algorithm) => algorithm is not "RMSprop";
+
+    /// <summary>
+    /// Whether PyTorch's foreach path runs the same ops as its for-loop. Adagrad's does not: it multiplies the gradient
+    /// by -clr before the division, where the for-loop passes -clr to addcdiv, so the two differ in the last bit.
+    /// </summary>
+    public static bool ForeachIsBitwise(string algorithm) => algorithm is not "Adagrad";
 
     public static Optimizer Create(GoldenCase c, IEnumerable<Parameter> ps, Implementation impl = Implementation.ForLoop) => c.Algorithm switch
     {
         "SGD" => new SGD(ps, c.Option("lr", 1e-3), c.Option("momentum", 0), c.Option("dampening", 0), c.Option("weight_decay", 0),
             c.Flag("nesterov"), c.Flag("maximize"), impl),
+        "Adam" => new Adam(ps, c.Option("lr", 1e-3), c.Option("beta1", 0.9), c.Option("beta2", 0.999), c.Option("eps", 1e-8),
+            c.Option("weight_decay", 0), c.Flag("amsgrad"), c.Flag("maximize"), impl),
+        "AdamW" => new AdamW(ps, c.Option("lr", 1e-3), c.Option("beta1", 0.9), c.Option("beta2", 0.999), c.Option("eps", 1e-8),
+            c.Option("weight_decay", 1e-2), c.Flag("amsgrad"), c.Flag("maximize"), impl),
+        "Adagrad" => new Adagrad(ps, c.Option("lr", 1e-2), c.Option("lr_decay", 0), c.Option("weight_decay", 0),
+            c.Option("initial_accumulator_value", 0), c.Option("eps", 1e-10), c.Flag("maximize"), impl),
+        "RMSprop" => new RMSprop(ps, c.Option("lr", 1e-2), c.Option("alpha", 0.99), c.Option("eps", 1e-8), c.Option("weight_decay", 0),
+            c.Option("momentum", 0), c.Flag("centered"), c.Flag("maximize"), impl),
+        "SGDMomentumNesterov" => new SGDMomentumNesterov(ps, c.Option("lr", 1e-3), c.Option("momentum", 0.9), c.Option("dampening", 0),
+            c.Flag("nesterov", fallback: true), c.Option("weight_decay", 0), c.Flag("decoupled_weight_decay"), c.Flag("maximize"), impl),
         _ => throw new System.NotSupportedException(c.Algorithm),
     };
 }

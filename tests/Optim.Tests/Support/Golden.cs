@@ -25,7 +25,7 @@ public sealed record GoldenCase(
 
     public double Option(string name, double fallback) => Options.TryGetValue(name, out var v) ? v.GetDouble() : fallback;
 
-    public bool Flag(string name) => Options.TryGetValue(name, out var v) && v.GetBoolean();
+    public bool Flag(string name, bool fallback = false) => Options.TryGetValue(name, out var v) ? v.GetBoolean() : fallback;
 
     /// <summary>Fresh parameters holding the initial values.</summary>
     public List<Parameter> MakeParameters() =>
@@ -98,5 +98,17 @@ public sealed record GoldenCase(
         return data;
     }
 
-    public static GoldenCase Get(string file, string id) => Load(file).Single(c => c.ToString() == id);
+    public static GoldenCase Get(string file, string id) => Cached(file).Single(c => c.ToString() == id);
+
+    private static readonly Dictionary<string, IReadOnlyList<GoldenCase>> Cache = new();
+
+    // Each theory row reads one case; parse every file once per test run.
+    private static IReadOnlyList<GoldenCase> Cached(string file)
+    {
+        lock (Cache)
+        {
+            if (!Cache.TryGetValue(file, out var cases)) Cache[file] = cases = Load(file).ToList();
+            return cases;
+        }
+    }
 }

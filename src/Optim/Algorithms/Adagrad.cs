@@ -1,0 +1,159 @@
+using System.Collections.Generic;
+using Optim.Kernels;
+using System.Linq;
+using Optim.Validation;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>The hyperparameters of <see cref="Adagrad"/>. A new instance holds PyTorch's defaults.</summary>
+public sealed record AdagradOptions : OptimizerOptions
+{
+    private readonly double _lrDecay;
+    private readonly double _weightDecay;
+    private readonly double _initialAccumulatorValue;
+    private readonly double _eps = 1e-10;
+
+    /// <summary>Creates options with PyTorch's Adagrad defaults (<c>lr</c> 1e-2).</summary>
+    public AdagradOptions() => Lr = 1e-2;
+
+    /// <summary>Learning-rate decay: step <c>t</c> uses <c>lr / (1 + (t - 1) * lr_decay)</c>.</summary>
+    public double LrDecay { get => _lrDecay; init => _lrDecay = Check.NonNegative(value, "lr_decay", "Invalid lr_decay value"); }
+
+    /// <summary>L2 penalty, added to the gradient.</summary>
+    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+
+    /// <summary>The value the sum of squared gradients starts from (used when the state is created).</summary>
+    public double InitialAccumulatorValue
+    {
+        get => _initialAccumulatorValue;
+        init => _initialAccumulatorValue = Check.NonNegative(value, "initial_accumulator_value", "Invalid initial_accumulator_value value");
+    }
+
+    /// <summary>Term added to the denominator for numerical stability.</summary>
+    public double Eps { get => _eps; init => _eps = Check.NonNegative(value, "eps", "Invalid epsilon value"); }
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+}
+
+/// <summary>
+/// Adagrad with optional learning-rate decay, weight decay and maximization: PyTorch 2.x's <c>torch.optim.Adagrad</c>,
+/// op for op (dense gradients). As in PyTorch, every parameter's state exists from construction.
+/// </summary>
+public sealed class Adagrad : Optimizer<AdagradOptions>
+{
+    /// <summary>Creates Adagrad over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adagrad</c>.</summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="lr_decay">Learning-rate decay.</param>
+    /// <param name="weight_decay">L2 penalty.</param>
+    /// <param name="initial_accumulator_value">Initial value of the sum of squared gradients.</param>
+    /// <param name="eps">Term added to the denominator for numerical stability.</param>
+    /// <param name="maximize">Maximize the objective.</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public Adagrad(IEnumerable<Parameter> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<AdagradOptions>(parameters), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation) { }
+
+    /// <summary>Creates Adagrad over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Adagrad(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<AdagradOptions>(parameters), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation) { }
+
+    /// <summary>Creates Adagrad over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Adagrad(IEnumerable<ParamGroupSpec<AdagradOptions>> groups, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : base(groups, new AdagradOptions
+        {
+            // PyTorch's validation order.
+            Lr = lr, LrDecay = lr_decay, WeightDecay = weight_decay, InitialAccumulatorValue = initial_accumulator_value, Eps = eps,
+            Maximize = maximize, Implementation = implementation,
+        })
+    { }
+
+    /// <inheritdoc/>
+    protected override bool InitializesStateEagerly => true;
+
+    /// <inheritdoc/>
+    protected override void InitializeState(AdagradOptions options, Parameter parameter, ParameterState state)
+    {
+        state.Set("step", StateTensors.NewStep());
+        state.Set("sum", full_like(parameter, options.InitialAccumulatorValue));
+    }
+
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => true;
+
+    // PyTorch's _single_tensor_adagrad (dense gradients).
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(AdagradOptions o, StepBatch batch)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var step = StateTensors.IncrementStep(state["step"]);
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+
+            var clr = o.Lr / (1 + (step - 1) * o.LrDecay);
+            var sum = state["sum"];
+            sum.addcmul_(grad, grad, 1);
+            var std = sum.sqrt().add_(o.Eps);
+            param.addcdiv_(grad, std, -clr);
+        }
+    }
+
+    // PyTorch's _multi_tensor_adagrad. It scales the gradient by -clr before dividing (the for-loop divides first and
+    // passes -clr as addcdiv's value), so even in PyTorch foreach and for-loop differ in the last bit.
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdagradOptions o, StepBatch bucket)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        var sums = bucket.States.Select(s => s["sum"]).ToList();
+        var steps = bucket.States.Select(s => s["step"]).ToList();
+
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        Aten.ForeachAdd_(steps, 1.0);
+        if (o.WeightDecay != 0)
+        {
+            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+        }
+
+        var minusClr = steps.Select(s => -o.Lr / (1 + (StateTensors.Value(s) - 1) * o.LrDecay)).ToList();
+        Aten.ForeachAddcmul_(sums, grads, grads, 1);
+        var std = Aten.ForeachSqrt(sums);
+        Aten.ForeachAdd_(std, o.Eps);
+
+        IReadOnlyList<Tensor> numerator;
+        if (o.WeightDecay != 0 || o.Maximize)
+        {
+            // grads is already our own copy: reuse it, as PyTorch does.
+            Aten.ForeachMul_(grads, minusClr);
+            numerator = grads;
+        }
+        else
+        {
+            numerator = Aten.ForeachMul(grads, minusClr);
+        }
+        Aten.ForeachAddcdiv_(bucket.Params, numerator, std);
+    }
+
+    // PyTorch's _fused_adagrad: steps advanced first, taken back where found_inf says the step was skipped.
+    /// <inheritdoc/>
+    protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf)
+    {
+        var steps = bucket.States.Select(s => s["step"]).ToList();
+        Aten.ForeachAdd_(steps, 1.0);
+        Aten.FusedAdagrad_(bucket.Params, bucket.Grads, bucket.States.Select(s => s["sum"]).ToList(), steps,
+            o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf);
+        if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
+    }
+}

@@ -1,0 +1,231 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using Optim.Validation;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace Optim;
+
+/// <summary>
+/// The hyperparameters of <see cref="Adam"/> and <see cref="AdamW"/> (the same set, as in PyTorch; the algorithm decides
+/// whether <see cref="WeightDecay"/> is an L2 penalty or decoupled decay). A new instance holds PyTorch's Adam defaults.
+/// </summary>
+public sealed record AdamOptions : OptimizerOptions, IBetasOptions
+{
+    private readonly double _beta1 = 0.9;
+    private readonly double _beta2 = 0.999;
+    private readonly double _eps = 1e-8;
+    private readonly double _weightDecay;
+
+    /// <summary>Coefficient of the running average of the gradient, in [0, 1) (PyTorch's <c>betas[0]</c>).</summary>
+    public double Beta1 { get => _beta1; init => _beta1 = Check.UnitInterval(value, "beta1", "Invalid beta parameter at index 0"); }
+
+    /// <summary>Coefficient of the running average of the squared gradient, in [0, 1) (PyTorch's <c>betas[1]</c>).</summary>
+    public double Beta2 { get => _beta2; init => _beta2 = Check.UnitInterval(value, "beta2", "Invalid beta parameter at index 1"); }
+
+    /// <summary>Term added to the denominator for numerical stability.</summary>
+    public double Eps { get => _eps; init => _eps = Check.NonNegative(value, "eps", "Invalid epsilon value"); }
+
+    /// <summary>
+    /// Weight decay: for <see cref="Adam"/> an L2 penalty added to the gradient, for <see cref="AdamW"/> the parameter is
+    /// scaled by <c>1 - lr * weight_decay</c> before the update.
+    /// </summary>
+    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+
+    /// <summary>Use the AMSGrad variant (the maximum of the past squared-gradient averages in the denominator).</summary>
+    public bool Amsgrad { get; init; }
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+
+    OptimizerOptions IBetasOptions.WithBetas(double beta1, double beta2) => this with { Beta1 = beta1, Beta2 = beta2 };
+
+    // PyTorch's validation order: lr, eps, betas[0], betas[1], weight_decay.
+    internal static AdamOptions Create(double lr, double beta1, double beta2, double eps, double weightDecay, bool amsgrad,
+        bool maximize, Implementation implementation) => new()
+        {
+            Lr = lr, Eps = eps, Beta1 = beta1, Beta2 = beta2, WeightDecay = weightDecay,
+            Amsgrad = amsgrad, Maximize = maximize, Implementation = implementation,
+        };
+}
+
+/// <summary>
+/// Adam with optional L2 weight decay, AMSGrad and maximization: PyTorch 2.x's <c>torch.optim.Adam</c>, op for op.
+/// <see cref="AdamW"/> derives from it, as PyTorch's AdamW is Adam with decoupled weight decay.
+/// </summary>
+public class Adam : Optimizer<AdamOptions>, IBetas
+{
+    private readonly bool _decoupledWeightDecay;
+
+    /// <summary>Creates Adam over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adam</c>.</summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="beta1">Coefficient of the running average of the gradient.</param>
+    /// <param name="beta2">Coefficient of the running average of the squared gradient.</param>
+    /// <param name="eps">Term added to the denominator for numerical stability.</param>
+    /// <param name="weight_decay">L2 penalty.</param>
+    /// <param name="amsgrad">Use the AMSGrad variant.</param>
+    /// <param name="maximize">Maximize the objective.</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public Adam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+        double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+
+    /// <summary>Creates Adam over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    public Adam(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+
+    /// <summary>Creates Adam over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    public Adam(IEnumerable<ParamGroupSpec<AdamOptions>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(groups, AdamOptions.Create(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation), decoupledWeightDecay: false) { }
+
+    /// <summary>Creates Adam, or with <paramref name="decoupledWeightDecay"/> AdamW, over parameter groups.</summary>
+    private protected Adam(IEnumerable<ParamGroupSpec<AdamOptions>> groups, AdamOptions defaults, bool decoupledWeightDecay)
+        : base(groups, defaults) => _decoupledWeightDecay = decoupledWeightDecay;
+
+    /// <summary>The first group's (beta1, beta2); setting them sets every group's (TorchSharp's <c>OneCycleLR</c> uses this).</summary>
+    public (double, double) Betas
+    {
+        get => (ParamGroups[0].Options.Beta1, ParamGroups[0].Options.Beta2);
+        set => SetOnAllGroups(o => o with { Beta1 = value.Item1, Beta2 = value.Item2 });
+    }
+
+    /// <inheritdoc/>
+    protected override string SparseGradientMessage => "Adam does not support sparse gradients, please consider SparseAdam instead";
+
+    /// <inheritdoc/>
+    protected override void InitializeState(AdamOptions options, Parameter parameter, ParameterState state)
+    {
+        // PyTorch's key order: step, exp_avg, exp_avg_sq, max_exp_avg_sq.
+        state.Set("step", StateTensors.NewStep());
+        state.Set("exp_avg", zeros_like(parameter));
+        state.Set("exp_avg_sq", zeros_like(parameter));
+        if (options.Amsgrad) state.Set("max_exp_avg_sq", zeros_like(parameter));
+    }
+
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => true;
+
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(AdamOptions options, StepBatch batch) => SingleTensor(batch, options, _decoupledWeightDecay);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdamOptions options, StepBatch bucket) => MultiTensor(bucket, options, _decoupledWeightDecay);
+
+    /// <inheritdoc/>
+    protected override void FusedStep(AdamOptions options, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        Fused(bucket, options, _decoupledWeightDecay, gradScale, foundInf);
+
+    // PyTorch's _single_tensor_adam (AdamW: decoupled_weight_decay=True).
+    private static void SingleTensor(StepBatch batch, AdamOptions o, bool decoupledWeightDecay)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            var expAvg = state["exp_avg"];
+            var expAvgSq = state["exp_avg_sq"];
+            var step = StateTensors.IncrementStep(state["step"]);
+
+            if (o.WeightDecay != 0)
+            {
+                if (decoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
+                else grad = grad.add(param, o.WeightDecay);
+            }
+
+            Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
+            expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
+
+            // Python floats: beta ** step and bias_correction2 ** 0.5 are C's pow, as Math.Pow is.
+            var biasCorrection1 = 1 - Math.Pow(o.Beta1, step);
+            var biasCorrection2 = 1 - Math.Pow(o.Beta2, step);
+            var stepSize = o.Lr / biasCorrection1;
+            var biasCorrection2Sqrt = Math.Pow(biasCorrection2, 0.5);
+
+            Tensor denom;
+            if (o.Amsgrad)
+            {
+                var maxExpAvgSq = StateTensors.GetOrAddZeros(state, "max_exp_avg_sq", param);
+                // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq): TorchSharp has no out=; same bits.
+                maxExpAvgSq.copy_(maximum(maxExpAvgSq, expAvgSq));
+                denom = maxExpAvgSq.sqrt().div(biasCorrection2Sqrt).add_(o.Eps);
+            }
+            else
+            {
+                denom = expAvgSq.sqrt().div(biasCorrection2Sqrt).add_(o.Eps);
+            }
+
+            param.addcdiv_(expAvg, denom, -stepSize);
+        }
+    }
+
+    // PyTorch's _multi_tensor_adam (non-capturable): the same ops as the for-loop, over lists.
+    private static void MultiTensor(StepBatch bucket, AdamOptions o, bool decoupledWeightDecay)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
+        var expAvgSqs = bucket.States.Select(s => s["exp_avg_sq"]).ToList();
+        var steps = bucket.States.Select(s => s["step"]).ToList();
+
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        Aten.ForeachAdd_(steps, 1.0);
+        if (o.WeightDecay != 0)
+        {
+            if (decoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
+            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+        }
+
+        Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
+        Aten.ForeachMul_(expAvgSqs, o.Beta2);
+        Aten.ForeachAddcmul_(expAvgSqs, grads, grads, 1 - o.Beta2);
+
+        var stepValues = steps.Select(StateTensors.Value).ToList();
+        var stepSizes = stepValues.Select(step => o.Lr / (1 - Math.Pow(o.Beta1, step)) * -1).ToList();
+        var biasCorrection2Sqrts = stepValues.Select(step => Math.Pow(1 - Math.Pow(o.Beta2, step), 0.5)).ToList();
+
+        Tensor[] denoms;
+        if (o.Amsgrad)
+        {
+            var maxExpAvgSqs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "max_exp_avg_sq", bucket.Params[i])).ToList();
+            Aten.ForeachMaximum_(maxExpAvgSqs, expAvgSqs);
+            denoms = Aten.ForeachSqrt(maxExpAvgSqs);
+        }
+        else
+        {
+            denoms = Aten.ForeachSqrt(expAvgSqs);
+        }
+        Aten.ForeachDiv_(denoms, biasCorrection2Sqrts);
+        Aten.ForeachAdd_(denoms, o.Eps);
+        Aten.ForeachAddcdiv_(bucket.Params, expAvgs, denoms, stepSizes);
+    }
+
+    // PyTorch's _fused_adam: the kernel does not count steps, so they are advanced first, and taken back where
+    // found_inf says the step was skipped.
+    private static void Fused(StepBatch bucket, AdamOptions o, bool decoupledWeightDecay, Tensor? gradScale, Tensor? foundInf)
+    {
+        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var maxExpAvgSqs = o.Amsgrad
+            ? bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "max_exp_avg_sq", bucket.Params[i])).ToList()
+            : new List<Tensor>();
+        Aten.ForeachAdd_(steps, 1.0);
+        var kernel = decoupledWeightDecay ? (FusedKernel)Aten.FusedAdamW_ : Aten.FusedAdam_;
+        kernel(bucket.Params, bucket.Grads, bucket.States.Select(s => s["exp_avg"]).ToList(), bucket.States.Select(s => s["exp_avg_sq"]).ToList(),
+            maxExpAvgSqs, steps, o.Lr, o.Beta1, o.Beta2, o.WeightDecay, o.Eps, o.Amsgrad, o.Maximize, gradScale, foundInf);
+        if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
+    }
+
+    private delegate void FusedKernel(IReadOnlyList<Tensor> parameters, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
+        IReadOnlyList<Tensor> expAvgSqs, IReadOnlyList<Tensor> maxExpAvgSqs, IReadOnlyList<Tensor> steps, double lr, double beta1,
+        double beta2, double weightDecay, double eps, bool amsgrad, bool maximize, Tensor? gradScale, Tensor? foundInf);
+}

@@ -1,0 +1,186 @@
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using Optim.Validation;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace Optim;
+
+/// <summary>The hyperparameters of <see cref="RMSprop"/>. A new instance holds PyTorch's defaults.</summary>
+public sealed record RMSpropOptions : OptimizerOptions, IMomentumOptions
+{
+    private readonly double _alpha = 0.99;
+    private readonly double _eps = 1e-8;
+    private readonly double _weightDecay;
+    private readonly double _momentum;
+
+    /// <summary>Creates options with PyTorch's RMSprop defaults (<c>lr</c> 1e-2).</summary>
+    public RMSpropOptions() => Lr = 1e-2;
+
+    /// <summary>Smoothing constant of the running averages, in [0, 1].</summary>
+    public double Alpha { get => _alpha; init => _alpha = Check.ClosedUnitInterval(value, "alpha", "Invalid alpha value"); }
+
+    /// <summary>Term added to the denominator for numerical stability.</summary>
+    public double Eps { get => _eps; init => _eps = Check.NonNegative(value, "eps", "Invalid epsilon value"); }
+
+    /// <summary>L2 penalty, added to the gradient.</summary>
+    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+
+    /// <summary>Momentum factor, in [0, 1]; 0 updates without a momentum buffer.</summary>
+    public double Momentum { get => _momentum; init => _momentum = Check.ClosedUnitInterval(value, "momentum", "Invalid momentum value"); }
+
+    /// <summary>Normalize by an estimate of the gradient's variance (subtract the squared running mean of the gradient).</summary>
+    public bool Centered { get; init; }
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+
+    OptimizerOptions IMomentumOptions.WithMomentum(double momentum) => this with { Momentum = momentum };
+}
+
+/// <summary>
+/// RMSprop with optional momentum, centering, weight decay and maximization: PyTorch 2.x's <c>torch.optim.RMSprop</c>,
+/// op for op. Unlike TorchSharp's <c>RMSProp</c>, the momentum and centering buffers exist only when used.
+/// </summary>
+public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
+{
+    /// <summary>Creates RMSprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.RMSProp</c>.</summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="alpha">Smoothing constant.</param>
+    /// <param name="eps">Term added to the denominator for numerical stability.</param>
+    /// <param name="weight_decay">L2 penalty.</param>
+    /// <param name="momentum">Momentum factor.</param>
+    /// <param name="centered">Compute the centered RMSprop.</param>
+    /// <param name="maximize">Maximize the objective.</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public RMSprop(IEnumerable<Parameter> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0,
+        double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<RMSpropOptions>(parameters), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation) { }
+
+    /// <summary>Creates RMSprop over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    public RMSprop(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8,
+        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<RMSpropOptions>(parameters), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation) { }
+
+    /// <summary>Creates RMSprop over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    public RMSprop(IEnumerable<ParamGroupSpec<RMSpropOptions>> groups, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8,
+        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : base(groups, new RMSpropOptions
+        {
+            // PyTorch's validation order.
+            Lr = lr, Eps = eps, Momentum = momentum, WeightDecay = weight_decay, Alpha = alpha,
+            Centered = centered, Maximize = maximize, Implementation = implementation,
+        })
+    { }
+
+    /// <summary>The first group's momentum; setting it sets every group's (TorchSharp's schedulers use this).</summary>
+    public double Momentum
+    {
+        get => ParamGroups[0].Options.Momentum;
+        set => SetOnAllGroups(o => o with { Momentum = value });
+    }
+
+    /// <inheritdoc/>
+    protected override void InitializeState(RMSpropOptions options, Parameter parameter, ParameterState state)
+    {
+        // PyTorch's key order: step, square_avg, momentum_buffer (momentum > 0), grad_avg (centered).
+        state.Set("step", StateTensors.NewStep());
+        state.Set("square_avg", zeros_like(parameter));
+        if (options.Momentum > 0) state.Set("momentum_buffer", zeros_like(parameter));
+        if (options.Centered) state.Set("grad_avg", zeros_like(parameter));
+    }
+
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(RMSpropOptions o, StepBatch batch)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            var squareAvg = state["square_avg"];
+            // PyTorch's `step += 1`: the count is kept (and saved), but the update does not use it.
+            state["step"].add_(1);
+
+            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+
+            squareAvg.mul_(o.Alpha).addcmul_(grad, grad, 1 - o.Alpha);
+
+            Tensor avg;
+            if (o.Centered)
+            {
+                var gradAvg = StateTensors.GetOrAddZeros(state, "grad_avg", param);
+                Aten.Lerp_(gradAvg, grad, 1 - o.Alpha);
+                avg = squareAvg.addcmul(gradAvg, gradAvg, -1).sqrt_();
+            }
+            else
+            {
+                avg = squareAvg.sqrt();
+            }
+            avg = avg.add_(o.Eps);
+
+            if (o.Momentum > 0)
+            {
+                var buf = StateTensors.GetOrAddZeros(state, "momentum_buffer", param);
+                buf.mul_(o.Momentum).addcdiv_(grad, avg);
+                param.add_(buf, -o.Lr);
+            }
+            else
+            {
+                param.addcdiv_(grad, avg, -o.Lr);
+            }
+        }
+    }
+
+    // PyTorch's _multi_tensor_rmsprop (ATen has no fused RMSprop).
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        var squareAvgs = bucket.States.Select(s => s["square_avg"]).ToList();
+
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        Aten.ForeachAdd_(bucket.States.Select(s => s["step"]).ToList(), 1.0);
+        if (o.WeightDecay != 0)
+        {
+            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+        }
+
+        Aten.ForeachMul_(squareAvgs, o.Alpha);
+        Aten.ForeachAddcmul_(squareAvgs, grads, grads, 1 - o.Alpha);
+
+        Tensor[] avg;
+        if (o.Centered)
+        {
+            var gradAvgs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "grad_avg", bucket.Params[i])).ToList();
+            Aten.ForeachLerp_(gradAvgs, grads, 1 - o.Alpha);
+            avg = Aten.ForeachAddcmul(squareAvgs, gradAvgs, gradAvgs, -1);
+            Aten.ForeachSqrt_(avg);
+        }
+        else
+        {
+            avg = Aten.ForeachSqrt(squareAvgs);
+        }
+        Aten.ForeachAdd_(avg, o.Eps);
+
+        if (o.Momentum > 0)
+        {
+            var bufs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "momentum_buffer", bucket.Params[i])).ToList();
+            Aten.ForeachMul_(bufs, o.Momentum);
+            Aten.ForeachAddcdiv_(bufs, grads, avg);
+            Aten.ForeachAdd_(bucket.Params, bufs, -o.Lr);
+        }
+        else
+        {
+            Aten.ForeachAddcdiv_(bucket.Params, grads, avg, -o.Lr);
+        }
+    }
+}

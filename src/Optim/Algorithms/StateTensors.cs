@@ -1,0 +1,47 @@
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>How the algorithms create and advance the state tensors they share with PyTorch.</summary>
+internal static class StateTensors
+{
+    /// <summary>
+    /// A new <c>step</c> counter as PyTorch creates it, <c>torch.tensor(0.0, dtype=_get_scalar_dtype())</c>: a 0-dim CPU
+    /// tensor, float64 when the default dtype is float64 and float32 otherwise.
+    /// </summary>
+    public static Tensor NewStep() =>
+        torch.tensor(0.0, get_default_dtype() == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+
+    /// <summary>
+    /// PyTorch's <c>step_t += 1; step = step_t.item()</c>: increments the counter in place and returns its new value as
+    /// the Python float the scalar math uses (a float32 counter's value, widened exactly).
+    /// </summary>
+    public static double IncrementStep(Tensor step)
+    {
+        step.add_(1);
+        return Value(step);
+    }
+
+    /// <summary>PyTorch's <c>_get_value(step)</c>: the count as a Python float.</summary>
+    public static double Value(Tensor step)
+    {
+        using var value = step.ToScalar();
+        return value.ToDouble();
+    }
+
+    /// <summary>
+    /// The state tensor under <paramref name="key"/>, created when missing as <c>torch.zeros_like(p,
+    /// memory_format=torch.preserve_format)</c> (preserve is libtorch's default memory format). PyTorch
+    /// creates optional buffers only on a parameter's first step (and fails with a KeyError if the option is turned on
+    /// later); creating them here as well means an option turned on after the first step (RMSprop's momentum raised from 0
+    /// by a scheduler, amsgrad or centered switched on) starts its buffer from zero.
+    /// </summary>
+    public static Tensor GetOrAddZeros(ParameterState state, string key, Tensor parameter)
+    {
+        if (state.TryGetValue(key, out var existing)) return existing;
+        var created = zeros_like(parameter);
+        state.Set(key, created);
+        return created;
+    }
+}

@@ -180,7 +180,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                         foreach (var bucket in batch.ByDeviceAndDtype())
                         {
                             var device = bucket.Params[0].device;
-                            FusedStep(options, bucket, GradScale?.to(device), FoundInf?.to(device));
+                            FusedStep(options, bucket, AsKernelScalar(GradScale, device, nameof(GradScale)), AsKernelScalar(FoundInf, device, nameof(FoundInf)));
                         }
                         break;
                 }
@@ -383,6 +383,15 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             collected.Add((p, grad, name));
         }
         return collected;
+    }
+
+    // The fused kernels take grad_scale and found_inf as float32 scalars on the parameters' device (PyTorch's
+    // GradScaler keeps them 0-dim); any one-element tensor is accepted.
+    private static Tensor? AsKernelScalar(Tensor? t, Device device, string name)
+    {
+        if (t is null) return null;
+        if (t.numel() != 1) throw new InvalidOperationException($"{name} must hold one element, not {t.numel()}.");
+        return t.to(ScalarType.Float32, device).reshape(Array.Empty<long>());
     }
 
     private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;

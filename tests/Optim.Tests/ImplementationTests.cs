@@ -1,0 +1,210 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using Optim.Tests.Support;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim.Tests;
+
+/// <summary>Choosing between the for-loop, foreach and fused paths, and what must hold on every one of them.</summary>
+public class ImplementationTests
+{
+    public static TheoryData<string, Implementation> AlgorithmsAndPaths()
+    {
+        var data = new TheoryData<string, Implementation>();
+        foreach (var name in Algorithms.Names)
+            foreach (var impl in new[] { Implementation.ForLoop, Implementation.Foreach, Implementation.Fused, Implementation.Auto })
+                if (impl != Implementation.Fused || Factories.HasFused(name)) data.Add(name, impl);
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(AlgorithmsAndPaths))]
+    public void Mixed_dtypes_in_one_optimizer_each_follow_their_own_for_loop(string algorithm, Implementation impl)
+    {
+        var dtypes = new[] { ScalarType.Float32, ScalarType.Float64, ScalarType.BFloat16, ScalarType.Float32 };
+        var random = new Random(7);
+        var init = dtypes.Select(d => torch.tensor(Enumerable.Range(0, 6).Select(_ => random.NextDouble() - 0.5).ToArray()).to(d)).ToList();
+        var grads = Enumerable.Range(0, 5).Select(_ => dtypes.Select(d => torch.tensor(Enumerable.Range(0, 6).Select(_ => random.NextDouble() - 0.5).ToArray()).to(d)).ToList()).ToList();
+
+        List<Tensor> Run(Implementation path)
+        {
+            var ps = init.Select(t => new Parameter(t.clone())).ToList();
+            using var opt = Algorithms.Create(algorithm, ps, path);
+            foreach (var step in grads)
+            {
+                for (var i = 0; i < ps.Count; i++) ps[i].grad = step[i].clone();
+                opt.step();
+            }
+            return ps.Select(p => (Tensor)p.detach().clone()).ToList();
+        }
+
+        var reference = Run(Implementation.ForLoop);
+        var actual = Run(impl);
+        for (var i = 0; i < dtypes.Length; i++)
+        {
+            actual[i].dtype.Should().Be(dtypes[i]);
+            var tol = dtypes[i] == ScalarType.BFloat16 ? 2e-2 : 1e-5;
+            actual[i].to(ScalarType.Float64).allclose(reference[i].to(ScalarType.Float64), rtol: tol, atol: tol).Should().BeTrue($"{dtypes[i]} parameter {i}");
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(AlgorithmsAndPaths))]
+    public void Gradients_are_never_modified(string algorithm, Implementation impl)
+    {
+        // Includes PyTorch's SGD-foreach-Nesterov quirk of adding the momentum into .grad, which we don't copy.
+        var ps = new[] { new Parameter(torch.randn(5)), new Parameter(torch.randn(2, 3)) };
+        using var opt = Algorithms.Create(algorithm, ps, impl, maximize: false);
+        var grads = ps.Select(p => torch.randn_like(p)).ToArray();
+        var copies = grads.Select(g => g.clone()).ToArray();
+        for (var step = 0; step < 3; step++)
+        {
+            for (var i = 0; i < ps.Length; i++) ps[i].grad = grads[i];
+            opt.step();
+        }
+        for (var i = 0; i < ps.Length; i++) Trajectories.BitwiseEqual(grads[i], copies[i]).Should().BeTrue();
+    }
+
+    [Theory]
+    [InlineData("Adam")]
+    [InlineData("AdamW")]
+    [InlineData("Adagrad")]
+    [InlineData("SGD")]
+    public void A_checkpoint_from_the_fused_path_continues_on_the_for_loop_and_back(string algorithm)
+    {
+        var ps = new[] { new Parameter(torch.randn(4)), new Parameter(torch.randn(3, 2)) };
+        using var fused = Algorithms.Create(algorithm, ps, Implementation.Fused);
+        ps[0].grad = torch.randn(4);
+        ps[1].grad = torch.randn(3, 2);
+        fused.step();
+        fused.step();
+        using var memory = new MemoryStream();
+        fused.Save(memory);
+
+        var ps2 = ps.Select(p => new Parameter(p.detach().clone())).ToArray();
+        using var loop = Algorithms.Create(algorithm, ps2, Implementation.ForLoop);
+        memory.Position = 0;
+        loop.Load(memory);
+        loop.StateDict().ParamGroups[0]["implementation"].Should().Be(Implementation.Fused, "the checkpoint's options win, as in PyTorch");
+        loop.ParamGroups.Cast<object>().Should().HaveCount(1);
+
+        // A for-loop run loads it under its own options too: restore ForLoop and continue.
+        var sd = fused.StateDict();
+        var hyper = sd.ParamGroups[0].Hyperparameters.Select(h => h.Key == "implementation" ? new KeyValuePair<string, object>(h.Key, Implementation.ForLoop) : h).ToList();
+        loop.LoadStateDict(sd with { ParamGroups = new[] { sd.ParamGroups[0] with { Hyperparameters = hyper } } });
+        ps2[0].grad = torch.randn(4);
+        ps2[1].grad = torch.randn(3, 2);
+        loop.step();
+        loop.StateDict().State.Keys.Should().Equal(0, 1);
+    }
+
+    [Theory]
+    [InlineData("Adam")]
+    [InlineData("AdamW")]
+    [InlineData("Adagrad")]
+    [InlineData("SGD")]
+    public void Found_inf_skips_the_fused_step_entirely(string algorithm)
+    {
+        var ps = new[] { new Parameter(torch.randn(4)) };
+        using var opt = Algorithms.Create(algorithm, ps, Implementation.Fused);
+        ps[0].grad = torch.randn(4);
+        opt.step();
+        var before = CheckpointTests.Snapshot(opt, ps);
+        opt.FoundInf = torch.ones(1);
+        opt.step();
+        CheckpointTests.Snapshot(opt, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering(), "params, moments and step counts");
+        opt.FoundInf = torch.zeros(1);
+        opt.step();
+        CheckpointTests.Snapshot(opt, ps).Should().NotBeEquivalentTo(before);
+    }
+
+    [Fact]
+    public void Fused_where_ATen_has_no_kernel_is_refused_at_construction()
+    {
+        var act = () => new RMSprop(new[] { new Parameter(torch.ones(2)) }, implementation: Implementation.Fused);
+        act.Should().Throw<NotSupportedException>().WithMessage("ATen has no fused RMSprop kernel*");
+    }
+
+    [Fact]
+    public void Fused_for_a_parameter_it_cannot_serve_names_the_parameter()
+    {
+        var fine = new Parameter(torch.ones(3));
+        var transposed = new Parameter(torch.ones(3, 2).t());
+        var act = () => new Adam(new[] { ("encoder.weight", fine), ("decoder.weight", transposed) }, implementation: Implementation.Fused);
+        act.Should().Throw<ArgumentException>().WithMessage("*'decoder.weight'*contiguous*");
+    }
+
+    [Fact]
+    public void Auto_falls_back_to_foreach_for_non_contiguous_parameters_and_still_matches()
+    {
+        // ATen's fused CPU kernels silently miscompute non-contiguous tensors; Auto must not hand them over.
+        var data = torch.randn(3, 4);
+        var a = new Parameter(data.t());
+        var b = new Parameter(data.t().contiguous());
+        a.is_contiguous().Should().BeFalse();
+        using var auto = new Adam(new[] { a }, lr: 0.1);
+        using var loop = new Adam(new[] { b }, lr: 0.1, implementation: Implementation.ForLoop);
+        for (var i = 0; i < 3; i++)
+        {
+            var g = torch.randn(4, 3);
+            a.grad = g.clone();
+            b.grad = g.clone();
+            auto.step();
+            loop.step();
+        }
+        Trajectories.BitwiseEqual(a.contiguous(), b).Should().BeTrue();
+    }
+
+    [Theory]
+    [MemberData(nameof(AlgorithmsAndPaths))]
+    public void Zero_grad_in_place_works_on_every_path(string algorithm, Implementation impl)
+    {
+        var ps = new[] { new Parameter(torch.ones(3)), new Parameter(torch.ones(2, dtype: ScalarType.Float64)) };
+        using var opt = Algorithms.Create(algorithm, ps, impl);
+        ps[0].grad = torch.ones(3);
+        ps[1].grad = torch.ones(2, dtype: ScalarType.Float64);
+        opt.zero_grad(set_to_none: false);
+        ps[0].grad!.sum().item<float>().Should().Be(0);
+        ps[1].grad!.sum().item<double>().Should().Be(0);
+    }
+
+    [CudaFact]
+    public void Cuda_foreach_and_fused_match_the_for_loop()
+    {
+        foreach (var name in Algorithms.Names)
+        {
+            foreach (var impl in new[] { Implementation.Foreach, Implementation.Fused })
+            {
+                if (impl == Implementation.Fused && !Factories.HasFused(name)) continue;
+                var init = torch.randn(1000);
+                var grads = Enumerable.Range(0, 10).Select(_ => torch.randn(1000)).ToList();
+                Tensor Run(Implementation path, Device device)
+                {
+                    var p = new Parameter(init.to(device));
+                    using var opt = Algorithms.Create(name, new[] { p }, path);
+                    foreach (var g in grads)
+                    {
+                        p.grad = g.to(device);
+                        opt.step();
+                    }
+                    return p.detach().cpu();
+                }
+                var cpu = Run(Implementation.ForLoop, torch.CPU);
+                Run(impl, torch.CUDA).allclose(cpu, rtol: 1e-4, atol: 1e-6).Should().BeTrue($"{name} {impl} on CUDA");
+            }
+        }
+    }
+}
+
+/// <summary>A fact that runs only where a CUDA device exists, and is reported as skipped elsewhere.</summary>
+public sealed class CudaFactAttribute : FactAttribute
+{
+    public CudaFactAttribute()
+    {
+        if (!torch.cuda.is_available()) Skip = "no CUDA device (TorchSharp-cpu, or no GPU)";
+    }
+}

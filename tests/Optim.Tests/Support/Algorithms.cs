@@ -1,0 +1,22 @@
+using System;
+using System.Collections.Generic;
+using TorchSharp.Modules;
+
+namespace Optim.Tests.Support;
+
+/// <summary>Every algorithm by name, with settings that exercise its state (momentum, amsgrad, centered).</summary>
+public static class Algorithms
+{
+    public static readonly string[] Names = { "SGD", "SGDMomentumNesterov", "Adam", "AdamW", "Adagrad", "RMSprop" };
+
+    public static Optimizer Create(string name, IEnumerable<Parameter> ps, Implementation impl, bool maximize = true) => name switch
+    {
+        "SGD" => new SGD(ps, 0.01, momentum: 0.9, nesterov: true, weight_decay: 0.01, maximize: maximize, implementation: impl),
+        "SGDMomentumNesterov" => new SGDMomentumNesterov(ps, 0.01, weight_decay: 0.01, decoupled_weight_decay: true, maximize: maximize, implementation: impl),
+        "Adam" => new Adam(ps, 0.01, weight_decay: 0.01, amsgrad: true, maximize: maximize, implementation: impl),
+        "AdamW" => new AdamW(ps, 0.01, amsgrad: true, maximize: maximize, implementation: impl),
+        "Adagrad" => new Adagrad(ps, 0.01, lr_decay: 0.01, weight_decay: 0.01, maximize: maximize, implementation: impl),
+        "RMSprop" => new RMSprop(ps, 0.01, momentum: 0.5, centered: true, weight_decay: 0.01, maximize: maximize, implementation: impl),
+        _ => throw new ArgumentException(name, nameof(name)),
+    };
+}

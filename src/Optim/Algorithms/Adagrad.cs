@@ -150,7 +150,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <inheritdoc/>
     protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf)
     {
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var steps = StateTensors.FusedSteps(bucket);
         Aten.ForeachAdd_(steps, 1.0);
         Aten.FusedAdagrad_(bucket.Params, bucket.Grads, bucket.States.Select(s => s["sum"]).ToList(), steps,
             o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf);

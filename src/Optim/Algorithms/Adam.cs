@@ -214,7 +214,7 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     // found_inf says the step was skipped.
     private static void Fused(StepBatch bucket, AdamOptions o, bool decoupledWeightDecay, Tensor? gradScale, Tensor? foundInf)
     {
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var steps = StateTensors.FusedSteps(bucket);
         var maxExpAvgSqs = o.Amsgrad
             ? bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "max_exp_avg_sq", bucket.Params[i])).ToList()
             : new List<Tensor>();

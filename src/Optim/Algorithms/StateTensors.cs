@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -31,12 +32,34 @@ internal static class StateTensors
     }
 
     /// <summary>
+    /// The step counts of a bucket as the fused kernels take them: float32 on the parameters' device (PyTorch creates
+    /// them there for fused runs). Steps from another path or a checkpoint are moved once and stay moved.
+    /// </summary>
+    public static List<Tensor> FusedSteps(StepBatch bucket)
+    {
+        var steps = new List<Tensor>(bucket.Count);
+        for (var i = 0; i < bucket.Count; i++)
+        {
+            var step = bucket.States[i]["step"];
+            var p = bucket.Params[i];
+            if (step.dtype != ScalarType.Float32 || step.device_type != p.device_type || step.device_index != p.device_index)
+            {
+                step = step.to(ScalarType.Float32, p.device);
+                bucket.States[i].Set("step", step);
+            }
+            steps.Add(step);
+        }
+        return steps;
+    }
+
+    /// <summary>
     /// The state tensor under <paramref name="key"/>, created when missing as <c>torch.zeros_like(p,
     /// memory_format=torch.preserve_format)</c> (preserve is libtorch's default memory format). PyTorch
     /// creates optional buffers only on a parameter's first step (and fails with a KeyError if the option is turned on
     /// later); creating them here as well means an option turned on after the first step (RMSprop's momentum raised from 0
     /// by a scheduler, amsgrad or centered switched on) starts its buffer from zero.
     /// </summary>
+
     public static Tensor GetOrAddZeros(ParameterState state, string key, Tensor parameter)
     {
         if (state.TryGetValue(key, out var existing)) return existing;

@@ -2,28 +2,12 @@ using System;
 using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
-using Xunit.Abstractions;
 using static TorchSharp.torch;
 
 namespace Optim.Tests;
 
-public class AdamWTests(ITestOutputHelper output)
+public class AdamWTests
 {
-    public static TheoryData<string> Cases => GoldenCase.Names("adamw.json");
-
-    [Theory]
-    [MemberData(nameof(Cases))]
-    public void Matches_PyTorch_within_kernel_rounding(string id)
-    {
-        // Tolerance, not bits, for the same reason as Adam (see Tolerances): PyTorch 1.13 kernels and mul_().add_()
-        // instead of lerp_.
-        var c = GoldenCase.Get("adamw.json", id);
-        var ps = c.MakeParameters();
-        using var opt = Factories.Create(c, ps);
-        var worst = Trajectories.ShouldBeClose(c.Run(ps, opt), c.Expected, Tolerances.Atol(c.Dtype), Tolerances.Rtol(c.Dtype));
-        output.WriteLine($"{c.Algorithm} {id}: max |error| {worst:E2}");
-    }
-
     [Fact]
     public void Is_Adam_with_decoupled_weight_decay_and_its_own_name()
     {

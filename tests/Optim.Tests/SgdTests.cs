@@ -10,19 +10,6 @@ namespace Optim.Tests;
 
 public class SgdTests
 {
-    public static TheoryData<string> Cases => GoldenCase.Names("sgd.json");
-
-    [Theory]
-    [MemberData(nameof(Cases))]
-    public void Matches_PyTorch_bit_for_bit(string id)
-    {
-        // SGD only adds and multiplies: libtorch 2.10's kernels give PyTorch 1.13's bits exactly (REFERENCE.md §4).
-        var c = GoldenCase.Get("sgd.json", id);
-        var ps = c.MakeParameters();
-        using var opt = Factories.Create(c, ps);
-        Trajectories.ShouldBeBitwise(c.Run(ps, opt), c.Expected);
-    }
-
     [Fact]
     public void Parameters_without_gradients_are_left_alone()
     {

@@ -47,7 +47,7 @@ public sealed record GoldenCase(
     }
 
     /// <summary>Runs <paramref name="optimizer"/> over all steps and returns the parameters after each.</summary>
-    public List<double[][]> Run(IReadOnlyList<Parameter> parameters, Optimizer optimizer, int from = 0, int? to = null)
+    public List<double[][]> Run(IReadOnlyList<Parameter> parameters, torch.optim.Optimizer optimizer, int from = 0, int? to = null)
     {
         var trajectory = new List<double[][]>();
         for (var s = from; s < (to ?? Grads.Count); s++)

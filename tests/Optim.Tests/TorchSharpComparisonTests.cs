@@ -23,7 +23,8 @@ public class TorchSharpComparisonTests(ITestOutputHelper output)
         var data = new TheoryData<string, string>();
         foreach (var file in Files)
             foreach (var c in GoldenCase.Load(file))
-                if (TorchSharpBuiltIn(c, c.MakeParameters()) is { } opt) { opt.Dispose(); data.Add(file, c.ToString()); }
+                // 1.13's centered RMSprop averages the gradient with mul_().add_(), 2.x with lerp_.
+                if (!(file == "rmsprop.json" && c.Flag("centered")) && TorchSharpBuiltIn(c, c.MakeParameters()) is { } opt) { opt.Dispose(); data.Add(file, c.ToString()); }
         return data;
     }
 

@@ -3,7 +3,9 @@
 
 Writes one JSON file per algorithm (sgd.json, adam.json, adamw.json,
 adagrad.json, rmsprop.json, sgd_momentum_nesterov.json) into
-tests/Optim.Tests/Goldens/ (or --out DIR). See README.md next to this file.
+tests/Optim.Tests/Goldens/ (or --out DIR), plus adam_2x.json, adamw_2x.json,
+adagrad_2x.json and rmsprop_2x.json: the same cases replayed in PyTorch 2.x's
+op order. See README.md next to this file.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/generate.py
 """
@@ -151,6 +153,282 @@ class SGDMomentumNesterov:
 
 
 # ---------------------------------------------------------------------------
+# PyTorch 2.x single-tensor replays (for the *_2x.json files).
+#
+# PyTorch 1.13 (the torch available here) runs Adam/AdamW and centered RMSprop
+# with a different op order than PyTorch 2.x (mul_().add_() where 2.x uses
+# lerp_). The functions below transcribe PyTorch 2.x's `_single_tensor_*`
+# functions -- only the branch taken on CPU with real dtypes, capturable=False,
+# differentiable=False, dense gradients and float hyperparameters -- keeping the
+# same tensor ops in the same order and the same Python-float scalar arithmetic,
+# and run them with this machine's torch ops.
+#
+# Transcribed from PyTorch main as stored in the search index (pytorch/pytorch's
+# own copies there are older 2.x versions, so the current code was read from the
+# mirror cyyever/pytorch, which tracks pytorch/pytorch main):
+#   torch/optim/adam.py     _single_tensor_adam     cyyever/pytorch@b1d94d611b4166216f2c89be503dcf82eeb510a2
+#   torch/optim/adamw.py    AdamW(Adam) with decoupled_weight_decay=True
+#                                                   ROCm/pytorch@407564617cf1e846e62c82bfe58168726cb8e3d4
+#   torch/optim/adagrad.py  _single_tensor_adagrad  cyyever/pytorch@7b617aebb825668b8c24695ccda3e13ab3986f14
+#   torch/optim/rmsprop.py  _single_tensor_rmsprop  cyyever/pytorch@7b617aebb825668b8c24695ccda3e13ab3986f14
+# Cross-checked against older pytorch/pytorch copies in the index:
+#   adam.py   @dc80ccded5385cca3e777472d64cfe3d874fad89 (same ops, but
+#             bias_correction2_sqrt = _dispatch_sqrt(bc2) = math.sqrt(bc2); for
+#             the betas and step counts used here math.sqrt(x) == x ** 0.5)
+#   adamw.py  @c15fcf4eb79daaf10e12cecdf7fee15cde6cc530 (separate
+#             _single_tensor_adamw, same ops as Adam + decoupled decay)
+#   rmsprop.py @00853fbfb9f7f4d85d75bac73200324443ffb160 (same ops)
+# ---------------------------------------------------------------------------
+
+REFERENCE_2X = ("PyTorch 2.x _single_tensor_* op order (transcribed from pytorch/pytorch main), "
+                f"replayed with torch {torch.__version__} ops")
+
+
+def _get_scalar_dtype():
+    # torch/optim/optimizer.py: the dtype of the `step` state tensor.
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def _get_value(x):
+    # torch/optim/optimizer.py (eager mode): x.item() for tensors.
+    return x.item() if isinstance(x, torch.Tensor) else x
+
+
+def _single_tensor_adam_2x(params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
+                           *, amsgrad, beta1, beta2, lr, weight_decay, eps, maximize,
+                           decoupled_weight_decay):
+    # torch/optim/adam.py, _single_tensor_adam, `else` branch of
+    # `if capturable or differentiable:` (real params, float betas).
+    for i, param in enumerate(params):
+        grad = grads[i] if not maximize else -grads[i]
+        exp_avg = exp_avgs[i]
+        exp_avg_sq = exp_avg_sqs[i]
+        step_t = state_steps[i]
+
+        # update step
+        step_t += 1
+
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                # Perform step weight decay
+                param.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(param, alpha=weight_decay)
+
+        # Decay the first and second moment running average coefficient
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+        step = _get_value(step_t)
+
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+
+        step_size = lr / bias_correction1
+
+        bias_correction2_sqrt = bias_correction2**0.5
+
+        if amsgrad:
+            # Maintains the maximum of all 2nd moment running avg. till now
+            torch.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
+
+            # Use the max. for normalizing running avg. of gradient
+            denom = (max_exp_avg_sqs[i].sqrt() / bias_correction2_sqrt).add_(eps)
+        else:
+            denom = (exp_avg_sq.sqrt() / bias_correction2_sqrt).add_(eps)
+
+        param.addcdiv_(exp_avg, denom, value=-step_size)
+
+
+def _single_tensor_adagrad_2x(params, grads, state_sums, state_steps,
+                              *, lr, weight_decay, lr_decay, eps, maximize):
+    # torch/optim/adagrad.py, _single_tensor_adagrad, dense real branch,
+    # differentiable=False.
+    for param, grad, state_sum, step_t in zip(params, grads, state_sums, state_steps):
+        # update step
+        step_t += 1
+        step = _get_value(step_t)
+        grad = grad if not maximize else -grad
+
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+
+        clr = lr / (1 + (step - 1) * lr_decay)
+
+        state_sum.addcmul_(grad, grad, value=1)
+        std = state_sum.sqrt().add_(eps)
+        param.addcdiv_(grad, std, value=-clr)
+
+
+def _single_tensor_rmsprop_2x(params, grads, square_avgs, grad_avgs, momentum_buffer_list,
+                              state_steps, *, lr, alpha, eps, weight_decay, momentum, centered,
+                              maximize):
+    # torch/optim/rmsprop.py, _single_tensor_rmsprop, real params,
+    # capturable=False, differentiable=False.
+    for i, param in enumerate(params):
+        step = state_steps[i]
+
+        grad = grads[i]
+        grad = grad if not maximize else -grad
+        square_avg = square_avgs[i]
+
+        step += 1
+
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+
+        square_avg.mul_(alpha).addcmul_(grad, grad, value=1 - alpha)
+
+        if centered:
+            grad_avg = grad_avgs[i]
+            grad_avg.lerp_(grad, 1 - alpha)
+            avg = square_avg.addcmul(grad_avg, grad_avg, value=-1).sqrt_()
+        else:
+            avg = square_avg.sqrt()
+
+        avg = avg.add_(eps)
+
+        if momentum > 0:
+            buf = momentum_buffer_list[i]
+            buf.mul_(momentum).addcdiv_(grad, avg)
+            param.add_(buf, alpha=-lr)
+        else:
+            param.addcdiv_(grad, avg, value=-lr)
+
+
+class _Replay2x:
+    """Minimal single-group optimizer shell around a `_single_tensor_*_2x`
+    function: the options are the case's options over the torch defaults."""
+
+    DEFAULTS = {}
+
+    def __init__(self, params, options):
+        unknown = set(options) - set(self.DEFAULTS)
+        if unknown:
+            raise TypeError(f"{type(self).__name__}: unknown options {sorted(unknown)}")
+        self.params = list(params)
+        self.group = dict(self.DEFAULTS)
+        self.group.update(options)
+        self.state = {}
+
+
+class Adam2x(_Replay2x):
+    # torch.optim.Adam defaults (betas written as beta1/beta2).
+    DEFAULTS = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0,
+                    amsgrad=False, maximize=False)
+    DECOUPLED_WEIGHT_DECAY = False
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps = \
+            [], [], [], [], [], []
+        # Adam._init_group: lazy state initialization.
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if g["amsgrad"]:
+                    state["max_exp_avg_sq"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            if g["amsgrad"]:
+                max_exp_avg_sqs.append(state["max_exp_avg_sq"])
+            state_steps.append(state["step"])
+        _single_tensor_adam_2x(
+            params_with_grad, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps,
+            amsgrad=g["amsgrad"], beta1=g["beta1"], beta2=g["beta2"], lr=g["lr"],
+            weight_decay=g["weight_decay"], eps=g["eps"], maximize=g["maximize"],
+            decoupled_weight_decay=self.DECOUPLED_WEIGHT_DECAY)
+
+
+class AdamW2x(Adam2x):
+    # torch.optim.AdamW = Adam(..., weight_decay=1e-2, decoupled_weight_decay=True).
+    DEFAULTS = dict(Adam2x.DEFAULTS, weight_decay=1e-2)
+    DECOUPLED_WEIGHT_DECAY = True
+
+
+class Adagrad2x(_Replay2x):
+    DEFAULTS = dict(lr=1e-2, lr_decay=0, weight_decay=0, initial_accumulator_value=0,
+                    eps=1e-10, maximize=False)
+
+    def __init__(self, params, options):
+        super().__init__(params, options)
+        # Adagrad.__init__: state is created eagerly for every parameter.
+        for p in self.params:
+            self.state[p] = {
+                "step": torch.tensor(0.0, dtype=_get_scalar_dtype()),
+                "sum": torch.full_like(p, self.group["initial_accumulator_value"],
+                                       memory_format=torch.preserve_format),
+            }
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, state_sums, state_steps = [], [], [], []
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state_sums.append(self.state[p]["sum"])
+            state_steps.append(self.state[p]["step"])
+        _single_tensor_adagrad_2x(
+            params_with_grad, grads, state_sums, state_steps, lr=g["lr"],
+            weight_decay=g["weight_decay"], lr_decay=g["lr_decay"], eps=g["eps"],
+            maximize=g["maximize"])
+
+
+class RMSprop2x(_Replay2x):
+    DEFAULTS = dict(lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0, momentum=0,
+                    centered=False, maximize=False)
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps = \
+            [], [], [], [], [], []
+        # RMSprop._init_group: lazy state initialization.
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if len(state) == 0:
+                state["step"] = torch.zeros((), dtype=_get_scalar_dtype())
+                state["square_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                if g["momentum"] > 0:
+                    state["momentum_buffer"] = torch.zeros_like(
+                        p, memory_format=torch.preserve_format)
+                if g["centered"]:
+                    state["grad_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            square_avgs.append(state["square_avg"])
+            state_steps.append(state["step"])
+            if g["momentum"] > 0:
+                momentum_buffer_list.append(state["momentum_buffer"])
+            if g["centered"]:
+                grad_avgs.append(state["grad_avg"])
+        _single_tensor_rmsprop_2x(
+            params_with_grad, grads, square_avgs, grad_avgs, momentum_buffer_list, state_steps,
+            lr=g["lr"], alpha=g["alpha"], eps=g["eps"], weight_decay=g["weight_decay"],
+            momentum=g["momentum"], centered=g["centered"], maximize=g["maximize"])
+
+
+def replay_factory(cls):
+    def factory(params, options):
+        return cls(params, options)
+    return factory
+
+
+# ---------------------------------------------------------------------------
 # Optimizer construction
 # ---------------------------------------------------------------------------
 
@@ -278,14 +556,62 @@ def self_check_sgdmn():
                         f"  reference: {flat(x)}\n  torch:     {flat(y)}")
 
 
+def self_check_replays():
+    """Compares every 2.x replay trajectory with torch.optim's own class.
+
+    Adagrad and non-centered RMSprop use the same ops in the same order in
+    PyTorch 1.13 and 2.x, so there the replay must equal the installed
+    torch.optim class bit for bit (fails otherwise). Adam, AdamW and centered
+    RMSprop differ in op order (lerp_ vs mul_().add_()), so for them the
+    largest |difference| per case is only printed."""
+    checks = [
+        # (label, cases, replay factory, torch class, must be bitwise equal?)
+        ("Adam", ADAM_CASES, replay_factory(Adam2x), torch.optim.Adam, lambda o: False),
+        ("AdamW", ADAMW_CASES, replay_factory(AdamW2x), torch.optim.AdamW, lambda o: False),
+        ("Adagrad", ADAGRAD_CASES, replay_factory(Adagrad2x), torch.optim.Adagrad,
+         lambda o: True),
+        ("RMSprop", RMSPROP_CASES, replay_factory(RMSprop2x), torch.optim.RMSprop,
+         lambda o: not o.get("centered", False)),
+    ]
+    print(f"self-check: 2.x replays vs torch {torch.__version__} torch.optim classes")
+    for label, cases, replay, cls, must_equal in checks:
+        torch_factory = make_torch_factory(cls)
+        for name, options in cases:
+            for dtype_name, dtype in DTYPES.items():
+                initial, grad_steps = make_inputs(case_seed(name, dtype_name), dtype)
+                ref = run_trajectory(replay, options, initial, grad_steps)
+                tor = run_trajectory(torch_factory, options, initial, grad_steps)
+                max_diff, n_diff, n_all = 0.0, 0, 0
+                for s, (a, b) in enumerate(zip(ref, tor)):
+                    for i, (x, y) in enumerate(zip(a, b)):
+                        if must_equal(options) and not torch.equal(x, y):
+                            raise AssertionError(
+                                f"SELF-CHECK FAILED: {label} 2.x replay differs from "
+                                f"torch.optim.{cls.__name__} (same op order in 1.13 and 2.x) "
+                                f"in case {name}_{dtype_name} at step {s}, param {i}:\n"
+                                f"  replay: {flat(x)}\n  torch:  {flat(y)}")
+                        n_diff += int((x != y).sum())
+                        n_all += x.numel()
+                        if x.numel():
+                            max_diff = max(max_diff, float((x - y).abs().max()))
+                verdict = "bitwise equal (required)" if must_equal(options) else (
+                    f"max |diff| {max_diff:.3e}, {n_diff}/{n_all} values differ")
+                print(f"  {label:8s} {name + '_' + dtype_name:45s} {verdict}")
+
+
 ALGORITHMS = [
-    # (file name, algorithm label, cases, factory)
-    ("sgd.json", "SGD", SGD_CASES, make_torch_factory(torch.optim.SGD)),
-    ("adam.json", "Adam", ADAM_CASES, make_torch_factory(torch.optim.Adam)),
-    ("adamw.json", "AdamW", ADAMW_CASES, make_torch_factory(torch.optim.AdamW)),
-    ("adagrad.json", "Adagrad", ADAGRAD_CASES, make_torch_factory(torch.optim.Adagrad)),
-    ("rmsprop.json", "RMSprop", RMSPROP_CASES, make_torch_factory(torch.optim.RMSprop)),
-    ("sgd_momentum_nesterov.json", "SGDMomentumNesterov", SGDMN_CASES, sgdmn_factory),
+    # (file name, algorithm label, cases, factory, reference note or None)
+    ("sgd.json", "SGD", SGD_CASES, make_torch_factory(torch.optim.SGD), None),
+    ("adam.json", "Adam", ADAM_CASES, make_torch_factory(torch.optim.Adam), None),
+    ("adamw.json", "AdamW", ADAMW_CASES, make_torch_factory(torch.optim.AdamW), None),
+    ("adagrad.json", "Adagrad", ADAGRAD_CASES, make_torch_factory(torch.optim.Adagrad), None),
+    ("rmsprop.json", "RMSprop", RMSPROP_CASES, make_torch_factory(torch.optim.RMSprop), None),
+    ("sgd_momentum_nesterov.json", "SGDMomentumNesterov", SGDMN_CASES, sgdmn_factory, None),
+    # PyTorch 2.x op-order replays: same cases, seeds and gradients as above.
+    ("adam_2x.json", "Adam", ADAM_CASES, replay_factory(Adam2x), REFERENCE_2X),
+    ("adamw_2x.json", "AdamW", ADAMW_CASES, replay_factory(AdamW2x), REFERENCE_2X),
+    ("adagrad_2x.json", "Adagrad", ADAGRAD_CASES, replay_factory(Adagrad2x), REFERENCE_2X),
+    ("rmsprop_2x.json", "RMSprop", RMSPROP_CASES, replay_factory(RMSprop2x), REFERENCE_2X),
 ]
 
 
@@ -300,9 +626,10 @@ def main(argv=None):
     torch.set_num_threads(1)
 
     self_check_sgdmn()
+    self_check_replays()
 
     os.makedirs(args.out, exist_ok=True)
-    for file_name, algorithm, cases, factory in ALGORITHMS:
+    for file_name, algorithm, cases, factory, reference in ALGORITHMS:
         names = [n for n, _ in cases]
         if len(set(names)) != len(names):
             raise AssertionError(f"duplicate case names for {algorithm}")
@@ -310,10 +637,12 @@ def main(argv=None):
             "generator": GENERATOR,
             "torch_version": torch.__version__,
             "algorithm": algorithm,
-            "cases": [build_case(name, options, dtype_name, factory)
-                      for name, options in cases
-                      for dtype_name in DTYPES],
         }
+        if reference is not None:
+            doc["reference"] = reference
+        doc["cases"] = [build_case(name, options, dtype_name, factory)
+                        for name, options in cases
+                        for dtype_name in DTYPES]
         path = os.path.join(args.out, file_name)
         with open(path, "w", encoding="utf-8", newline="\n") as f:
             json.dump(doc, f, indent=None, separators=(",", ":"), allow_nan=False)

@@ -13,6 +13,9 @@ public static class Factories
     public static readonly string[] GoldenFiles =
         { "sgd.json", "sgd_momentum_nesterov.json", "adam.json", "adamw.json", "adagrad.json", "rmsprop.json" };
 
+    /// <summary>PyTorch 2.x's op order replayed with PyTorch 1.13's ops (tools/golden/README.md).</summary>
+    public static readonly string[] ReplayGoldenFiles = { "adam_2x.json", "adamw_2x.json", "adagrad_2x.json", "rmsprop_2x.json" };
+
     /// <summary>Whether ATen has a fused kernel for the algorithm.</summary>
     public static bool HasFused(string algorithm) => algorithm is not "RMSprop";
 

@@ -110,6 +110,11 @@ static int RunCheck(TrainerOptions options)
     {
         result = ResumeCheck.Run(options, work, log: line => Console.WriteLine("  " + line));
     }
+    catch (ArgumentException e)
+    {
+        Console.Error.WriteLine($"error: {e.Message}; choose a smaller --checkpoint-every or more --epochs");
+        return 2;
+    }
     catch (InvalidOperationException e)
     {
         Console.WriteLine($"FAIL: {e.Message} (files kept in {work})");

@@ -1,0 +1,95 @@
+// Runs every Optim optimizer from the same start on two classic test surfaces (Rosenbrock's banana valley and
+// Himmelblau's four minima), draws their paths over the contour lines into PNGs (ScottPlot) and prints how many steps
+// each needed to get f below 1e-2 and 1e-5.
+//
+//   dotnet run --project samples/OptimizerTour -c Release               writes docs/optimizer-tour-*.png
+//   dotnet run --project samples/OptimizerTour -c Release -- --out DIR  writes them to DIR
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Globalization;
+using System.IO;
+using System.Linq;
+using System.Reflection;
+using OptimizerTour;
+using Spectre.Console;
+using TorchSharp;
+
+string? outDirectory = null;
+for (var i = 0; i < args.Length; i++)
+{
+    switch (args[i])
+    {
+        case "--out" when i + 1 < args.Length: outDirectory = args[++i]; break;
+        case "-h" or "--help":
+            Console.WriteLine("usage: OptimizerTour [--out DIR]   (default: the repository's docs/ folder)");
+            return 0;
+        default:
+            Console.Error.WriteLine($"error: unknown argument '{args[i]}' (try --help)");
+            return 2;
+    }
+}
+outDirectory ??= DefaultOutputDirectory();
+Directory.CreateDirectory(outDirectory);
+
+if (Chart.FontWarning is { } warning) Console.Error.WriteLine(warning);
+
+// Two scalars per step: threads would only add synchronization.
+torch.set_num_threads(1);
+var clock = Stopwatch.StartNew();
+var interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
+// In a pipe or a log: no colours or escape codes, and Markdown tables wide enough not to wrap.
+var console = interactive ? AnsiConsole.Console : AnsiConsole.Create(new AnsiConsoleSettings
+{
+    Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
+    Out = new AnsiConsoleOutput(Console.Out),
+});
+if (!interactive) console.Profile.Width = 200;
+
+foreach (var surface in Surface.All)
+{
+    var runs = Contender.All.Select(c => Tour.Run(surface, c)).ToList();
+    var png = Path.Combine(outDirectory, $"optimizer-tour-{surface.Slug}.png");
+    Chart.Render(surface, runs, png);
+    PrintTable(console, surface, runs, png, interactive);
+}
+
+Console.WriteLine($"done in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s");
+return 0;
+
+static void PrintTable(IAnsiConsole console, Surface surface, List<TourRun> runs, string png, bool interactive)
+{
+    var table = new Table()
+        .Border(interactive ? TableBorder.Rounded : TableBorder.Markdown)
+        .Title($"{surface.Name}: {surface.Formula}, from ({surface.Start.X}, {surface.Start.Y}), {surface.Steps} steps")
+        .AddColumn("optimizer")
+        .AddColumn("settings")
+        .AddColumn(new TableColumn($"steps to f < {Tour.Tolerances[0]:0e+0}").RightAligned())
+        .AddColumn(new TableColumn($"steps to f < {Tour.Tolerances[1]:0e+0}").RightAligned())
+        .AddColumn(new TableColumn("final f").RightAligned())
+        .AddColumn(new TableColumn("final (x, y)").RightAligned());
+    foreach (var run in runs)
+    {
+        var (x, y) = run.Path[^1];
+        table.AddRow(
+            Markup.Escape(run.Contender.Name),
+            Markup.Escape(run.Contender.Settings(surface)),
+            run.StepsTo(Tour.Tolerances[0])?.ToString(CultureInfo.InvariantCulture) ?? "—",
+            run.StepsTo(Tour.Tolerances[1])?.ToString(CultureInfo.InvariantCulture) ?? "—",
+            run.FinalLoss.ToString("0.00e+00", CultureInfo.InvariantCulture),
+            $"({x.ToString("0.000", CultureInfo.InvariantCulture)}, {y.ToString("0.000", CultureInfo.InvariantCulture)})");
+    }
+    console.Write(table);
+    Console.WriteLine($"picture: {png}");
+    Console.WriteLine();
+}
+
+static string DefaultOutputDirectory()
+{
+    // The repository's docs/ folder when the sources are there, else a docs/ folder beside the binaries.
+    var source = typeof(Tour).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .FirstOrDefault(a => a.Key == "SampleDirectory")?.Value;
+    return source is not null && Directory.Exists(source)
+        ? Path.GetFullPath(Path.Combine(source, "..", "..", "docs"))
+        : Path.Combine(AppContext.BaseDirectory, "docs");
+}

@@ -1,0 +1,110 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using Optim;
+using TorchSharp;
+using Parameter = TorchSharp.Modules.Parameter;
+using static TorchSharp.torch;
+
+namespace OptimizerTour;
+
+/// <summary>A two-dimensional test function, as a torch expression (for autograd) and as plain C# (for the contours).</summary>
+internal sealed record Surface(
+    string Name, string Slug, string Formula,
+    Func<Tensor, Tensor, Tensor> Torch, Func<double, double, double> Value,
+    (double X, double Y) Start, (double Min, double Max) XRange, (double Min, double Max) YRange,
+    IReadOnlyList<(double X, double Y)> Minima, int Steps)
+{
+    /// <summary>Rosenbrock's banana: a long, curved, flat-bottomed valley to the minimum at (1, 1).</summary>
+    public static readonly Surface Rosenbrock = new(
+        "Rosenbrock", "rosenbrock", "f(x, y) = (1 - x)² + 100 (y - x²)²",
+        (x, y) => (1 - x).square() + 100 * (y - x.square()).square(),
+        (x, y) => (1 - x) * (1 - x) + 100 * (y - x * x) * (y - x * x),
+        Start: (-1.2, 1.0), XRange: (-2.0, 2.0), YRange: (-1.0, 3.0),
+        Minima: new[] { (1.0, 1.0) }, Steps: 500);
+
+    /// <summary>Himmelblau's function: four minima (f = 0) around a central maximum; which one a run finds depends on its path.</summary>
+    public static readonly Surface Himmelblau = new(
+        "Himmelblau", "himmelblau", "f(x, y) = (x² + y - 11)² + (x + y² - 7)²",
+        (x, y) => (x.square() + y - 11).square() + (x + y.square() - 7).square(),
+        (x, y) => (x * x + y - 11) * (x * x + y - 11) + (x + y * y - 7) * (x + y * y - 7),
+        Start: (0.5, -0.5), XRange: (-5.0, 5.0), YRange: (-5.0, 5.0),
+        Minima: new[] { (3.0, 2.0), (-2.805118, 3.131312), (-3.779310, -3.283186), (3.584428, -1.848126) }, Steps: 200);
+
+    public static readonly IReadOnlyList<Surface> All = new[] { Rosenbrock, Himmelblau };
+}
+
+/// <summary>One optimizer with its settings for each surface (learning rates differ: the surfaces' scales do).</summary>
+internal sealed record Contender(
+    string Name, IReadOnlyDictionary<string, double> LearningRates, string Extra,
+    Func<IEnumerable<Parameter>, double, torch.optim.Optimizer> Create)
+{
+    public double LearningRate(Surface surface) => LearningRates[surface.Slug];
+
+    public string Settings(Surface surface) =>
+        "lr " + LearningRate(surface).ToString("g", CultureInfo.InvariantCulture) + (Extra.Length > 0 ? ", " + Extra : "");
+
+    private static Dictionary<string, double> Lr(double rosenbrock, double himmelblau) =>
+        new() { [Surface.Rosenbrock.Slug] = rosenbrock, [Surface.Himmelblau.Slug] = himmelblau };
+
+    public static readonly IReadOnlyList<Contender> All = new Contender[]
+    {
+        new("SGD", Lr(1.5e-3, 1e-2), "", (p, lr) => new SGD(p, lr)),
+        new("SGD + momentum", Lr(1e-3, 1e-2), "momentum 0.9", (p, lr) => new SGD(p, lr, momentum: 0.9)),
+        new("SGD + Nesterov", Lr(1e-3, 1e-2), "momentum 0.9, nesterov", (p, lr) => new SGD(p, lr, momentum: 0.9, nesterov: true)),
+        // With SGD's settings it is SGD + Nesterov exactly (the tests prove it); a heavier momentum shows something new.
+        new("SGDMomentumNesterov", Lr(1e-3, 5e-3), "momentum 0.95", (p, lr) => new SGDMomentumNesterov(p, lr, momentum: 0.95)),
+        new("Adagrad", Lr(1.0, 0.5), "", (p, lr) => new Adagrad(p, lr)),
+        new("RMSprop", Lr(2e-2, 5e-2), "alpha 0.99", (p, lr) => new RMSprop(p, lr)),
+        new("Adam", Lr(0.1, 0.1), "betas (0.9, 0.999)", (p, lr) => new Adam(p, lr)),
+        new("AdamW", Lr(0.1, 0.1), "weight decay 0.01", (p, lr) => new AdamW(p, lr)),
+    };
+}
+
+internal sealed record TourRun(Contender Contender, Surface Surface, IReadOnlyList<(double X, double Y)> Path, IReadOnlyList<double> Losses)
+{
+    public double FinalLoss => Losses[^1];
+
+    /// <summary>The first step after which f is below <paramref name="tolerance"/>, or null if none was.</summary>
+    public int? StepsTo(double tolerance)
+    {
+        for (var step = 0; step < Losses.Count; step++)
+            if (Losses[step] < tolerance) return step;
+        return null;
+    }
+}
+
+internal static class Tour
+{
+    /// <summary>The thresholds of f the table reports the steps to: roughly there, and there.</summary>
+    public static readonly double[] Tolerances = { 1e-2, 1e-5 };
+
+    /// <summary>
+    /// Optimizes a two-element float64 parameter from the surface's start for the surface's steps; autograd gives
+    /// the gradient. Records every point and the value of f there.
+    /// </summary>
+    public static TourRun Run(Surface surface, Contender contender)
+    {
+        using var point = new Parameter(torch.tensor(new[] { surface.Start.X, surface.Start.Y }, dtype: ScalarType.Float64));
+        using var optimizer = contender.Create(new[] { point }, contender.LearningRate(surface));
+        var path = new List<(double X, double Y)> { surface.Start };
+        var losses = new List<double> { surface.Value(surface.Start.X, surface.Start.Y) };
+        for (var step = 1; step <= surface.Steps; step++)
+        {
+            using (var scope = NewDisposeScope())
+            {
+                optimizer.zero_grad();
+                var f = surface.Torch(point[0], point[1]);
+                f.backward();
+                optimizer.step();
+            }
+            var values = point.data<double>();
+            var (x, y) = (values[0], values[1]);
+            path.Add((x, y));
+            var loss = surface.Value(x, y);
+            if (!double.IsFinite(loss)) throw new InvalidOperationException($"{contender.Name} diverged on {surface.Name} at step {step}");
+            losses.Add(loss);
+        }
+        return new TourRun(contender, surface, path, losses);
+    }
+}

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Optim.Kernels;
+using Optim.Validation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -123,11 +124,23 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             if (unfusable >= 0) throw NotFusable(names[unfusable], parameters[unfusable]);
         }
         var group = ParamGroupFactory.Create(parameters, names, options);
-        _groups.Add(group);
         if (InitializesStateEagerly)
         {
-            foreach (var p in parameters) EnsureState(group.Options, p);
+            // Create the state before the group joins, and undo it if any parameter's fails: a failed add changes nothing.
+            try
+            {
+                foreach (var p in parameters) EnsureState(group.Options, p);
+            }
+            catch
+            {
+                foreach (var p in parameters)
+                {
+                    if (_state.Remove(p, out var partial)) partial.Clear();
+                }
+                throw;
+            }
         }
+        _groups.Add(group);
     }
 
     /// <summary>
@@ -278,6 +291,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             if (saved.Params.Count != _groups[g].Parameters.Count)
                 throw new ArgumentException("loaded state dict contains a parameter group that doesn't match the size of optimizer's group", nameof(stateDict));
             options.Add((TOptions)_groups[g].Options.WithHyperparameters(saved.Hyperparameters));
+            Check.NonNegative(saved.InitialLr, "initial_lr", "Invalid initial learning rate");
             for (var i = 0; i < saved.Params.Count; i++)
             {
                 if (!byId.TryAdd(saved.Params[i], _groups[g].Parameters[i]))

@@ -87,7 +87,11 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     protected virtual string SparseGradientMessage => $"{GetType().Name} does not support sparse gradients";
 
     /// <inheritdoc/>
-    public override IEnumerable<Parameter> parameters() => _groups.SelectMany(g => g.Parameters);
+    public override IEnumerable<Parameter> parameters()
+    {
+        ThrowIfDisposed();
+        return _groups.SelectMany(g => g.Parameters);
+    }
 
     /// <summary>Adds a group; its options are the defaults as <see cref="ParamGroupSpec{TOptions}.Configure"/> changes them.</summary>
     /// <param name="spec">The group's parameters and option overrides.</param>
@@ -149,6 +153,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <param name="param_group">A TorchSharp parameter group.</param>
     public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
     {
+        ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(param_group);
         var lr = param_group.Options?.LearningRate;
         AddParamGroup(new ParamGroupSpec<TOptions>(param_group.Parameters, lr is double value ? o => o with { Lr = value } : null));

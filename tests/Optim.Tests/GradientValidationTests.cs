@@ -75,6 +75,21 @@ public class GradientValidationTests
 
     [Theory]
     [MemberData(nameof(ImplementationTests.AlgorithmsAndPaths), MemberType = typeof(ImplementationTests))]
+    public void Without_the_opt_in_check_NaN_and_infinity_propagate_as_in_PyTorch(string algorithm, Implementation impl)
+    {
+        // PyTorch checks nothing: a non-finite gradient element makes that parameter element non-finite, and only it.
+        var p = new Parameter(torch.ones(4));
+        using var opt = Algorithms.Create(algorithm, new[] { p }, impl);
+        p.grad = torch.tensor(new[] { float.NaN, float.PositiveInfinity, 1f, -1f });
+        opt.step();
+        var values = p.data<float>().ToArray();
+        float.IsNaN(values[0]).Should().BeTrue();
+        float.IsFinite(values[1]).Should().BeFalse();
+        values.Skip(2).Should().OnlyContain(v => float.IsFinite(v));
+    }
+
+    [Theory]
+    [MemberData(nameof(ImplementationTests.AlgorithmsAndPaths), MemberType = typeof(ImplementationTests))]
     public void A_bad_gradient_on_the_first_step_creates_no_state(string algorithm, Implementation impl)
     {
         var ps = ThreeParameters();

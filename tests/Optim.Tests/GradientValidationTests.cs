@@ -73,6 +73,24 @@ public class GradientValidationTests
         for (var i = 0; i < 2; i++) Trajectories.BitwiseEqual(ps[i].grad!, goodGradients[i]).Should().BeTrue("gradients are never modified");
     }
 
+    [Fact]
+    public void A_malformed_grad_scale_is_an_error_before_any_group_gets_state()
+    {
+        // Checked before the first group runs, not when the first fused bucket asks for it.
+        var ps = ThreeParameters();
+        using var opt = new Adam(new[]
+        {
+            new ParamGroupSpec<AdamOptions>(ps.Take(2)),
+            new ParamGroupSpec<AdamOptions>(ps.Skip(2), o => o with { Lr = 0.5 }),
+        }, implementation: Implementation.Fused) { GradScale = torch.ones(2) };
+        foreach (var p in ps) p.grad = torch.randn_like(p);
+        var before = CheckpointTests.Snapshot(opt, ps);
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("GradScale must hold one element, not 2.");
+        opt.State.Should().BeEmpty();
+        CheckpointTests.Snapshot(opt, ps).Should().Equal(before);
+    }
+
     [Theory]
     [MemberData(nameof(ImplementationTests.AlgorithmsAndPaths), MemberType = typeof(ImplementationTests))]
     public void Without_the_opt_in_check_NaN_and_infinity_propagate_as_in_PyTorch(string algorithm, Implementation impl)

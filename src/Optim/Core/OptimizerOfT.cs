@@ -180,6 +180,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         {
             var withGradients = _groups.Select(CollectGradients).ToList();
             var paths = _groups.Select((g, i) => ResolvePath(g, withGradients[i])).ToList();
+            CheckKernelScalar(GradScale, nameof(GradScale));
+            CheckKernelScalar(FoundInf, nameof(FoundInf));
             for (var g = 0; g < _groups.Count; g++)
             {
                 var options = _groups[g].Options;
@@ -406,10 +408,15 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     // The fused kernels take grad_scale and found_inf as float32 scalars on the parameters' device (PyTorch's
     // GradScaler keeps them 0-dim); any one-element tensor is accepted.
+    private static void CheckKernelScalar(Tensor? t, string name)
+    {
+        if (t is not null && t.numel() != 1) throw new InvalidOperationException($"{name} must hold one element, not {t.numel()}.");
+    }
+
     private static Tensor? AsKernelScalar(Tensor? t, Device device, string name)
     {
         if (t is null) return null;
-        if (t.numel() != 1) throw new InvalidOperationException($"{name} must hold one element, not {t.numel()}.");
+        CheckKernelScalar(t, name);
         return t.to(ScalarType.Float32, device).reshape(Array.Empty<long>());
     }
 

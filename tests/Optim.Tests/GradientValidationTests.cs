@@ -91,6 +91,31 @@ public class GradientValidationTests
         CheckpointTests.Snapshot(opt, ps).Should().Equal(before);
     }
 
+    [Fact]
+    public void State_that_cannot_be_created_for_a_later_group_fails_the_step_before_any_update_and_creates_no_state()
+    {
+        // Adagrad creates its state eagerly, but a state dict may lack some parameters' state; it is then created on
+        // their next step, from the group's initial_accumulator_value, which may no longer fit the dtype.
+        var a = new Parameter(torch.ones(2));
+        var c = new Parameter(torch.ones(3));
+        var b = new Parameter(torch.ones(2, dtype: ScalarType.Float16));
+        using var opt = new Adagrad(new[]
+        {
+            new ParamGroupSpec<AdagradOptions>(new[] { a, c }),
+            new ParamGroupSpec<AdagradOptions>(new[] { b }),
+        }, lr: 0.1);
+        var saved = opt.StateDict();
+        opt.LoadStateDict(saved with { State = saved.State.Where(s => s.Key == 0).ToDictionary(s => s.Key, s => s.Value) });
+        opt.ParamGroups[1].Options = opt.ParamGroups[1].Options with { InitialAccumulatorValue = 1e5 }; // overflows float16
+        foreach (var p in new[] { a, c, b }) p.grad = torch.ones_like(p);
+        var before = CheckpointTests.Snapshot(opt, new[] { a, c, b });
+
+        var act = () => opt.step();
+        act.Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "initial_accumulator_value");
+        opt.State.Keys.Should().Equal(a);
+        CheckpointTests.Snapshot(opt, new[] { a, c, b }).Should().Equal(before);
+    }
+
     [Theory]
     [MemberData(nameof(ImplementationTests.AlgorithmsAndPaths), MemberType = typeof(ImplementationTests))]
     public void Without_the_opt_in_check_NaN_and_infinity_propagate_as_in_PyTorch(string algorithm, Implementation impl)

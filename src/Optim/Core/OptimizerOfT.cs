@@ -182,11 +182,11 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             var paths = _groups.Select((g, i) => ResolvePath(g, withGradients[i])).ToList();
             CheckKernelScalar(GradScale, nameof(GradScale));
             CheckKernelScalar(FoundInf, nameof(FoundInf));
+            var batches = PrepareBatches(withGradients);
             for (var g = 0; g < _groups.Count; g++)
             {
                 var options = _groups[g].Options;
-                var batch = new StepBatch();
-                foreach (var (p, grad, name) in withGradients[g]) batch.Add(p, grad, EnsureState(options, p), name);
+                var batch = batches[g];
                 if (batch.Count == 0) continue;
                 switch (paths[g])
                 {
@@ -207,6 +207,39 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             }
         }
         return loss;
+    }
+
+    // Every group's batch, with the state of parameters on their first step created: for all groups or, if creating
+    // one fails, for none, so that a failing step leaves the state as it was.
+    private List<StepBatch> PrepareBatches(List<List<(Parameter, Tensor, string)>> withGradients)
+    {
+        var fresh = new List<(Parameter Parameter, bool HadEntry)>();
+        try
+        {
+            var batches = new List<StepBatch>(_groups.Count);
+            for (var g = 0; g < _groups.Count; g++)
+            {
+                var batch = new StepBatch();
+                foreach (var (p, grad, name) in withGradients[g])
+                {
+                    var hadEntry = _state.TryGetValue(p, out var existing);
+                    if (!hadEntry || !existing!.IsInitialized) fresh.Add((p, hadEntry));
+                    batch.Add(p, grad, EnsureState(_groups[g].Options, p), name);
+                }
+                batches.Add(batch);
+            }
+            return batches;
+        }
+        catch
+        {
+            foreach (var (p, hadEntry) in fresh)
+            {
+                if (!_state.TryGetValue(p, out var state)) continue;
+                state.Clear();
+                if (!hadEntry) _state.Remove(p);
+            }
+            throw;
+        }
     }
 
     // Auto: the fused kernel where ATen has one and it can serve every parameter, else foreach (both beat the
@@ -338,6 +371,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             {
                 if (current is null) _state[p] = current = new ParameterState();
                 current.ReplaceWith(loaded);
+            }
+            else if (current is not null)
+            {
+                _state.Remove(p); // no state in the dict: none here either (State lists parameters that have state)
             }
         }
     }

@@ -221,6 +221,62 @@ public class CheckpointTests : IDisposable
         Directory.GetFiles(_dir).Should().Equal(path);
     }
 
+    [Theory]
+    [InlineData("Adam into SGD", "*'Adam' optimizer, not 'SGD'*")]
+    [InlineData("AdamW into Adam", "*'AdamW' optimizer, not 'Adam'*")]
+    [InlineData("two groups into one", "loaded state dict has a different number of parameter groups*")]
+    [InlineData("groups split differently", "loaded state dict contains a parameter group that doesn't match the size of optimizer's group*")]
+    [InlineData("other shapes", "*'momentum_buffer' of parameter id 1 has shape [5], but the parameter has shape [4]*")]
+    public void Loading_a_checkpoint_file_that_does_not_fit_gives_a_specific_error_and_changes_nothing(string mismatch, string message)
+    {
+        var c = Case();
+        var sourceParams = c.MakeParameters();
+        using Optimizer source = mismatch switch
+        {
+            "Adam into SGD" => new Adam(sourceParams, 0.1),
+            "AdamW into Adam" => new AdamW(sourceParams, 0.1),
+            "other shapes" => new SGD(sourceParams, 0.1, momentum: 0.9),
+            _ => TwoGroupSgd(sourceParams),
+        };
+        c.Run(sourceParams, source, 0, 3);
+        var path = Path.Combine(_dir, "source.ckpt");
+        source.Save(path);
+
+        var ps = mismatch == "other shapes"
+            ? new List<Parameter> { new(torch.zeros(Array.Empty<long>())), new(torch.zeros(4)), new(torch.zeros(3, 4)) }
+            : c.MakeParameters();
+        using Optimizer target = mismatch switch
+        {
+            "AdamW into Adam" => new Adam(ps, 0.1),
+            "groups split differently" => new SGD(new[]
+            {
+                new ParamGroupSpec<SGDOptions>(ps.Take(1)),
+                new ParamGroupSpec<SGDOptions>(ps.Skip(1)),
+            }, lr: 0.1, momentum: 0.9),
+            _ => new SGD(ps, 0.1, momentum: 0.9),
+        };
+        foreach (var p in ps) p.grad = torch.ones_like(p);
+        target.step();
+        var before = Snapshot(target, ps);
+
+        var act = () => target.Load(path);
+        act.Should().Throw<ArgumentException>().WithMessage(message);
+        Snapshot(target, ps).Should().Equal(before);
+    }
+
+    [Fact]
+    public void A_failed_first_save_leaves_no_file_at_all()
+    {
+        var path = Path.Combine(_dir, "never.ckpt");
+        var act = () => Serialization.CheckpointFormat.WriteFileAtomically(path, stream =>
+        {
+            stream.Write(new byte[10]);
+            throw new IOException("disk full (simulated)");
+        });
+        act.Should().Throw<IOException>();
+        Directory.GetFiles(_dir).Should().BeEmpty();
+    }
+
     internal static List<object> Snapshot(Optimizer opt, IReadOnlyList<Parameter> ps)
     {
         var sd = opt.StateDict();

@@ -1,6 +1,8 @@
 using System;
+using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using System.Reflection;
 using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -87,6 +89,86 @@ public class ReliabilityTests
         using var target = new SGD(ps, 0.1, momentum: 0.9);
         var act = () => target.Load(new MemoryStream(bytes));
         act.Should().Throw<ArgumentException>().WithMessage("*'momentum_buffer' of parameter id 0 has shape []*[1]*");
+    }
+
+    [Fact]
+    public void A_corrupted_payload_length_is_rejected_without_allocating_what_it_claims()
+    {
+        var (opt, ps, bytes) = Trained();
+        using var _ = opt;
+        var before = CheckpointTests.Snapshot(opt, ps);
+        // The i64 payload length follows the magic number and the u16 version; claim 256 MiB.
+        BitConverter.GetBytes(1L << 28).CopyTo(bytes, 10);
+        foreach (var seekable in new[] { true, false })
+        {
+            var allocated = GC.GetAllocatedBytesForCurrentThread();
+            var act = () => opt.Load(seekable ? new MemoryStream(bytes) : new ForwardOnlyStream(bytes));
+            act.Should().Throw<InvalidDataException>().WithMessage("checkpoint is truncated.");
+            (GC.GetAllocatedBytesForCurrentThread() - allocated).Should().BeLessThan(16 << 20, $"a {(seekable ? "seekable" : "forward-only")} stream holds only {bytes.Length} bytes");
+        }
+        CheckpointTests.Snapshot(opt, ps).Should().Equal(before);
+    }
+
+    [Fact]
+    public void Every_public_method_throws_ObjectDisposedException_after_Dispose()
+    {
+        var (source, _, bytes) = Trained();
+        using var _ = source;
+        var saved = source.StateDict();
+        var (opt, ps, _) = Trained();
+        opt.Dispose();
+        opt.Dispose(); // idempotent
+        opt.IsDisposed.Should().BeTrue();
+        opt.State.Should().BeEmpty("Dispose frees the state");
+        var path = Path.Combine(Path.GetTempPath(), $"optim-disposed-{Guid.NewGuid():N}.ckpt");
+        var calls = new Dictionary<string, Action>
+        {
+            ["step(Func`1)"] = () => opt.step(),
+            ["zero_grad()"] = () => opt.zero_grad(),
+            ["zero_grad(Boolean)"] = () => opt.zero_grad(set_to_none: false),
+            ["parameters()"] = () => opt.parameters(),
+            ["StateDict()"] = () => opt.StateDict(),
+            ["LoadStateDict(OptimizerStateDict)"] = () => opt.LoadStateDict(saved),
+            ["Save(Stream)"] = () => opt.Save(new MemoryStream()),
+            ["Save(String)"] = () => opt.Save(path),
+            ["Load(Stream)"] = () => opt.Load(new MemoryStream(bytes)),
+            ["Load(String)"] = () => opt.Load(path), // no such file: the disposal must be reported, not the file
+            ["AddParamGroup(ParamGroupSpec`1)"] = () => opt.AddParamGroup(new ParamGroupSpec<SGDOptions>(new[] { new Parameter(torch.ones(1)) })),
+            ["add_param_group(ParamGroup)"] = () => opt.add_param_group(new SGDParamGroup(new[] { new Parameter(torch.ones(1)) }, new TorchSharp.Modules.SGD.Options())),
+        };
+        foreach (var (name, call) in calls)
+            call.Should().Throw<ObjectDisposedException>($"{name} is called after Dispose");
+        File.Exists(path).Should().BeFalse();
+
+        // Every public method is in the list above. Properties stay usable: configuration (ParamGroups, Defaults, options,
+        // which schedulers may still set) is plain data, and State is empty.
+        typeof(SGD).GetMethods(BindingFlags.Public | BindingFlags.Instance)
+            .Where(m => !m.IsSpecialName && m.DeclaringType != typeof(object) && m.Name != nameof(IDisposable.Dispose))
+            .Select(m => $"{m.Name}({string.Join(",", m.GetParameters().Select(p => p.ParameterType.Name))})")
+            .Should().BeEquivalentTo(calls.Keys);
+        opt.ParamGroups.Should().HaveCount(1);
+        ps[0].grad = null;
+    }
+
+    private sealed class ForwardOnlyStream(byte[] bytes) : Stream
+    {
+        private readonly MemoryStream _inner = new(bytes);
+        public override bool CanRead => true;
+        public override bool CanSeek => false;
+        public override bool CanWrite => false;
+        public override long Length => throw new NotSupportedException();
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+        public override int Read(byte[] buffer, int offset, int count) => _inner.Read(buffer, offset, count);
+        public override void Flush() { }
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) _inner.Dispose();
+            base.Dispose(disposing);
+        }
     }
 
     [Fact]

@@ -82,8 +82,10 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <inheritdoc/>
     protected override void InitializeState(AdagradOptions options, Parameter parameter, ParameterState state)
     {
+        // ATen refuses to fill a tensor with a value its dtype cannot hold; say which hyperparameter it was.
+        var initial = Check.FitsDtype(options.InitialAccumulatorValue, parameter.dtype, "initial_accumulator_value", "Invalid initial_accumulator_value value");
         state.Set("step", StateTensors.NewStep());
-        state.Set("sum", full_like(parameter, options.InitialAccumulatorValue));
+        state.Set("sum", full_like(parameter, initial));
     }
 
     /// <inheritdoc/>

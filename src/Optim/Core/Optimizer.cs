@@ -14,7 +14,10 @@ namespace Optim;
 /// here; <see cref="Optimizer{TOptions}"/> owns the bookkeeping.
 /// </summary>
 /// <remarks>
-/// An optimizer is used from one thread at a time, like PyTorch's. Disposing it frees its state tensors.
+/// An optimizer is used from one thread at a time, like PyTorch's. Disposing it frees its state tensors (a state dict
+/// taken earlier references them: copy it with <see cref="OptimizerStateDict.DeepCopy"/> first); afterwards every
+/// method throws <see cref="ObjectDisposedException"/>, while the properties (groups, options, defaults) stay readable
+/// for schedulers that still hold the optimizer.
 /// </remarks>
 public abstract class Optimizer : torch.optim.Optimizer
 {
@@ -101,6 +104,7 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// <param name="path">The checkpoint file.</param>
     public void Load(string path)
     {
+        ThrowIfDisposed();
         using var stream = File.OpenRead(path);
         Load(stream);
     }

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Optim.Kernels;
+using Optim.Validation;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -86,7 +87,11 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     protected virtual string SparseGradientMessage => $"{GetType().Name} does not support sparse gradients";
 
     /// <inheritdoc/>
-    public override IEnumerable<Parameter> parameters() => _groups.SelectMany(g => g.Parameters);
+    public override IEnumerable<Parameter> parameters()
+    {
+        ThrowIfDisposed();
+        return _groups.SelectMany(g => g.Parameters);
+    }
 
     /// <summary>Adds a group; its options are the defaults as <see cref="ParamGroupSpec{TOptions}.Configure"/> changes them.</summary>
     /// <param name="spec">The group's parameters and option overrides.</param>
@@ -123,11 +128,23 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             if (unfusable >= 0) throw NotFusable(names[unfusable], parameters[unfusable]);
         }
         var group = ParamGroupFactory.Create(parameters, names, options);
-        _groups.Add(group);
         if (InitializesStateEagerly)
         {
-            foreach (var p in parameters) EnsureState(group.Options, p);
+            // Create the state before the group joins, and undo it if any parameter's fails: a failed add changes nothing.
+            try
+            {
+                foreach (var p in parameters) EnsureState(group.Options, p);
+            }
+            catch
+            {
+                foreach (var p in parameters)
+                {
+                    if (_state.Remove(p, out var partial)) partial.Clear();
+                }
+                throw;
+            }
         }
+        _groups.Add(group);
     }
 
     /// <summary>
@@ -136,6 +153,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <param name="param_group">A TorchSharp parameter group.</param>
     public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
     {
+        ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(param_group);
         var lr = param_group.Options?.LearningRate;
         AddParamGroup(new ParamGroupSpec<TOptions>(param_group.Parameters, lr is double value ? o => o with { Lr = value } : null));
@@ -162,11 +180,13 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         {
             var withGradients = _groups.Select(CollectGradients).ToList();
             var paths = _groups.Select((g, i) => ResolvePath(g, withGradients[i])).ToList();
+            CheckKernelScalar(GradScale, nameof(GradScale));
+            CheckKernelScalar(FoundInf, nameof(FoundInf));
+            var batches = PrepareBatches(withGradients);
             for (var g = 0; g < _groups.Count; g++)
             {
                 var options = _groups[g].Options;
-                var batch = new StepBatch();
-                foreach (var (p, grad, name) in withGradients[g]) batch.Add(p, grad, EnsureState(options, p), name);
+                var batch = batches[g];
                 if (batch.Count == 0) continue;
                 switch (paths[g])
                 {
@@ -187,6 +207,39 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             }
         }
         return loss;
+    }
+
+    // Every group's batch, with the state of parameters on their first step created: for all groups or, if creating
+    // one fails, for none, so that a failing step leaves the state as it was.
+    private List<StepBatch> PrepareBatches(List<List<(Parameter, Tensor, string)>> withGradients)
+    {
+        var fresh = new List<(Parameter Parameter, bool HadEntry)>();
+        try
+        {
+            var batches = new List<StepBatch>(_groups.Count);
+            for (var g = 0; g < _groups.Count; g++)
+            {
+                var batch = new StepBatch();
+                foreach (var (p, grad, name) in withGradients[g])
+                {
+                    var hadEntry = _state.TryGetValue(p, out var existing);
+                    if (!hadEntry || !existing!.IsInitialized) fresh.Add((p, hadEntry));
+                    batch.Add(p, grad, EnsureState(_groups[g].Options, p), name);
+                }
+                batches.Add(batch);
+            }
+            return batches;
+        }
+        catch
+        {
+            foreach (var (p, hadEntry) in fresh)
+            {
+                if (!_state.TryGetValue(p, out var state)) continue;
+                state.Clear();
+                if (!hadEntry) _state.Remove(p);
+            }
+            throw;
+        }
     }
 
     // Auto: the fused kernel where ATen has one and it can serve every parameter, else foreach (both beat the
@@ -278,6 +331,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             if (saved.Params.Count != _groups[g].Parameters.Count)
                 throw new ArgumentException("loaded state dict contains a parameter group that doesn't match the size of optimizer's group", nameof(stateDict));
             options.Add((TOptions)_groups[g].Options.WithHyperparameters(saved.Hyperparameters));
+            Check.NonNegative(saved.InitialLr, "initial_lr", "Invalid initial learning rate");
             for (var i = 0; i < saved.Params.Count; i++)
             {
                 if (!byId.TryAdd(saved.Params[i], _groups[g].Parameters[i]))
@@ -317,6 +371,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             {
                 if (current is null) _state[p] = current = new ParameterState();
                 current.ReplaceWith(loaded);
+            }
+            else if (current is not null)
+            {
+                _state.Remove(p); // no state in the dict: none here either (State lists parameters that have state)
             }
         }
     }
@@ -387,10 +445,15 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     // The fused kernels take grad_scale and found_inf as float32 scalars on the parameters' device (PyTorch's
     // GradScaler keeps them 0-dim); any one-element tensor is accepted.
+    private static void CheckKernelScalar(Tensor? t, string name)
+    {
+        if (t is not null && t.numel() != 1) throw new InvalidOperationException($"{name} must hold one element, not {t.numel()}.");
+    }
+
     private static Tensor? AsKernelScalar(Tensor? t, Device device, string name)
     {
         if (t is null) return null;
-        if (t.numel() != 1) throw new InvalidOperationException($"{name} must hold one element, not {t.numel()}.");
+        CheckKernelScalar(t, name);
         return t.to(ScalarType.Float32, device).reshape(Array.Empty<long>());
     }
 

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Optim.Validation;
 using TorchSharp.Modules;
 using static TorchSharp.torch.optim;
 
@@ -27,6 +28,7 @@ public sealed record ParamGroupSpec<TOptions>(
 public class ParamGroup<TOptions> : ILearningRateController where TOptions : OptimizerOptions
 {
     private TOptions _options;
+    private double _initialLearningRate;
 
     internal ParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, TOptions options)
     {
@@ -62,8 +64,15 @@ public class ParamGroup<TOptions> : ILearningRateController where TOptions : Opt
         set => Options = _options with { Lr = value };
     }
 
-    /// <summary>The learning rate the schedulers treat as the base (PyTorch's <c>initial_lr</c>).</summary>
-    public double InitialLearningRate { get; set; }
+    /// <summary>
+    /// The learning rate the schedulers treat as the base (PyTorch's <c>initial_lr</c>). Validated like
+    /// <see cref="OptimizerOptions.Lr"/>: schedulers derive learning rates from it.
+    /// </summary>
+    public double InitialLearningRate
+    {
+        get => _initialLearningRate;
+        set => _initialLearningRate = Check.NonNegative(value, "initial_lr", "Invalid initial learning rate");
+    }
 }
 
 /// <summary>A group of an algorithm with momentum; TorchSharp's <c>CyclicLR</c> and <c>OneCycleLR</c> cycle it.</summary>

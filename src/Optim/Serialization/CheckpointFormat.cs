@@ -99,7 +99,7 @@ public static class CheckpointFormat
             var length = reader.ReadInt64();
             if (length < 0 || length > int.MaxValue)
                 throw new InvalidDataException($"checkpoint payload length {length} is invalid.");
-            payload = reader.ReadBytes((int)length);
+            payload = ReadPayload(reader, (int)length);
             var hash = reader.ReadBytes(HashLength);
             if (payload.Length != length || hash.Length != HashLength)
                 throw new InvalidDataException("checkpoint is truncated.");
@@ -111,6 +111,23 @@ public static class CheckpointFormat
             throw new InvalidDataException("checkpoint is truncated.", e);
         }
         return DecodePayload(payload);
+    }
+
+    // A corrupted length field must not allocate what it claims: read in chunks, so memory follows the bytes that exist.
+    private static byte[] ReadPayload(BinaryReader reader, int length)
+    {
+        const int Chunk = 1 << 20;
+        if (length <= Chunk) return reader.ReadBytes(length);
+        var stream = reader.BaseStream;
+        if (stream.CanSeek && length > stream.Length - stream.Position) throw new InvalidDataException("checkpoint is truncated.");
+        using var buffer = new MemoryStream();
+        while (buffer.Length < length)
+        {
+            var part = reader.ReadBytes((int)Math.Min(Chunk, length - buffer.Length));
+            if (part.Length == 0) break;
+            buffer.Write(part);
+        }
+        return buffer.ToArray();
     }
 
     private static byte[] EncodePayload(OptimizerStateDict sd)

@@ -1,5 +1,6 @@
 using System;
 using System.Globalization;
+using TorchSharp;
 
 namespace Optim.Validation;
 
@@ -29,6 +30,22 @@ internal static class Check
     {
         if (nesterov && (momentum <= 0 || dampening != 0))
             throw new ArgumentException("Nesterov momentum requires a momentum and zero dampening", nameof(nesterov));
+    }
+
+    /// <summary>
+    /// Accepts values a tensor of <paramref name="dtype"/> can hold (ATen's overflow rule for filling one: |value| at
+    /// most the dtype's largest finite value). Adagrad fills its state with <c>initial_accumulator_value</c>.
+    /// </summary>
+    public static double FitsDtype(double value, torch.ScalarType dtype, string name, string what)
+    {
+        var max = dtype switch
+        {
+            torch.ScalarType.Float32 => float.MaxValue,
+            torch.ScalarType.Float16 => (double)Half.MaxValue,
+            torch.ScalarType.BFloat16 => 3.3895313892515355e38,
+            _ => double.PositiveInfinity,
+        };
+        return Math.Abs(value) <= max ? value : throw new ArgumentOutOfRangeException(name, $"{what}: {Python(value)} overflows {dtype} parameters");
     }
 
     /// <summary>Accepts only values of a defined enum member.</summary>

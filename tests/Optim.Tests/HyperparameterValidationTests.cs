@@ -1,0 +1,360 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using System.Reflection;
+using System.Runtime.ExceptionServices;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch.optim;
+
+namespace Optim.Tests;
+
+/// <summary>
+/// One table: every numeric hyperparameter of every algorithm, each with every kind of bad value (NaN, ±infinity,
+/// negative, out of range), through every way a value gets in: the constructor, a param-group override, and a change
+/// at run time (group options, and the scheduler interfaces). Each must be an <see cref="ArgumentException"/> naming the
+/// argument and quoting the value as Python prints it, and a rejected change must leave the options as they were.
+/// </summary>
+public class HyperparameterValidationTests
+{
+    private enum Rule
+    {
+        /// <summary>Finite and ≥ 0 (PyTorch's <c>not 0.0 &lt;= x</c>, plus finiteness).</summary>
+        NonNegative,
+
+        /// <summary>Finite, in [0, 1) (Adam's betas, as PyTorch).</summary>
+        HalfOpenUnit,
+
+        /// <summary>Finite, in [0, 1] (momentum, dampening, alpha; stricter than PyTorch, which has no upper bound).</summary>
+        ClosedUnit,
+    }
+
+    // (algorithm, constructor argument, PyTorch's message prefix, rule). The coverage test below keeps this complete.
+    private static readonly (string Algorithm, string Argument, string Message, Rule Rule)[] Arguments =
+    {
+        ("SGD", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("SGD", "momentum", "Invalid momentum value", Rule.ClosedUnit),
+        ("SGD", "dampening", "Invalid dampening value", Rule.ClosedUnit),
+        ("SGD", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("SGDMomentumNesterov", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("SGDMomentumNesterov", "momentum", "Invalid momentum value", Rule.ClosedUnit),
+        ("SGDMomentumNesterov", "dampening", "Invalid dampening value", Rule.ClosedUnit),
+        ("SGDMomentumNesterov", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("Adam", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("Adam", "beta1", "Invalid beta parameter at index 0", Rule.HalfOpenUnit),
+        ("Adam", "beta2", "Invalid beta parameter at index 1", Rule.HalfOpenUnit),
+        ("Adam", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("Adam", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("AdamW", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("AdamW", "beta1", "Invalid beta parameter at index 0", Rule.HalfOpenUnit),
+        ("AdamW", "beta2", "Invalid beta parameter at index 1", Rule.HalfOpenUnit),
+        ("AdamW", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("AdamW", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("Adagrad", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("Adagrad", "lr_decay", "Invalid lr_decay value", Rule.NonNegative),
+        ("Adagrad", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("Adagrad", "initial_accumulator_value", "Invalid initial_accumulator_value value", Rule.NonNegative),
+        ("Adagrad", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("RMSprop", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("RMSprop", "alpha", "Invalid alpha value", Rule.ClosedUnit),
+        ("RMSprop", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("RMSprop", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("RMSprop", "momentum", "Invalid momentum value", Rule.ClosedUnit),
+    };
+
+    // The bad values of each rule, with the text Python's str(float) gives them (what the message must quote).
+    private static IEnumerable<(double Value, string Text)> BadValues(Rule rule)
+    {
+        yield return (double.NaN, "nan");
+        yield return (double.PositiveInfinity, "inf");
+        yield return (double.NegativeInfinity, "-inf");
+        yield return (-0.1, "-0.1");
+        yield return (-1e-5, "-1e-05");
+        if (rule == Rule.HalfOpenUnit) yield return (1.0, "1.0");
+        if (rule != Rule.NonNegative) yield return (1.5, "1.5");
+    }
+
+    // Values at the edge of each rule that must be accepted (PyTorch accepts eps = 0, lr = 0, beta = 0).
+    private static IEnumerable<double> EdgeValues(Rule rule) => rule switch
+    {
+        Rule.NonNegative => new[] { 0.0, -0.0, 1e30 },
+        Rule.HalfOpenUnit => new[] { 0.0, Math.BitDecrement(1.0) },
+        _ => new[] { 0.0, 1.0 },
+    };
+
+    public static TheoryData<string, string, double, string, string> Rows()
+    {
+        var rows = new TheoryData<string, string, double, string, string>();
+        foreach (var (algorithm, argument, message, rule) in Arguments)
+            foreach (var (value, text) in BadValues(rule)) rows.Add(algorithm, argument, value, text, message);
+        return rows;
+    }
+
+    public static TheoryData<string, string, double> Edges()
+    {
+        var rows = new TheoryData<string, string, double>();
+        foreach (var (algorithm, argument, _, rule) in Arguments)
+            foreach (var value in EdgeValues(rule)) rows.Add(algorithm, argument, value);
+        return rows;
+    }
+
+    public static TheoryData<string> AlgorithmNames() => new(Support.Algorithms.Names);
+
+    private static Parameter[] Params() => new[] { new Parameter(torch.ones(2)), new Parameter(torch.ones(3)) };
+
+    private static Type AlgorithmType(string algorithm) => typeof(Optimizer).Assembly.GetType($"Optim.{algorithm}", throwOnError: true)!;
+
+    // The constructor over a plain parameter list, called with every argument at its default but the given ones.
+    private static Optimizer Construct(string algorithm, IEnumerable<Parameter> ps, params (string Name, object Value)[] arguments)
+    {
+        var ctor = AlgorithmType(algorithm).GetConstructors()
+            .Single(c => c.GetParameters()[0].ParameterType == typeof(IEnumerable<Parameter>));
+        var args = ctor.GetParameters()
+            .Select((p, i) => i == 0 ? ps : arguments.FirstOrDefault(a => a.Name == p.Name).Value ?? p.DefaultValue)
+            .ToArray();
+        try
+        {
+            return (Optimizer)ctor.Invoke(args);
+        }
+        catch (TargetInvocationException e) when (e.InnerException is not null)
+        {
+            ExceptionDispatchInfo.Capture(e.InnerException).Throw();
+            throw;
+        }
+    }
+
+    private static KeyValuePair<string, object>[] Hyper(string name, double value) => new[] { new KeyValuePair<string, object>(name, value) };
+
+    // A one-group optimizer whose group overrides `argument` (PyTorch's {"params": ..., "lr": nan}).
+    private static Optimizer WithGroupOverride(string algorithm, IEnumerable<Parameter> ps, string argument, double value)
+    {
+        ParamGroupSpec<T>[] Spec<T>() where T : OptimizerOptions => new[] { new ParamGroupSpec<T>(ps, o => (T)o.WithHyperparameters(Hyper(argument, value))) };
+        return algorithm switch
+        {
+            "SGD" => new SGD(Spec<SGDOptions>()),
+            "SGDMomentumNesterov" => new SGDMomentumNesterov(Spec<SGDMomentumNesterovOptions>()),
+            "Adam" => new Adam(Spec<AdamOptions>()),
+            "AdamW" => new AdamW(Spec<AdamOptions>()),
+            "Adagrad" => new Adagrad(Spec<AdagradOptions>()),
+            "RMSprop" => new RMSprop(Spec<RMSpropOptions>()),
+            _ => throw new ArgumentException(algorithm, nameof(algorithm)),
+        };
+    }
+
+    // group.Options = group.Options with { <argument> = value }, on the optimizer's first group.
+    private static void AssignOnFirstGroup(Optimizer opt, string argument, double value)
+    {
+        static void Assign<T>(Optimizer<T> o, string name, double v) where T : OptimizerOptions =>
+            o.ParamGroups[0].Options = (T)o.ParamGroups[0].Options.WithHyperparameters(Hyper(name, v));
+        switch (opt)
+        {
+            case Optimizer<SGDOptions> o: Assign(o, argument, value); break;
+            case Optimizer<SGDMomentumNesterovOptions> o: Assign(o, argument, value); break;
+            case Optimizer<AdamOptions> o: Assign(o, argument, value); break;
+            case Optimizer<AdagradOptions> o: Assign(o, argument, value); break;
+            case Optimizer<RMSpropOptions> o: Assign(o, argument, value); break;
+            default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
+        }
+    }
+
+    // What a rejected change must leave as it was: every group's hyperparameters and initial_lr.
+    private static string OptionsOf(Optimizer opt) => string.Join(" | ", opt.StateDict().ParamGroups
+        .Select(g => string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={h.Value}")) + $";initial_lr={g.InitialLr}"));
+
+    private static void ShouldBeRejected(Action act, string argument, string text, string message) =>
+        act.Should().Throw<ArgumentException>()
+            .Where(e => e.ParamName == argument, $"the exception names '{argument}'")
+            .Where(e => e.Message.StartsWith($"{message}: {text}", StringComparison.Ordinal), $"the message quotes the value as \"{text}\"");
+
+    [Fact]
+    public void The_table_covers_every_numeric_argument_of_every_constructor()
+    {
+        foreach (var algorithm in Support.Algorithms.Names)
+        {
+            var constructors = AlgorithmType(algorithm).GetConstructors();
+            constructors.Should().HaveCount(3, $"{algorithm} has a plain, a named and a grouped constructor");
+            foreach (var ctor in constructors)
+            {
+                var numeric = ctor.GetParameters().Where(p => p.ParameterType == typeof(double)).Select(p => p.Name);
+                numeric.Should().BeEquivalentTo(Arguments.Where(a => a.Algorithm == algorithm).Select(a => a.Argument),
+                    $"every numeric argument of {algorithm}'s constructors has rows in the table");
+            }
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Rows))]
+    public void The_constructor_rejects_it(string algorithm, string argument, double value, string text, string message) =>
+        ShouldBeRejected(() => Construct(algorithm, Params(), (argument, value)), argument, text, message);
+
+    [Theory]
+    [MemberData(nameof(Rows))]
+    public void A_param_group_override_rejects_it(string algorithm, string argument, double value, string text, string message) =>
+        ShouldBeRejected(() => WithGroupOverride(algorithm, Params(), argument, value), argument, text, message);
+
+    [Theory]
+    [MemberData(nameof(Rows))]
+    public void Changing_a_group_at_run_time_rejects_it_and_changes_nothing(string algorithm, string argument, double value, string text, string message)
+    {
+        using var opt = Construct(algorithm, Params());
+        var before = OptionsOf(opt);
+        ShouldBeRejected(() => AssignOnFirstGroup(opt, argument, value), argument, text, message);
+        OptionsOf(opt).Should().Be(before);
+    }
+
+    [Theory]
+    [MemberData(nameof(Rows))]
+    public void The_scheduler_interfaces_reject_it_and_change_nothing(string algorithm, string argument, double value, string text, string message)
+    {
+        // Two groups, so an optimizer-level setter (IMomentum, IBetas on the optimizer) must change neither.
+        var ps = Params();
+        using var opt = Construct(algorithm, ps);
+        AddSecondGroup(opt);
+        var before = OptionsOf(opt);
+        var group = opt.ParamGroups.First();
+        var setters = new List<Action>();
+        switch (argument)
+        {
+            case "lr":
+                setters.Add(() => group.LearningRate = value);
+                break;
+            case "momentum":
+                setters.Add(() => ((IMomentum)group).Momentum = value);
+                setters.Add(() => ((IMomentum)opt).Momentum = value);
+                break;
+            case "beta1":
+                setters.Add(() => ((IBetas)group).Betas = (value, 0.999));
+                setters.Add(() => ((IBetas)opt).Betas = (value, 0.999));
+                break;
+            case "beta2":
+                setters.Add(() => ((IBetas)group).Betas = (0.9, value));
+                setters.Add(() => ((IBetas)opt).Betas = (0.9, value));
+                break;
+            default:
+                return; // no scheduler interface carries this hyperparameter
+        }
+        foreach (var set in setters)
+        {
+            ShouldBeRejected(set, argument, text, message);
+            OptionsOf(opt).Should().Be(before);
+        }
+    }
+
+    private static void AddSecondGroup(Optimizer opt)
+    {
+        var p = new Parameter(torch.ones(4));
+        switch (opt)
+        {
+            case Optimizer<SGDOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<SGDMomentumNesterovOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<AdamOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<AdagradOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<RMSpropOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(Edges))]
+    public void Values_at_the_edge_of_each_range_are_accepted(string algorithm, string argument, double value)
+    {
+        // Nesterov needs momentum > 0 and no dampening; switch it off so the edges of momentum and dampening stand alone.
+        using var opt = Construct(algorithm, Params(), (argument, value), ("nesterov", false));
+        opt.StateDict().ParamGroups[0][argument].Should().Be(value);
+        AssignOnFirstGroup(opt, argument, value);
+    }
+
+    [Fact]
+    public void Typed_group_overrides_are_validated_like_constructor_arguments()
+    {
+        var cases = new (Action Act, string Argument, string Text)[]
+        {
+            (() => _ = new Adam(new[] { new ParamGroupSpec<AdamOptions>(Params(), o => o with { Beta1 = double.NaN }) }), "beta1", "nan"),
+            (() => _ = new AdamW(new[] { new ParamGroupSpec<AdamOptions>(Params(), o => o with { Beta2 = 1.0 }) }), "beta2", "1.0"),
+            (() => _ = new SGD(new[] { new ParamGroupSpec<SGDOptions>(Params(), o => o with { Momentum = -0.1 }) }), "momentum", "-0.1"),
+            (() => _ = new SGDMomentumNesterov(new[] { new ParamGroupSpec<SGDMomentumNesterovOptions>(Params(), o => o with { WeightDecay = double.NegativeInfinity }) }), "weight_decay", "-inf"),
+            (() => _ = new Adagrad(new[] { new ParamGroupSpec<AdagradOptions>(Params(), o => o with { InitialAccumulatorValue = -0.1 }) }), "initial_accumulator_value", "-0.1"),
+            (() => _ = new Adagrad(new[] { new ParamGroupSpec<AdagradOptions>(Params(), o => o with { LrDecay = double.PositiveInfinity }) }), "lr_decay", "inf"),
+            (() => _ = new RMSprop(new[] { new ParamGroupSpec<RMSpropOptions>(Params(), o => o with { Alpha = 1.5 }) }), "alpha", "1.5"),
+            (() => _ = new RMSprop(new[] { new ParamGroupSpec<RMSpropOptions>(Params(), o => o with { Eps = double.NaN }) }), "eps", "nan"),
+        };
+        foreach (var (act, argument, text) in cases)
+            act.Should().Throw<ArgumentException>().Where(e => e.ParamName == argument && e.Message.Contains($": {text} ", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void A_typed_run_time_change_is_rejected_and_changes_nothing()
+    {
+        using var opt = new Adam(Params(), lr: 0.1);
+        var group = opt.ParamGroups[0];
+        var before = group.Options;
+        var act = () => group.Options = group.Options with { Beta1 = double.NaN };
+        act.Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "beta1");
+        group.Options.Should().BeSameAs(before);
+    }
+
+    [Theory]
+    [MemberData(nameof(AlgorithmNames))]
+    public void An_undefined_implementation_is_rejected(string algorithm)
+    {
+        var act = () => Construct(algorithm, Params(), ("implementation", (Implementation)42));
+        act.Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "implementation" && e.Message.Contains("42", StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData(double.NaN, "nan")]
+    [InlineData(double.PositiveInfinity, "inf")]
+    [InlineData(-0.1, "-0.1")]
+    public void A_groups_initial_learning_rate_is_validated_too(double value, string text)
+    {
+        // Schedulers derive every learning rate from it, so a bad one would only surface later, as a bad lr.
+        using var opt = new SGD(Params(), 0.1);
+        Action act = () => opt.ParamGroups[0].InitialLearningRate = value;
+        ShouldBeRejected(act, "initial_lr", text, "Invalid initial learning rate");
+        opt.ParamGroups[0].InitialLearningRate.Should().Be(0.1);
+
+        var saved = opt.StateDict();
+        var bad = saved with { ParamGroups = new[] { saved.ParamGroups[0] with { InitialLr = value } } };
+        var load = () => opt.LoadStateDict(bad);
+        ShouldBeRejected(load, "initial_lr", text, "Invalid initial learning rate");
+        opt.ParamGroups[0].InitialLearningRate.Should().Be(0.1);
+    }
+
+    [Fact]
+    public void An_initial_accumulator_value_the_parameters_dtype_cannot_hold_is_rejected_and_adds_nothing()
+    {
+        // ATen refuses to fill a float32 tensor with 1e300 (PyTorch raises at construction too); it must surface as an
+        // ArgumentException naming the hyperparameter, and a group added later must not be half-added.
+        Action construct = () => _ = new Adagrad(Params(), initial_accumulator_value: 1e300);
+        ShouldBeRejected(construct, "initial_accumulator_value", "1e+300", "Invalid initial_accumulator_value value");
+
+        var a = new Parameter(torch.ones(2));
+        using var opt = new Adagrad(new[] { a }, 0.1);
+        var before = CheckpointTests.Snapshot(opt, new[] { a });
+        var fits = new Parameter(torch.ones(2, dtype: torch.ScalarType.Float64));
+        var overflows = new Parameter(torch.ones(2, dtype: torch.ScalarType.Float16));
+        var add = () => opt.AddParamGroup(new(new[] { fits, overflows }, o => o with { InitialAccumulatorValue = 1e5 }));
+        ShouldBeRejected(add, "initial_accumulator_value", "100000.0", "Invalid initial_accumulator_value value");
+        opt.ParamGroups.Should().HaveCount(1);
+        opt.State.Keys.Should().Equal(a);
+        CheckpointTests.Snapshot(opt, new[] { a }).Should().Equal(before);
+
+        opt.AddParamGroup(new(new[] { fits }, o => o with { InitialAccumulatorValue = 1e300 }));
+        opt.State[fits]["sum"].data<double>().ToArray().Should().Equal(1e300, 1e300);
+    }
+
+    [Fact]
+    public void A_rejected_change_of_every_group_at_once_changes_no_group()
+    {
+        // The value suits the first group but breaks the second's Nesterov rule: neither group may change.
+        using var opt = new SGD(new[]
+        {
+            new ParamGroupSpec<SGDOptions>(new[] { new Parameter(torch.ones(2)) }),
+            new ParamGroupSpec<SGDOptions>(new[] { new Parameter(torch.ones(2)) }, o => o with { Nesterov = true }),
+        }, 0.1, momentum: 0.9);
+        var before = opt.ParamGroups.Select(g => g.Options).ToList();
+        var act = () => opt.Momentum = 0;
+        act.Should().Throw<ArgumentException>().Where(e => e.ParamName == "nesterov");
+        opt.ParamGroups.Select(g => g.Options).Should().Equal(before);
+    }
+}

@@ -200,7 +200,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                         foreach (var bucket in batch.ByDeviceAndDtype())
                         {
                             var device = bucket.Params[0].device;
-                            FusedStep(options, bucket, AsKernelScalar(GradScale, device, nameof(GradScale)), AsKernelScalar(FoundInf, device, nameof(FoundInf)));
+                            FusedStep(options, bucket, AsKernelScalar(GradScale, device), AsKernelScalar(FoundInf, device));
                         }
                         break;
                 }
@@ -450,12 +450,9 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         if (t is not null && t.numel() != 1) throw new InvalidOperationException($"{name} must hold one element, not {t.numel()}.");
     }
 
-    private static Tensor? AsKernelScalar(Tensor? t, Device device, string name)
-    {
-        if (t is null) return null;
-        CheckKernelScalar(t, name);
-        return t.to(ScalarType.Float32, device).reshape(Array.Empty<long>());
-    }
+    // step checked the element count before anything changed (CheckKernelScalar).
+    private static Tensor? AsKernelScalar(Tensor? t, Device device) =>
+        t?.to(ScalarType.Float32, device).reshape(Array.Empty<long>());
 
     private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
 

@@ -34,19 +34,27 @@ public sealed class StepBatch
     /// <summary>The batch split by (device, dtype), order kept inside each part: what foreach and fused kernels take.</summary>
     public IReadOnlyList<StepBatch> ByDeviceAndDtype()
     {
-        var buckets = new List<(DeviceType Type, int Index, ScalarType Dtype, StepBatch Batch)>();
+        // Plain loops: this runs for every parameter on every step, and one bucket is by far the common case.
+        var keys = new List<(DeviceType Type, int Index, ScalarType Dtype)>(1);
+        var bucketOf = new int[Count];
         for (var i = 0; i < Count; i++)
         {
             var p = _params[i];
-            var bucket = buckets.Find(b => b.Type == p.device_type && b.Index == p.device_index && b.Dtype == p.dtype).Batch;
-            if (bucket is null)
+            var key = (p.device_type, p.device_index, p.dtype);
+            var b = keys.IndexOf(key);
+            if (b < 0)
             {
-                bucket = new StepBatch();
-                buckets.Add((p.device_type, p.device_index, p.dtype, bucket));
+                keys.Add(key);
+                b = keys.Count - 1;
             }
-            bucket.Add(p, _grads[i], _states[i], _names[i]);
+            bucketOf[i] = b;
         }
-        return buckets.Count == 1 ? new[] { this } : buckets.ConvertAll(b => b.Batch);
+        if (keys.Count <= 1) return new[] { this };
+
+        var buckets = new StepBatch[keys.Count];
+        for (var b = 0; b < buckets.Length; b++) buckets[b] = new StepBatch();
+        for (var i = 0; i < Count; i++) buckets[bucketOf[i]].Add(_params[i], _grads[i], _states[i], _names[i]);
+        return buckets;
     }
 
     internal void Add(Parameter parameter, Tensor grad, ParameterState state, string name)

@@ -115,7 +115,8 @@ public static class Catalog
             {
                 Algorithm.SGD => torch.optim.SGD(parameters, 1e-3, momentum: 0.9),
                 Algorithm.Adam => torch.optim.Adam(parameters),
-                Algorithm.AdamW => torch.optim.AdamW(parameters),
+                // TorchSharp's AdamW defaults to weight_decay 0; PyTorch's (and ours) to 1e-2: same work on both sides.
+                Algorithm.AdamW => torch.optim.AdamW(parameters, weight_decay: 1e-2),
                 Algorithm.Adagrad => torch.optim.Adagrad(parameters),
                 Algorithm.RMSprop => torch.optim.RMSProp(parameters),
                 _ => throw new ArgumentOutOfRangeException(nameof(algorithm)),

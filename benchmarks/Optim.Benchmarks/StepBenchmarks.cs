@@ -16,7 +16,7 @@ namespace Optim.Benchmarks;
 /// <summary>
 /// One fp32 CPU optimizer step per invocation, for each path. Each benchmark method gets its own global setup (a fresh
 /// copy of the shape's parameters and the path's optimizer, stepped once so the state exists), so only the optimizer
-/// being measured is alive. The memory bound of the shape is measured in the same process (see <see cref="FullRunRecords"/>).
+/// being measured is alive. The memory bound is measured in the same process, in each case's setup (see <see cref="FullRunRecords"/>).
 /// </summary>
 [MemoryDiagnoser]
 public abstract class StepBenchmarksBase
@@ -42,9 +42,10 @@ public abstract class StepBenchmarksBase
     {
         var shape = Benchmarks.Shape.Parse(Shape);
         _workload = new Workload(shape);
-        FullRunRecords.Bandwidth.GetOrAdd(shape, _ => _workload.CopyBandwidth(TimeSpan.FromSeconds(0.5)));
-        _parameters = _workload.NewParameters();
         _path = path;
+        // Measured for every case, just before it: the machine's memory bandwidth drifts (other tenants of the host).
+        FullRunRecords.Bandwidth[(Current, Shape, path)] = _workload.CopyBandwidth(TimeSpan.FromSeconds(0.5));
+        _parameters = _workload.NewParameters();
         _optimizer = Catalog.Create(Current, path, _parameters);
         _optimizer.step();
         GC.Collect();
@@ -138,8 +139,8 @@ public class RmspropStepBenchmarks : StepBenchmarksBase
 /// <summary>What the full (BenchmarkDotNet) run records beside BenchmarkDotNet's own statistics; in-process, so shared.</summary>
 public static class FullRunRecords
 {
-    /// <summary>Copy bandwidth per shape, bytes per second.</summary>
-    public static ConcurrentDictionary<Shape, double> Bandwidth { get; } = new();
+    /// <summary>Copy bandwidth measured in each case's setup, bytes per second.</summary>
+    public static ConcurrentDictionary<(Algorithm, string, StepPath), double> Bandwidth { get; } = new();
 
     /// <summary>Native tensor count change over all of a case's steps.</summary>
     public static ConcurrentDictionary<(Algorithm, string, StepPath), long> NativeTensorDelta { get; } = new();
@@ -155,7 +156,7 @@ public static class FullRunRecords
 
     internal static double? BoundNs(BenchmarkCase c)
     {
-        if (Key(c) is not { } k || !Bandwidth.TryGetValue(Benchmarks.Shape.Parse(k.Shape), out var bw)) return null;
+        if (Key(c) is not { } k || !Bandwidth.TryGetValue(k, out var bw)) return null;
         return Catalog.BytesPerParameter(k.Algorithm) * (double)Benchmarks.Shape.Parse(k.Shape).Parameters / bw * 1e9;
     }
 

@@ -17,7 +17,8 @@ namespace Optim.Benchmarks;
 /// the README's table. Otherwise: BenchmarkDotNet over <see cref="StepBenchmarks"/> and <see cref="RmspropStepBenchmarks"/>.
 /// Both take <c>--algorithm Adam,SGD</c> and <c>--shape 2000x100</c> to run part of the matrix (a partial quick run
 /// prints its table but rewrites nothing), and <c>--threads N</c> to set ATen's thread count. Quick mode also takes
-/// <c>--out DIR</c> (write the markdown and charts there instead) and <c>--no-write</c>.
+/// <c>--out DIR</c> (write the markdown and charts there instead), <c>--no-write</c> and <c>--deadline SECONDS</c> (the
+/// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it).
 /// </summary>
 internal static class Program
 {
@@ -38,6 +39,13 @@ internal static class Program
         }
         if (rest.Contains("--quick"))
         {
+            var deadlineAt = Array.IndexOf(rest, "--deadline");
+            if (deadlineAt >= 0)
+            {
+                if (deadlineAt + 1 >= rest.Length || !double.TryParse(rest[deadlineAt + 1], System.Globalization.CultureInfo.InvariantCulture, out var seconds) || seconds <= 0)
+                    throw new ArgumentException("--deadline needs a positive number of seconds.");
+                QuickRun.Deadline = TimeSpan.FromSeconds(seconds);
+            }
             var outAt = Array.IndexOf(rest, "--out");
             return Quick(selection, rest.Contains("--no-write"), outAt >= 0 && outAt + 1 < rest.Length ? rest[outAt + 1] : null);
         }

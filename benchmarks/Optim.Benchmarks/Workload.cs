@@ -1,0 +1,93 @@
+using System;
+using System.Collections.Generic;
+using System.Diagnostics;
+using System.Linq;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim.Benchmarks;
+
+/// <summary>
+/// One shape's fp32 CPU parameters and gradients, random and made once. Every optimizer gets its own copy of the
+/// parameters (so its state and trajectory are its own) whose gradients are the shared gradient tensors: the
+/// optimizers never write to gradients, so every measured step sees the same ones.
+/// </summary>
+public sealed class Workload : IDisposable
+{
+    private readonly Tensor[] _initial;
+    private readonly Tensor[] _grads;
+
+    /// <summary>Makes the parameters and gradients of <paramref name="shape"/> (seeded, so every run sees the same numbers).</summary>
+    public Workload(Shape shape)
+    {
+        Shape = shape;
+        torch.manual_seed(0);
+        _initial = new Tensor[shape.Tensors];
+        _grads = new Tensor[shape.Tensors];
+        for (var i = 0; i < shape.Tensors; i++)
+        {
+            _initial[i] = torch.randn(shape.Elements, dtype: ScalarType.Float32);
+            _grads[i] = torch.randn(shape.Elements, dtype: ScalarType.Float32);
+        }
+    }
+
+    /// <summary>The shape.</summary>
+    public Shape Shape { get; }
+
+    /// <summary>A fresh copy of the initial parameters, each with its shared gradient set.</summary>
+    public Parameter[] NewParameters()
+    {
+        var ps = new Parameter[_initial.Length];
+        using (torch.no_grad())
+        {
+            for (var i = 0; i < ps.Length; i++)
+            {
+                ps[i] = new Parameter(_initial[i].clone());
+                ps[i].grad = _grads[i];
+            }
+        }
+        return ps;
+    }
+
+    /// <summary>Frees parameters made by <see cref="NewParameters"/> (not the shared gradients).</summary>
+    public static void Free(IEnumerable<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(parameters);
+        foreach (var p in parameters)
+        {
+            p.grad = null;
+            p.Dispose();
+        }
+    }
+
+    /// <summary>Copy bandwidth over buffers of this shape's size (see <see cref="CopyProbe"/>): median of about <paramref name="budget"/> of copies, bytes per second.</summary>
+    public double CopyBandwidth(TimeSpan budget)
+    {
+        using var probe = new CopyProbe(Shape.Parameters);
+        var reps = (int)Math.Clamp(budget.TotalSeconds / Math.Max(probe.Warm(), 1e-7), 11, 301);
+        var seconds = new double[reps];
+        for (var i = 0; i < reps; i++) seconds[i] = probe.Time();
+        return 2.0 * sizeof(float) * Shape.Parameters / Stats.Median(seconds);
+    }
+
+    /// <inheritdoc/>
+    public void Dispose()
+    {
+        foreach (var t in _initial.Concat(_grads)) t.Dispose();
+    }
+}
+
+/// <summary>Small statistics helpers.</summary>
+public static class Stats
+{
+    /// <summary>The median (mean of the middle two for an even count).</summary>
+    public static double Median(IReadOnlyList<double> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        if (values.Count == 0) return double.NaN;
+        var sorted = values.OrderBy(v => v).ToArray();
+        var mid = sorted.Length / 2;
+        return sorted.Length % 2 == 1 ? sorted[mid] : (sorted[mid - 1] + sorted[mid]) / 2;
+    }
+}

@@ -208,3 +208,37 @@ public sealed class CudaFactAttribute : FactAttribute
         if (!torch.cuda.is_available()) Skip = "no CUDA device (TorchSharp-cpu, or no GPU)";
     }
 }
+
+public class AutoPathTests
+{
+    [Fact]
+    public void Without_a_fused_kernel_Auto_takes_foreach_for_small_CPU_tensors_and_the_for_loop_for_large_ones()
+    {
+        Optimizer<RMSpropOptions>.AutoWithoutFusion(new[] { torch.zeros(100), torch.zeros(1000) }).Should().Be(Implementation.Foreach);
+        Optimizer<RMSpropOptions>.AutoWithoutFusion(new[] { torch.zeros(100_000), torch.zeros(50_000) }).Should().Be(Implementation.ForLoop);
+        Optimizer<RMSpropOptions>.AutoWithoutFusion(new[] { torch.zeros(16_384) }).Should().Be(Implementation.ForLoop);
+        Optimizer<RMSpropOptions>.AutoWithoutFusion(new[] { torch.zeros(16_383) }).Should().Be(Implementation.Foreach);
+    }
+
+    [Fact]
+    public void Auto_on_RMSprop_gives_the_for_loops_bits_at_either_size()
+    {
+        foreach (var n in new[] { 10L, 20_000L })
+        {
+            var init = torch.randn(n);
+            var grads = Enumerable.Range(0, 3).Select(_ => torch.randn(n)).ToList();
+            Tensor Run(Implementation impl)
+            {
+                var p = new Parameter(init.clone());
+                using var opt = new RMSprop(new[] { p }, momentum: 0.5, centered: true, implementation: impl);
+                foreach (var g in grads)
+                {
+                    p.grad = g.clone();
+                    opt.step();
+                }
+                return p.detach().clone();
+            }
+            Trajectories.BitwiseEqual(Run(Implementation.Auto), Run(Implementation.ForLoop)).Should().BeTrue($"{n} elements");
+        }
+    }
+}

@@ -182,31 +182,24 @@ public static class TorchSharpCheckpoint
         public double GetDouble(string name) => (double)Hyperparameters.First(h => h.Key == name).Value;
     }
 
+    // The hyperparameters TorchSharp's Options.SaveStateDict writes after (initial_lr, lr), in its order, by our names.
+    // TorchSharp keeps Adam's beta1 and beta2 as two fields (PyTorch's betas[0], betas[1]); its Adagrad has no maximize.
+    private static (string Name, bool IsBool)[] OptionFields(Algorithm algorithm) => algorithm switch
+    {
+        Algorithm.Adam or Algorithm.AdamW =>
+            [("beta1", false), ("beta2", false), ("eps", false), ("weight_decay", false), ("amsgrad", true), ("maximize", true)],
+        Algorithm.SGD => [("momentum", false), ("dampening", false), ("weight_decay", false), ("nesterov", true), ("maximize", true)],
+        Algorithm.Adagrad => [("lr_decay", false), ("initial_accumulator_value", false), ("eps", false), ("weight_decay", false)],
+        _ => [("maximize", true), ("momentum", false), ("alpha", false), ("eps", false), ("weight_decay", false), ("centered", true)],
+    };
+
     private static Options ReadOptions(BinaryReader r, Algorithm algorithm)
     {
         var initialLr = r.ReadDouble();
         var h = new List<KeyValuePair<string, object>> { new("lr", r.ReadDouble()) };
-        void Double(string name) => h.Add(new(name, r.ReadDouble()));
-        void Bool(string name) => h.Add(new(name, ReadBool(r, name)));
-        switch (algorithm)
-        {
-            case Algorithm.Adam:
-            case Algorithm.AdamW:
-                // TorchSharp keeps beta1 and beta2 as two fields; PyTorch and we call them betas[0], betas[1].
-                Double("beta1"); Double("beta2"); Double("eps"); Double("weight_decay"); Bool("amsgrad"); Bool("maximize");
-                break;
-            case Algorithm.SGD:
-                Double("momentum"); Double("dampening"); Double("weight_decay"); Bool("nesterov"); Bool("maximize");
-                break;
-            case Algorithm.Adagrad:
-                Double("lr_decay"); Double("initial_accumulator_value"); Double("eps"); Double("weight_decay");
-                // TorchSharp's Adagrad has no maximize: it always minimizes.
-                h.Add(new("maximize", false));
-                break;
-            default:
-                Bool("maximize"); Double("momentum"); Double("alpha"); Double("eps"); Double("weight_decay"); Bool("centered");
-                break;
-        }
+        foreach (var (name, isBool) in OptionFields(algorithm))
+            h.Add(new(name, isBool ? ReadBool(r, name) : r.ReadDouble()));
+        if (algorithm == Algorithm.Adagrad) h.Add(new("maximize", false)); // TorchSharp's Adagrad always minimizes.
         return new Options(h, initialLr);
     }
 
@@ -444,27 +437,14 @@ public static class TorchSharpCheckpoint
 
     private static void WriteOptions(BinaryWriter w, Algorithm algorithm, ParamGroupState g)
     {
-        void Double(string name) => w.Write((double)g[name]);
-        void Bool(string name) => w.Write((bool)g[name]);
+        if (algorithm == Algorithm.Adagrad && (bool)g["maximize"])
+            throw new NotSupportedException("TorchSharp's Adagrad cannot maximize; a group with maximize=true has no TorchSharp equivalent.");
         w.Write(g.InitialLr);
-        Double("lr");
-        switch (algorithm)
+        w.Write((double)g["lr"]);
+        foreach (var (name, isBool) in OptionFields(algorithm))
         {
-            case Algorithm.Adam:
-            case Algorithm.AdamW:
-                Double("beta1"); Double("beta2"); Double("eps"); Double("weight_decay"); Bool("amsgrad"); Bool("maximize");
-                break;
-            case Algorithm.SGD:
-                Double("momentum"); Double("dampening"); Double("weight_decay"); Bool("nesterov"); Bool("maximize");
-                break;
-            case Algorithm.Adagrad:
-                if ((bool)g["maximize"])
-                    throw new NotSupportedException("TorchSharp's Adagrad cannot maximize; a group with maximize=true has no TorchSharp equivalent.");
-                Double("lr_decay"); Double("initial_accumulator_value"); Double("eps"); Double("weight_decay");
-                break;
-            default:
-                Bool("maximize"); Double("momentum"); Double("alpha"); Double("eps"); Double("weight_decay"); Bool("centered");
-                break;
+            if (isBool) w.Write((bool)g[name]);
+            else w.Write((double)g[name]);
         }
     }
 

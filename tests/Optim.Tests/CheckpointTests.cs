@@ -107,7 +107,7 @@ public class CheckpointTests : IDisposable
         sd.ParamGroups.Select(g => g.Params).Should().BeEquivalentTo(new[] { new[] { 0, 1 }, new[] { 2 } }, o => o.WithStrictOrdering());
         sd.ParamGroups[1]["lr"].Should().Be(0.05);
         sd.ParamGroups[1]["nesterov"].Should().Be(true);
-        sd.ParamGroups[0].Hyperparameters.Select(h => h.Key).Should().Equal("lr", "implementation", "momentum", "dampening", "weight_decay", "nesterov", "maximize");
+        sd.ParamGroups[0].Hyperparameters.Select(h => h.Key).Should().Equal("lr", "momentum", "weight_decay", "dampening", "nesterov", "maximize", "implementation");
         sd.State.Keys.Should().Equal(0, 1, 2);
         sd.State[0].Keys.Should().Equal("momentum_buffer");
     }
@@ -150,7 +150,7 @@ public class CheckpointTests : IDisposable
             "size" => sd with { ParamGroups = new[] { sd.ParamGroups[0] with { Params = new[] { 0 } }, sd.ParamGroups[1] } },
             "type" => sd with { OptimizerType = "Adam" },
             "shape" => sd with { State = new Dictionary<int, IReadOnlyDictionary<string, Tensor>>(sd.State) { [2] = new Dictionary<string, Tensor> { ["momentum_buffer"] = torch.zeros(4) } } },
-            _ => sd with { ParamGroups = new[] { sd.ParamGroups[0], sd.ParamGroups[1] with { Hyperparameters = new[] { new KeyValuePair<string, object>("lr", -1.0) } } } },
+            _ => sd with { ParamGroups = new[] { sd.ParamGroups[0], sd.ParamGroups[1] with { Hyperparameters = new[] { new KeyValuePair<string, object?>("lr", -1.0) } } } },
         };
         var message = mismatch switch
         {

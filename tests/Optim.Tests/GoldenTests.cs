@@ -6,14 +6,14 @@ using static TorchSharp.torch;
 namespace Optim.Tests;
 
 /// <summary>
-/// Every algorithm replays real PyTorch trajectories (tools/golden/generate.py, Debian's PyTorch 1.13) on its for-loop
-/// path, PyTorch's default on CPU.
+/// Every algorithm replays real PyTorch trajectories (tools/golden/generate.py, Debian's PyTorch 1.13) on its default
+/// path (<see cref="Implementation.Auto"/>), which gives PyTorch's default (CPU: for-loop) numbers.
 /// <list type="bullet">
 /// <item>SGD and SGDMomentumNesterov only add, multiply, negate and clone: libtorch 2.10 reproduces 1.13's bits exactly,
 /// so they are compared bit for bit.</item>
 /// <item>Adam, AdamW, Adagrad and RMSprop are compared within about 2 ulp (<see cref="Tolerances"/>): 1.13's CPU
 /// kernels for sqrt/addcmul/addcdiv differ from libtorch 2.10's by 1-2 ulp, and 1.13's Adam uses mul_().add_() where 2.x
-/// uses lerp_ (REFERENCE.md §4). Bitwise goldens for those need PyTorch ≥ 2.10, which this machine does not have.</item>
+/// uses lerp_. Bitwise goldens for those need PyTorch ≥ 2.10, which this machine does not have.</item>
 /// <item>The *_2x.json files replay PyTorch 2.x's exact op order with 1.13's ops (the generator transcribes 2.x's
 /// _single_tensor_* functions). That removes the op-order difference; what is left is 1.13's kernels. Measured: Adam
 /// matches 15 of 16 cases bit for bit, AdamW 14, Adagrad 12; RMSprop's kernels differ most. Same 2-ulp tolerance.</item>
@@ -35,7 +35,7 @@ public class GoldenTests(ITestOutputHelper output)
     {
         var c = GoldenCase.Get(file, id);
         var ps = c.MakeParameters();
-        using var opt = Factories.Create(c, ps);
+        using var opt = Factories.Create(c, ps, Implementation.Auto); // the default constructor's path
         var actual = c.Run(ps, opt);
         if (c.Algorithm is "SGD" or "SGDMomentumNesterov")
         {

@@ -123,7 +123,7 @@ public class HyperparameterValidationTests
         }
     }
 
-    private static KeyValuePair<string, object>[] Hyper(string name, double value) => new[] { new KeyValuePair<string, object>(name, value) };
+    private static KeyValuePair<string, object?>[] Hyper(string name, double value) => new[] { new KeyValuePair<string, object?>(name, value) };
 
     // A one-group optimizer whose group overrides `argument` (PyTorch's {"params": ..., "lr": nan}).
     private static Optimizer WithGroupOverride(string algorithm, IEnumerable<Parameter> ps, string argument, double value)

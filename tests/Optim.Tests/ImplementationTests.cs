@@ -94,7 +94,7 @@ public class ImplementationTests
 
         // A for-loop run loads it under its own options too: restore ForLoop and continue.
         var sd = fused.StateDict();
-        var hyper = sd.ParamGroups[0].Hyperparameters.Select(h => h.Key == "implementation" ? new KeyValuePair<string, object>(h.Key, Implementation.ForLoop) : h).ToList();
+        var hyper = sd.ParamGroups[0].Hyperparameters.Select(h => h.Key == "implementation" ? new KeyValuePair<string, object?>(h.Key, Implementation.ForLoop) : h).ToList();
         loop.LoadStateDict(sd with { ParamGroups = new[] { sd.ParamGroups[0] with { Hyperparameters = hyper } } });
         ps2[0].grad = torch.randn(4);
         ps2[1].grad = torch.randn(3, 2);

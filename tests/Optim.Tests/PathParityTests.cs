@@ -37,6 +37,15 @@ public class PathParityTests
             Trajectories.ShouldBeClose(Run(c, Implementation.Foreach), Run(c, Implementation.ForLoop), Tolerance(c).Atol, Tolerance(c).Rtol);
     }
 
+    // The default path must give PyTorch's default (CPU: for-loop) numbers exactly, whatever it picks.
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Auto_gives_the_for_loops_bits(string file, string id)
+    {
+        var c = GoldenCase.Get(file, id);
+        Trajectories.ShouldBeBitwise(Run(c, Implementation.Auto), Run(c, Implementation.ForLoop));
+    }
+
     [Theory]
     [MemberData(nameof(Cases))]
     public void Fused_matches_the_for_loop_within_rounding(string file, string id)

@@ -10,32 +10,37 @@ namespace Optim;
 /// <summary>The hyperparameters of <see cref="Adagrad"/>. A new instance holds PyTorch's defaults.</summary>
 public sealed record AdagradOptions : OptimizerOptions
 {
-    private readonly double _lrDecay;
-    private readonly double _weightDecay;
-    private readonly double _initialAccumulatorValue;
-    private readonly double _eps = 1e-10;
+    /// <summary>The declared hyperparameters, in PyTorch's validation order.</summary>
+    public static OptionSchema<AdagradOptions> Schema { get; } = new OptionSchema<AdagradOptions>()
+        .Lr()
+        .Double("lr_decay", o => o.LrDecay, (o, v) => o with { LrDecay = v }, Rules.NonNegative("Invalid lr_decay value"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Double("initial_accumulator_value", o => o.InitialAccumulatorValue, (o, v) => o with { InitialAccumulatorValue = v },
+            Rules.NonNegative("Invalid initial_accumulator_value value"))
+        .Double("eps", o => o.Eps, (o, v) => o with { Eps = v }, Rules.NonNegative("Invalid epsilon value"))
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
 
     /// <summary>Creates options with PyTorch's Adagrad defaults (<c>lr</c> 1e-2).</summary>
     public AdagradOptions() => Lr = 1e-2;
 
     /// <summary>Learning-rate decay: step <c>t</c> uses <c>lr / (1 + (t - 1) * lr_decay)</c>.</summary>
-    public double LrDecay { get => _lrDecay; init => _lrDecay = Check.NonNegative(value, "lr_decay", "Invalid lr_decay value"); }
+    public double LrDecay { get; init; }
 
     /// <summary>L2 penalty, added to the gradient.</summary>
-    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+    public double WeightDecay { get; init; }
 
     /// <summary>The value the sum of squared gradients starts from (used when the state is created).</summary>
-    public double InitialAccumulatorValue
-    {
-        get => _initialAccumulatorValue;
-        init => _initialAccumulatorValue = Check.NonNegative(value, "initial_accumulator_value", "Invalid initial_accumulator_value value");
-    }
+    public double InitialAccumulatorValue { get; init; }
 
     /// <summary>Term added to the denominator for numerical stability.</summary>
-    public double Eps { get => _eps; init => _eps = Check.NonNegative(value, "eps", "Invalid epsilon value"); }
+    public double Eps { get; init; } = 1e-10;
 
     /// <summary>Maximize the objective instead of minimizing it.</summary>
     public bool Maximize { get; init; }
+
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
 }
 
 /// <summary>
@@ -70,7 +75,6 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
         double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
         : base(groups, new AdagradOptions
         {
-            // PyTorch's validation order.
             Lr = lr, LrDecay = lr_decay, WeightDecay = weight_decay, InitialAccumulatorValue = initial_accumulator_value, Eps = eps,
             Maximize = maximize, Implementation = implementation,
         })
@@ -78,6 +82,9 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
 
     /// <inheritdoc/>
     protected override bool InitializesStateEagerly => true;
+
+    /// <inheritdoc/>
+    protected override bool ForeachMatchesForLoop => false;
 
     /// <inheritdoc/>
     protected override void InitializeState(AdagradOptions options, Parameter parameter, ParameterState state)

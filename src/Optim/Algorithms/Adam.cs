@@ -15,25 +15,31 @@ namespace Optim;
 /// </summary>
 public sealed record AdamOptions : OptimizerOptions, IBetasOptions
 {
-    private readonly double _beta1 = 0.9;
-    private readonly double _beta2 = 0.999;
-    private readonly double _eps = 1e-8;
-    private readonly double _weightDecay;
+    /// <summary>The declared hyperparameters, in PyTorch's validation order (lr, eps, betas, weight_decay).</summary>
+    public static OptionSchema<AdamOptions> Schema { get; } = new OptionSchema<AdamOptions>()
+        .Lr()
+        .Double("eps", o => o.Eps, (o, v) => o with { Eps = v }, Rules.NonNegative("Invalid epsilon value"))
+        .Double("beta1", o => o.Beta1, (o, v) => o with { Beta1 = v }, Rules.HalfOpenUnit("Invalid beta parameter at index 0"))
+        .Double("beta2", o => o.Beta2, (o, v) => o with { Beta2 = v }, Rules.HalfOpenUnit("Invalid beta parameter at index 1"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Bool("amsgrad", o => o.Amsgrad, (o, v) => o with { Amsgrad = v })
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
 
     /// <summary>Coefficient of the running average of the gradient, in [0, 1) (PyTorch's <c>betas[0]</c>).</summary>
-    public double Beta1 { get => _beta1; init => _beta1 = Check.UnitInterval(value, "beta1", "Invalid beta parameter at index 0"); }
+    public double Beta1 { get; init; } = 0.9;
 
     /// <summary>Coefficient of the running average of the squared gradient, in [0, 1) (PyTorch's <c>betas[1]</c>).</summary>
-    public double Beta2 { get => _beta2; init => _beta2 = Check.UnitInterval(value, "beta2", "Invalid beta parameter at index 1"); }
+    public double Beta2 { get; init; } = 0.999;
 
     /// <summary>Term added to the denominator for numerical stability.</summary>
-    public double Eps { get => _eps; init => _eps = Check.NonNegative(value, "eps", "Invalid epsilon value"); }
+    public double Eps { get; init; } = 1e-8;
 
     /// <summary>
     /// Weight decay: for <see cref="Adam"/> an L2 penalty added to the gradient, for <see cref="AdamW"/> the parameter is
     /// scaled by <c>1 - lr * weight_decay</c> before the update.
     /// </summary>
-    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+    public double WeightDecay { get; init; }
 
     /// <summary>Use the AMSGrad variant (the maximum of the past squared-gradient averages in the denominator).</summary>
     public bool Amsgrad { get; init; }
@@ -41,9 +47,11 @@ public sealed record AdamOptions : OptimizerOptions, IBetasOptions
     /// <summary>Maximize the objective instead of minimizing it.</summary>
     public bool Maximize { get; init; }
 
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
+
     OptimizerOptions IBetasOptions.WithBetas(double beta1, double beta2) => this with { Beta1 = beta1, Beta2 = beta2 };
 
-    // PyTorch's validation order: lr, eps, betas[0], betas[1], weight_decay.
     internal static AdamOptions Create(double lr, double beta1, double beta2, double eps, double weightDecay, bool amsgrad,
         bool maximize, Implementation implementation) => new()
         {

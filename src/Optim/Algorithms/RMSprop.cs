@@ -11,31 +11,40 @@ namespace Optim;
 /// <summary>The hyperparameters of <see cref="RMSprop"/>. A new instance holds PyTorch's defaults.</summary>
 public sealed record RMSpropOptions : OptimizerOptions, IMomentumOptions
 {
-    private readonly double _alpha = 0.99;
-    private readonly double _eps = 1e-8;
-    private readonly double _weightDecay;
-    private readonly double _momentum;
+    /// <summary>The declared hyperparameters, in PyTorch's validation order.</summary>
+    public static OptionSchema<RMSpropOptions> Schema { get; } = new OptionSchema<RMSpropOptions>()
+        .Lr()
+        .Double("eps", o => o.Eps, (o, v) => o with { Eps = v }, Rules.NonNegative("Invalid epsilon value"))
+        .Double("momentum", o => o.Momentum, (o, v) => o with { Momentum = v }, Rules.ClosedUnit("Invalid momentum value"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Double("alpha", o => o.Alpha, (o, v) => o with { Alpha = v }, Rules.ClosedUnit("Invalid alpha value"))
+        .Bool("centered", o => o.Centered, (o, v) => o with { Centered = v })
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
 
     /// <summary>Creates options with PyTorch's RMSprop defaults (<c>lr</c> 1e-2).</summary>
     public RMSpropOptions() => Lr = 1e-2;
 
     /// <summary>Smoothing constant of the running averages, in [0, 1].</summary>
-    public double Alpha { get => _alpha; init => _alpha = Check.ClosedUnitInterval(value, "alpha", "Invalid alpha value"); }
+    public double Alpha { get; init; } = 0.99;
 
     /// <summary>Term added to the denominator for numerical stability.</summary>
-    public double Eps { get => _eps; init => _eps = Check.NonNegative(value, "eps", "Invalid epsilon value"); }
+    public double Eps { get; init; } = 1e-8;
 
     /// <summary>L2 penalty, added to the gradient.</summary>
-    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+    public double WeightDecay { get; init; }
 
     /// <summary>Momentum factor, in [0, 1]; 0 updates without a momentum buffer.</summary>
-    public double Momentum { get => _momentum; init => _momentum = Check.ClosedUnitInterval(value, "momentum", "Invalid momentum value"); }
+    public double Momentum { get; init; }
 
     /// <summary>Normalize by an estimate of the gradient's variance (subtract the squared running mean of the gradient).</summary>
     public bool Centered { get; init; }
 
     /// <summary>Maximize the objective instead of minimizing it.</summary>
     public bool Maximize { get; init; }
+
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
 
     OptimizerOptions IMomentumOptions.WithMomentum(double momentum) => this with { Momentum = momentum };
 }
@@ -73,7 +82,6 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
         : base(groups, new RMSpropOptions
         {
-            // PyTorch's validation order.
             Lr = lr, Eps = eps, Momentum = momentum, WeightDecay = weight_decay, Alpha = alpha,
             Centered = centered, Maximize = maximize, Implementation = implementation,
         })

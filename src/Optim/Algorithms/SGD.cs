@@ -9,21 +9,27 @@ using static TorchSharp.torch.optim;
 
 namespace Optim;
 
-/// <summary>The hyperparameters of <see cref="SGD"/>.</summary>
+/// <summary>The hyperparameters of <see cref="SGD"/>. A new instance holds PyTorch's defaults.</summary>
 public sealed record SGDOptions : OptimizerOptions, IMomentumOptions
 {
-    private readonly double _momentum;
-    private readonly double _dampening;
-    private readonly double _weightDecay;
+    /// <summary>The declared hyperparameters, in PyTorch's validation order.</summary>
+    public static OptionSchema<SGDOptions> Schema { get; } = new OptionSchema<SGDOptions>()
+        .Lr()
+        .Double("momentum", o => o.Momentum, (o, v) => o with { Momentum = v }, Rules.ClosedUnit("Invalid momentum value"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Double("dampening", o => o.Dampening, (o, v) => o with { Dampening = v }, Rules.ClosedUnit("Invalid dampening value"))
+        .Bool("nesterov", o => o.Nesterov, (o, v) => o with { Nesterov = v })
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
 
     /// <summary>Momentum factor, in [0, 1].</summary>
-    public double Momentum { get => _momentum; init => _momentum = Check.ClosedUnitInterval(value, "momentum", "Invalid momentum value"); }
+    public double Momentum { get; init; }
 
     /// <summary>Dampening of the momentum, in [0, 1].</summary>
-    public double Dampening { get => _dampening; init => _dampening = Check.ClosedUnitInterval(value, "dampening", "Invalid dampening value"); }
+    public double Dampening { get; init; }
 
     /// <summary>L2 penalty, added to the gradient.</summary>
-    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+    public double WeightDecay { get; init; }
 
     /// <summary>Nesterov momentum; needs momentum &gt; 0 and zero dampening.</summary>
     public bool Nesterov { get; init; }
@@ -32,7 +38,10 @@ public sealed record SGDOptions : OptimizerOptions, IMomentumOptions
     public bool Maximize { get; init; }
 
     /// <inheritdoc/>
-    protected internal override void Validate() => Check.Nesterov(Nesterov, Momentum, Dampening);
+    public override OptionSchema GetSchema() => Schema;
+
+    /// <inheritdoc/>
+    protected override void ValidateCombination() => Check.Nesterov(Nesterov, Momentum, Dampening);
 
     OptimizerOptions IMomentumOptions.WithMomentum(double momentum) => this with { Momentum = momentum };
 }
@@ -69,7 +78,6 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto)
         : base(groups, new SGDOptions
         {
-            // PyTorch's validation order.
             Lr = lr, Momentum = momentum, WeightDecay = weight_decay, Dampening = dampening,
             Nesterov = nesterov, Maximize = maximize, Implementation = implementation,
         })

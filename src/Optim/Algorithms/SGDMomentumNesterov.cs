@@ -9,18 +9,25 @@ namespace Optim;
 /// <summary>The hyperparameters of <see cref="SGDMomentumNesterov"/>. A new instance holds its defaults.</summary>
 public sealed record SGDMomentumNesterovOptions : OptimizerOptions, IMomentumOptions
 {
-    private readonly double _momentum = 0.9;
-    private readonly double _dampening;
-    private readonly double _weightDecay;
+    /// <summary>The declared hyperparameters, in validation order.</summary>
+    public static OptionSchema<SGDMomentumNesterovOptions> Schema { get; } = new OptionSchema<SGDMomentumNesterovOptions>()
+        .Lr()
+        .Double("momentum", o => o.Momentum, (o, v) => o with { Momentum = v }, Rules.ClosedUnit("Invalid momentum value"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Double("dampening", o => o.Dampening, (o, v) => o with { Dampening = v }, Rules.ClosedUnit("Invalid dampening value"))
+        .Bool("nesterov", o => o.Nesterov, (o, v) => o with { Nesterov = v })
+        .Bool("decoupled_weight_decay", o => o.DecoupledWeightDecay, (o, v) => o with { DecoupledWeightDecay = v })
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
 
     /// <summary>Momentum factor, in [0, 1].</summary>
-    public double Momentum { get => _momentum; init => _momentum = Check.ClosedUnitInterval(value, "momentum", "Invalid momentum value"); }
+    public double Momentum { get; init; } = 0.9;
 
     /// <summary>Dampening of the momentum, in [0, 1]; must be 0 with Nesterov momentum.</summary>
-    public double Dampening { get => _dampening; init => _dampening = Check.ClosedUnitInterval(value, "dampening", "Invalid dampening value"); }
+    public double Dampening { get; init; }
 
     /// <summary>Weight decay: an L2 penalty added to the gradient, or decoupled (see <see cref="DecoupledWeightDecay"/>).</summary>
-    public double WeightDecay { get => _weightDecay; init => _weightDecay = Check.NonNegative(value, "weight_decay", "Invalid weight_decay value"); }
+    public double WeightDecay { get; init; }
 
     /// <summary>Nesterov momentum (the default); needs momentum &gt; 0 and zero dampening.</summary>
     public bool Nesterov { get; init; } = true;
@@ -35,7 +42,10 @@ public sealed record SGDMomentumNesterovOptions : OptimizerOptions, IMomentumOpt
     public bool Maximize { get; init; }
 
     /// <inheritdoc/>
-    protected internal override void Validate() => Check.Nesterov(Nesterov, Momentum, Dampening);
+    public override OptionSchema GetSchema() => Schema;
+
+    /// <inheritdoc/>
+    protected override void ValidateCombination() => Check.Nesterov(Nesterov, Momentum, Dampening);
 
     OptimizerOptions IMomentumOptions.WithMomentum(double momentum) => this with { Momentum = momentum };
 }

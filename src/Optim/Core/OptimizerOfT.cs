@@ -48,6 +48,9 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <summary>Per-parameter state (PyTorch's <c>optimizer.state</c>); a parameter has an entry once it has state.</summary>
     public IReadOnlyDictionary<Parameter, ParameterState> State => _state;
 
+    /// <summary>State that belongs to the optimizer as a whole (empty unless the algorithm keeps some, as LBFGS does).</summary>
+    public OptimizerGlobalState GlobalState { get; } = new();
+
     private protected override IEnumerable<ILearningRateController> GroupControllers => _groups;
 
     /// <summary>Whether state is created for every parameter when its group is added (Adagrad) rather than on its first step.</summary>
@@ -82,6 +85,42 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     /// <summary>Whether ATen has a fused kernel for this algorithm.</summary>
     protected virtual bool HasFusedKernel => false;
+
+    /// <summary>
+    /// Whether the foreach path gives the for-loop's bits on CPU (true unless PyTorch's own foreach orders the ops
+    /// differently). <see cref="Implementation.Auto"/> only picks foreach on CPU when it does.
+    /// </summary>
+    protected virtual bool ForeachMatchesForLoop => true;
+
+    /// <summary>
+    /// Whether the algorithm's step re-evaluates the model (LBFGS): <c>step</c> then requires a closure and runs
+    /// <see cref="ClosureStep"/> instead of the per-group paths.
+    /// </summary>
+    protected virtual bool RequiresClosure => false;
+
+    /// <summary>
+    /// The update of a closure-driven algorithm. <paramref name="evaluate"/> runs the closure with gradients enabled,
+    /// checks every gradient as <c>step</c> does, and returns the loss; call it as often as the algorithm needs. The
+    /// optimizer keeps copies of the parameters and of all state while it runs: if anything throws, the parameters and
+    /// the state are restored before the exception leaves <c>step</c>. Runs under <c>no_grad</c> inside a dispose scope;
+    /// the returned tensor is moved out of it.
+    /// </summary>
+    /// <param name="evaluate">Re-evaluates the model and returns the loss.</param>
+    /// <returns>The loss <c>step</c> returns (PyTorch's LBFGS returns the first evaluation's).</returns>
+    protected virtual Tensor ClosureStep(Func<Tensor> evaluate) =>
+        throw new NotSupportedException($"{GetType().Name} has no closure-driven step.");
+
+    /// <summary>
+    /// Checks optimizer-wide state before a load commits it (see <see cref="OptimizerGlobalState"/>). The default accepts
+    /// only none: an algorithm that keeps such state overrides this.
+    /// </summary>
+    /// <param name="global">The loaded values by name.</param>
+    /// <exception cref="ArgumentException">A value does not fit this optimizer.</exception>
+    protected virtual void ValidateGlobalState(IReadOnlyDictionary<string, object> global)
+    {
+        foreach (var key in global.Keys)
+            throw new ArgumentException($"the state dict has optimizer-wide state '{key}', which {GetType().Name} does not keep", nameof(global));
+    }
 
     /// <summary>The message for a sparse gradient (PyTorch's text where it has one).</summary>
     protected virtual string SparseGradientMessage => $"{GetType().Name} does not support sparse gradients";
@@ -169,6 +208,12 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     public override Tensor? step(Func<Tensor>? closure = null)
     {
         ThrowIfDisposed();
+        if (RequiresClosure)
+        {
+            if (closure is null)
+                throw new ArgumentNullException(nameof(closure), $"{GetType().Name} requires a closure that reevaluates the model and returns the loss");
+            return StepWithClosure(closure);
+        }
         Tensor? loss = null;
         if (closure != null)
         {
@@ -209,6 +254,76 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         return loss;
     }
 
+    // A closure-driven step, all or nothing: parameters and state are copied first and restored if anything throws.
+    private Tensor StepWithClosure(Func<Tensor> closure)
+    {
+        CheckKernelScalar(GradScale, nameof(GradScale));
+        if (GradScale is not null || FoundInf is not null)
+            throw new InvalidOperationException($"{GetType().Name}'s closure-driven step cannot take GradScale or FoundInf.");
+        var parameters = _groups.SelectMany(g => g.Parameters).ToList();
+        List<Tensor> savedParams;
+        Dictionary<Parameter, List<KeyValuePair<string, Tensor>>> savedState;
+        OptimizerGlobalState savedGlobal;
+        using (no_grad())
+        {
+            savedParams = parameters.Select(p => p.detach().clone().DetachFromDisposeScope()).ToList();
+            savedState = _state.ToDictionary(e => e.Key, e => e.Value.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.detach().clone().DetachFromDisposeScope())).ToList(),
+                ReferenceEqualityComparer.Instance as IEqualityComparer<Parameter>);
+            savedGlobal = GlobalState.Clone();
+        }
+        var keptStateKeys = _state.Keys.ToList();
+        try
+        {
+            using (no_grad())
+            using (var scope = NewDisposeScope())
+            {
+                var loss = ClosureStep(Evaluate);
+                return loss.MoveToOuterDisposeScope();
+            }
+        }
+        catch
+        {
+            using (no_grad())
+            {
+                for (var i = 0; i < parameters.Count; i++) parameters[i].copy_(savedParams[i]);
+                foreach (var p in _state.Keys.Except(keptStateKeys, ReferenceEqualityComparer.Instance).Cast<Parameter>().ToList())
+                {
+                    _state[p].Clear();
+                    _state.Remove(p);
+                }
+                foreach (var (p, entries) in savedState)
+                {
+                    var restored = new ParameterState();
+                    foreach (var (key, tensor) in entries) restored.Set(key, tensor);
+                    _state[p].ReplaceWith(restored);
+                }
+                savedState.Clear();
+                GlobalState.ReplaceWith(savedGlobal);
+            }
+            throw;
+        }
+        finally
+        {
+            foreach (var t in savedParams) t.Dispose();
+            foreach (var entries in savedState.Values) entries.ForEach(e => e.Value.Dispose());
+            savedGlobal.Clear();
+        }
+
+        Tensor Evaluate()
+        {
+            Tensor loss;
+            using (enable_grad()) loss = closure();
+            if (loss is null) throw new InvalidOperationException("the closure returned null; it must return the loss");
+            foreach (var group in _groups) CollectGradients(group);
+            return loss;
+        }
+    }
+
+    /// <summary>The parameter's state, created (as on its first step) when it has none yet.</summary>
+    /// <param name="group">The index of the parameter's group.</param>
+    /// <param name="parameter">A parameter of that group.</param>
+    protected ParameterState StateOf(int group, Parameter parameter) => EnsureState(_groups[group].Options, parameter);
+
     // Every group's batch, with the state of parameters on their first step created: for all groups or, if creating
     // one fails, for none, so that a failing step leaves the state as it was.
     private List<StepBatch> PrepareBatches(List<List<(Parameter, Tensor, string)>> withGradients)
@@ -242,20 +357,18 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         }
     }
 
-    // Auto: the fused kernel where ATen has one and it can serve every parameter (the fastest path measured), else
-    // foreach or the for-loop by tensor size (AutoWithoutFusion). An explicit Fused that cannot be served is an error.
+    // Auto gives PyTorch's default numbers: never the fused kernels (a few ulp off the for-loop); on CPU the for-loop or
+    // foreach, which give the same bits, chosen by tensor size (AutoWithoutFusion); elsewhere foreach. An algorithm whose
+    // foreach differs from its for-loop in PyTorch itself (Adagrad) runs the for-loop on CPU. An explicit Fused that
+    // cannot be served is an error.
     private Implementation ResolvePath(ParamGroup<TOptions> group, List<(Parameter, Tensor, string)> withGradients)
     {
         var requested = group.Options.Implementation;
-        if (requested == Implementation.Fused || (requested == Implementation.Auto && HasFusedKernel))
+        if (requested == Implementation.Fused)
         {
             var unfusable = withGradients.FindIndex(e => !IsFusable(e.Item1) || !e.Item2.is_contiguous());
-            if (requested == Implementation.Fused)
-            {
-                if (unfusable >= 0) throw NotFusable(withGradients[unfusable].Item3, withGradients[unfusable].Item1);
-                return Implementation.Fused;
-            }
-            if (unfusable < 0) return Implementation.Fused;
+            if (unfusable >= 0) throw NotFusable(withGradients[unfusable].Item3, withGradients[unfusable].Item1);
+            return Implementation.Fused;
         }
         if (GradScale is not null || FoundInf is not null)
             throw new InvalidOperationException($"GradScale and FoundInf need the fused path; {GetType().Name}'s group uses {requested}.");
@@ -263,9 +376,12 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         {
             Implementation.ForLoop => Implementation.ForLoop,
             Implementation.Foreach => Implementation.Foreach,
-            _ => AutoWithoutFusion(withGradients.ConvertAll(e => (Tensor)e.Item1)),
+            _ => ForeachMatchesForLoop ? AutoWithoutFusion(withGradients.ConvertAll(e => (Tensor)e.Item1)) : AutoForLoopOnCpu(withGradients),
         };
     }
+
+    private static Implementation AutoForLoopOnCpu(List<(Parameter, Tensor, string)> withGradients) =>
+        withGradients.TrueForAll(e => e.Item1.device_type == DeviceType.CPU) ? Implementation.ForLoop : Implementation.Foreach;
 
     /// <summary>Parameters of at least this many elements on average make the CPU for-loop faster than foreach.</summary>
     internal const long ForLoopMinimumMeanElements = 16_384;
@@ -333,7 +449,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         var groups = _groups
             .Select(g => new ParamGroupState(g.Options.ToHyperparameters(), g.InitialLearningRate, g.Parameters.Select(p => ids[p]).ToList()))
             .ToList();
-        return new OptimizerStateDict(GetType().Name, state, groups);
+        return new OptimizerStateDict(GetType().Name, state, groups)
+        {
+            Global = GlobalState.ToDictionary(e => e.Key, e => e.Value),
+        };
     }
 
     /// <inheritdoc/>
@@ -354,7 +473,9 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             var saved = stateDict.ParamGroups[g];
             if (saved.Params.Count != _groups[g].Parameters.Count)
                 throw new ArgumentException("loaded state dict contains a parameter group that doesn't match the size of optimizer's group", nameof(stateDict));
-            options.Add((TOptions)_groups[g].Options.WithHyperparameters(saved.Hyperparameters));
+            var loadedOptions = _groups[g].Options.WithHyperparameters(saved.Hyperparameters) as TOptions
+                ?? throw new ArgumentException($"the state dict's group {g} does not hold {typeof(TOptions).Name}", nameof(stateDict));
+            options.Add(loadedOptions);
             Check.NonNegative(saved.InitialLr, "initial_lr", "Invalid initial learning rate");
             for (var i = 0; i < saved.Params.Count; i++)
             {
@@ -363,9 +484,13 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             }
         }
 
+        stateDict.ThrowIfDisposed();
+        ValidateGlobalState(stateDict.Global);
         var staged = new Dictionary<Parameter, ParameterState>(ReferenceEqualityComparer.Instance);
+        var stagedGlobal = new OptimizerGlobalState();
         try
         {
+            foreach (var (key, value) in stateDict.Global) stagedGlobal.Set(key, OptimizerGlobalState.CloneValue(OptimizerGlobalState.Normalize(value, key)));
             foreach (var (id, savedState) in stateDict.State)
             {
                 if (!byId.TryGetValue(id, out var p))
@@ -379,6 +504,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         catch
         {
             foreach (var s in staged.Values) s.Clear();
+            stagedGlobal.Clear();
             throw;
         }
 
@@ -388,6 +514,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             _groups[g].Options = options[g];
             _groups[g].InitialLearningRate = stateDict.ParamGroups[g].InitialLr;
         }
+        GlobalState.ReplaceWith(stagedGlobal);
         foreach (var p in parameters())
         {
             if (_state.TryGetValue(p, out var current)) current.Clear();
@@ -499,6 +626,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     {
         foreach (var state in _state.Values) state.Clear();
         _state.Clear();
+        GlobalState.Clear();
     }
 
     /// <summary>Applies <paramref name="set"/> to every group's options (for optimizer-level IMomentum/IBetas).</summary>

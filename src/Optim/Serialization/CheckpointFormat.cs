@@ -37,6 +37,9 @@ public static class CheckpointFormat
     {
         ArgumentNullException.ThrowIfNull(stream);
         ArgumentNullException.ThrowIfNull(stateDict);
+        stateDict.ThrowIfDisposed();
+        if (stateDict.Global.Count > 0)
+            throw new NotSupportedException("checkpoint format version 1 has no place for optimizer-wide state.");
         var payload = EncodePayload(stateDict);
         using var writer = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
         writer.Write(Magic);
@@ -181,7 +184,7 @@ public static class CheckpointFormat
             var groupCount = Count(r, "group");
             for (var g = 0; g < groupCount; g++)
             {
-                var hyper = new List<KeyValuePair<string, object>>();
+                var hyper = new List<KeyValuePair<string, object?>>();
                 var hyperCount = Count(r, "hyperparameter");
                 for (var h = 0; h < hyperCount; h++)
                 {

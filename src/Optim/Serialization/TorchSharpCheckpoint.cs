@@ -175,11 +175,11 @@ public static class TorchSharpCheckpoint
     // ---- reading ----
 
     // A group's options as our hyperparameters, plus what reading its parameters' state needs.
-    private sealed record Options(List<KeyValuePair<string, object>> Hyperparameters, double InitialLr)
+    private sealed record Options(List<KeyValuePair<string, object?>> Hyperparameters, double InitialLr)
     {
-        public bool Get(string name) => (bool)Hyperparameters.First(h => h.Key == name).Value;
+        public bool Get(string name) => (bool)Hyperparameters.First(h => h.Key == name).Value!;
 
-        public double GetDouble(string name) => (double)Hyperparameters.First(h => h.Key == name).Value;
+        public double GetDouble(string name) => (double)Hyperparameters.First(h => h.Key == name).Value!;
     }
 
     // The hyperparameters TorchSharp's Options.SaveStateDict writes after (initial_lr, lr), in its order, by our names.
@@ -196,7 +196,7 @@ public static class TorchSharpCheckpoint
     private static Options ReadOptions(BinaryReader r, Algorithm algorithm)
     {
         var initialLr = r.ReadDouble();
-        var h = new List<KeyValuePair<string, object>> { new("lr", r.ReadDouble()) };
+        var h = new List<KeyValuePair<string, object?>> { new("lr", r.ReadDouble()) };
         foreach (var (name, isBool) in OptionFields(algorithm))
             h.Add(new(name, isBool ? ReadBool(r, name) : r.ReadDouble()));
         if (algorithm == Algorithm.Adagrad) h.Add(new("maximize", false)); // TorchSharp's Adagrad always minimizes.
@@ -437,14 +437,14 @@ public static class TorchSharpCheckpoint
 
     private static void WriteOptions(BinaryWriter w, Algorithm algorithm, ParamGroupState g)
     {
-        if (algorithm == Algorithm.Adagrad && (bool)g["maximize"])
+        if (algorithm == Algorithm.Adagrad && (bool)g["maximize"]!)
             throw new NotSupportedException("TorchSharp's Adagrad cannot maximize; a group with maximize=true has no TorchSharp equivalent.");
         w.Write(g.InitialLr);
-        w.Write((double)g["lr"]);
+        w.Write((double)g["lr"]!);
         foreach (var (name, isBool) in OptionFields(algorithm))
         {
-            if (isBool) w.Write((bool)g[name]);
-            else w.Write((double)g[name]);
+            if (isBool) w.Write((bool)g[name]!);
+            else w.Write((double)g[name]!);
         }
     }
 
@@ -467,15 +467,15 @@ public static class TorchSharpCheckpoint
                 WriteTensor(w, OrZeros("exp_avg"));
                 WriteTensor(w, OrZeros("exp_avg_sq"));
                 // TorchSharp has max_exp_avg_sq exactly when the group was created with amsgrad.
-                Conditional(Get("max_exp_avg_sq") ?? ((bool)g["amsgrad"] ? zeros_like(p) : null));
+                Conditional(Get("max_exp_avg_sq") ?? ((bool)g["amsgrad"]! ? zeros_like(p) : null));
                 break;
             case Algorithm.SGD:
                 var buffer = Get("momentum_buffer");
-                Conditional(buffer is not null && (bool)g["maximize"] ? buffer.neg() : buffer); // see ReadState
+                Conditional(buffer is not null && (bool)g["maximize"]! ? buffer.neg() : buffer); // see ReadState
                 break;
             case Algorithm.Adagrad:
                 Step();
-                WriteTensor(w, Get("sum") ?? full_like(p, (double)g["initial_accumulator_value"]));
+                WriteTensor(w, Get("sum") ?? full_like(p, (double)g["initial_accumulator_value"]!));
                 break;
             default:
                 // TorchSharp's RMSProp keeps (and steps with, when used) all three tensors for every parameter.

@@ -49,6 +49,9 @@ public sealed record AdagradOptions : OptimizerOptions
 /// </summary>
 public sealed class Adagrad : Optimizer<AdagradOptions>
 {
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<AdagradOptions> Info { get; } = AlgorithmInfo.Of<Adagrad, AdagradOptions>("Adagrad", g => new Adagrad(g), hasFusedKernel: true, foreachMatchesForLoop: false);
+
     /// <summary>Creates Adagrad over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adagrad</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
     /// <param name="lr">Learning rate.</param>
@@ -84,7 +87,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     protected override bool InitializesStateEagerly => true;
 
     /// <inheritdoc/>
-    protected override bool ForeachMatchesForLoop => false;
+    protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
 
     /// <inheritdoc/>
     protected override void InitializeState(AdagradOptions options, Parameter parameter, ParameterState state)
@@ -96,7 +99,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     }
 
     /// <inheritdoc/>
-    protected override bool HasFusedKernel => true;
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
 
     // PyTorch's _single_tensor_adagrad (dense gradients).
     /// <inheritdoc/>

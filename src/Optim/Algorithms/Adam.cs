@@ -66,6 +66,9 @@ public sealed record AdamOptions : OptimizerOptions, IBetasOptions
 /// </summary>
 public class Adam : Optimizer<AdamOptions>, IBetas
 {
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<AdamOptions> Info { get; } = AlgorithmInfo.Of<Adam, AdamOptions>("Adam", g => new Adam(g), hasFusedKernel: true);
+
     private readonly bool _decoupledWeightDecay;
 
     /// <summary>Creates Adam over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adam</c>.</summary>
@@ -120,7 +123,7 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     }
 
     /// <inheritdoc/>
-    protected override bool HasFusedKernel => true;
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
 
     /// <inheritdoc/>
     protected override void SingleTensorStep(AdamOptions options, StepBatch batch) => SingleTensor(batch, options, _decoupledWeightDecay);

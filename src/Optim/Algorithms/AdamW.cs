@@ -10,6 +10,9 @@ namespace Optim;
 /// </summary>
 public sealed class AdamW : Adam
 {
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static new AlgorithmInfo<AdamOptions> Info { get; } = AlgorithmInfo.Of<AdamW, AdamOptions>("AdamW", g => new AdamW(g), hasFusedKernel: true);
+
     /// <summary>Creates AdamW over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.AdamW</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
     /// <param name="lr">Learning rate.</param>

@@ -55,6 +55,9 @@ public sealed record RMSpropOptions : OptimizerOptions, IMomentumOptions
 /// </summary>
 public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 {
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<RMSpropOptions> Info { get; } = AlgorithmInfo.Of<RMSprop, RMSpropOptions>("RMSprop", g => new RMSprop(g));
+
     /// <summary>Creates RMSprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.RMSProp</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
     /// <param name="lr">Learning rate.</param>

@@ -52,6 +52,9 @@ public sealed record SGDOptions : OptimizerOptions, IMomentumOptions
 /// </summary>
 public sealed class SGD : Optimizer<SGDOptions>, IMomentum
 {
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<SGDOptions> Info { get; } = AlgorithmInfo.Of<SGD, SGDOptions>("SGD", g => new SGD(g), hasFusedKernel: true);
+
     /// <summary>Creates SGD over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.SGD</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
     /// <param name="lr">Learning rate.</param>
@@ -97,7 +100,7 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
     }
 
     /// <inheritdoc/>
-    protected override bool HasFusedKernel => true;
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
 
     /// <inheritdoc/>
     protected override void SingleTensorStep(SGDOptions o, StepBatch batch) => SingleTensor(batch, Hyper(o));

@@ -58,6 +58,9 @@ public sealed record SGDMomentumNesterovOptions : OptimizerOptions, IMomentumOpt
 /// </summary>
 public sealed class SGDMomentumNesterov : Optimizer<SGDMomentumNesterovOptions>, IMomentum
 {
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<SGDMomentumNesterovOptions> Info { get; } = AlgorithmInfo.Of<SGDMomentumNesterov, SGDMomentumNesterovOptions>("SGDMomentumNesterov", g => new SGDMomentumNesterov(g), hasFusedKernel: true);
+
     /// <summary>Creates the optimizer over <paramref name="parameters"/>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
     /// <param name="lr">Learning rate.</param>
@@ -110,7 +113,7 @@ public sealed class SGDMomentumNesterov : Optimizer<SGDMomentumNesterovOptions>,
     }
 
     /// <inheritdoc/>
-    protected override bool HasFusedKernel => true;
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
 
     /// <inheritdoc/>
     protected override void SingleTensorStep(SGDMomentumNesterovOptions o, StepBatch batch) => SGD.SingleTensor(batch, Hyper(o));

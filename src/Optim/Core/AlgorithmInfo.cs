@@ -1,0 +1,110 @@
+using System;
+using System.Collections.Generic;
+using TorchSharp.Modules;
+
+namespace Optim;
+
+/// <summary>
+/// What tests, benchmarks, samples and tools need to know about an algorithm, declared once next to it: its name, its
+/// types and option schema, which paths ATen serves, and how to create it. <see cref="AlgorithmCatalog"/> lists them.
+/// </summary>
+public abstract class AlgorithmInfo
+{
+    private protected AlgorithmInfo(string name, Type optimizerType, bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach)
+    {
+        Name = name;
+        OptimizerType = optimizerType;
+        HasFusedKernel = hasFusedKernel;
+        ForeachMatchesForLoop = foreachMatchesForLoop;
+        HasForeach = hasForeach;
+    }
+
+    /// <summary>The algorithm's name: its class name, PyTorch's where PyTorch has it.</summary>
+    public string Name { get; }
+
+    /// <summary>The optimizer class.</summary>
+    public Type OptimizerType { get; }
+
+    /// <summary>The options record's type.</summary>
+    public abstract Type OptionsType { get; }
+
+    /// <summary>The hyperparameters, as the options record declares them.</summary>
+    public abstract OptionSchema Schema { get; }
+
+    /// <summary>The options a group gets from the constructor's defaults.</summary>
+    public abstract OptimizerOptions DefaultOptions { get; }
+
+    /// <summary>Whether ATen has a fused kernel for it (<see cref="Implementation.Fused"/> is accepted).</summary>
+    public bool HasFusedKernel { get; }
+
+    /// <summary>Whether it has a foreach path (<see cref="Implementation.Foreach"/> is accepted).</summary>
+    public bool HasForeach { get; }
+
+    /// <summary>Whether its foreach path gives the for-loop's bits on CPU (false where PyTorch's own foreach orders ops differently).</summary>
+    public bool ForeachMatchesForLoop { get; }
+
+    /// <summary>
+    /// Creates the optimizer over one group of <paramref name="parameters"/> with the constructor's defaults, except the
+    /// hyperparameters named in <paramref name="options"/> (PyTorch's names, values of their declared types).
+    /// </summary>
+    /// <param name="parameters">The parameters.</param>
+    /// <param name="options">Hyperparameters that differ from the defaults, or null.</param>
+    /// <exception cref="ArgumentException">An unknown or invalid hyperparameter.</exception>
+    public abstract Optimizer Create(IEnumerable<Parameter> parameters, IEnumerable<KeyValuePair<string, object?>>? options = null);
+
+    /// <inheritdoc/>
+    public override string ToString() => Name;
+
+    /// <summary>Declares an algorithm.</summary>
+    /// <typeparam name="TOptimizer">The optimizer class.</typeparam>
+    /// <typeparam name="TOptions">Its options record.</typeparam>
+    /// <param name="name">Its name.</param>
+    /// <param name="create">Its constructor over parameter groups, with every other argument at its default.</param>
+    /// <param name="hasFusedKernel">Whether ATen has a fused kernel for it.</param>
+    /// <param name="foreachMatchesForLoop">Whether its foreach path gives the for-loop's bits on CPU.</param>
+    /// <param name="hasForeach">Whether it has a foreach path.</param>
+    public static AlgorithmInfo<TOptions> Of<TOptimizer, TOptions>(string name, Func<IEnumerable<ParamGroupSpec<TOptions>>, TOptimizer> create,
+        bool hasFusedKernel = false, bool foreachMatchesForLoop = true, bool hasForeach = true)
+        where TOptimizer : Optimizer<TOptions> where TOptions : OptimizerOptions =>
+        new(name, typeof(TOptimizer), groups => create(groups), hasFusedKernel, foreachMatchesForLoop, hasForeach);
+}
+
+/// <summary>An algorithm whose options are <typeparamref name="TOptions"/>.</summary>
+/// <typeparam name="TOptions">The options record.</typeparam>
+public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : OptimizerOptions
+{
+    private readonly Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> _create;
+    private TOptions? _defaults;
+
+    internal AlgorithmInfo(string name, Type optimizerType, Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> create,
+        bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach)
+        : base(name, optimizerType, hasFusedKernel, foreachMatchesForLoop, hasForeach) => _create = create;
+
+    /// <inheritdoc/>
+    public override Type OptionsType => typeof(TOptions);
+
+    /// <inheritdoc/>
+    public override OptionSchema Schema => DefaultOptions.GetSchema();
+
+    /// <inheritdoc/>
+    public override OptimizerOptions DefaultOptions
+    {
+        get
+        {
+            if (_defaults is null)
+            {
+                using var probe = _create(new[] { new ParamGroupSpec<TOptions>(new[] { new Parameter(TorchSharp.torch.zeros(1)) }) });
+                _defaults = probe.Defaults;
+            }
+            return _defaults;
+        }
+    }
+
+    /// <inheritdoc/>
+    public override Optimizer Create(IEnumerable<Parameter> parameters, IEnumerable<KeyValuePair<string, object?>>? options = null) =>
+        CreateGroups(new[] { new ParamGroupSpec<TOptions>(parameters, options is null ? null : o => (TOptions)o.WithHyperparameters(options)) });
+
+    /// <summary>Creates the optimizer over parameter groups, every constructor argument at its default.</summary>
+    /// <param name="groups">The groups.</param>
+    public Optimizer<TOptions> CreateGroups(IEnumerable<ParamGroupSpec<TOptions>> groups) => _create(groups);
+}

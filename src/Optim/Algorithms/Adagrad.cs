@@ -89,6 +89,11 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <inheritdoc/>
     protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
 
+    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("sum");
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
     /// <inheritdoc/>
     protected override void InitializeState(AdagradOptions options, Parameter parameter, ParameterState state)
     {

@@ -112,6 +112,11 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "Adam does not support sparse gradients, please consider SparseAdam instead";
 
+    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("exp_avg").LikeParameter("exp_avg_sq").LikeParameter("max_exp_avg_sq", required: false);
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
     /// <inheritdoc/>
     protected override void InitializeState(AdamOptions options, Parameter parameter, ParameterState state)
     {

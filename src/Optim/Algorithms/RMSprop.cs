@@ -97,6 +97,11 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         set => SetOnAllGroups(o => o with { Momentum = value });
     }
 
+    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("square_avg").LikeParameter("momentum_buffer", required: false).LikeParameter("grad_avg", required: false);
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
     /// <inheritdoc/>
     protected override void InitializeState(RMSpropOptions options, Parameter parameter, ParameterState state)
     {

@@ -93,6 +93,11 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         set => SetOnAllGroups(o => o with { Momentum = value });
     }
 
+    private static readonly StateSchema States = new StateSchema().LikeParameter("momentum_buffer", required: false);
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
     /// <inheritdoc/>
     protected override void InitializeState(SGDOptions options, Parameter parameter, ParameterState state)
     {

@@ -106,6 +106,11 @@ public sealed class SGDMomentumNesterov : Optimizer<SGDMomentumNesterovOptions>,
         set => SetOnAllGroups(o => o with { Momentum = value });
     }
 
+    private static readonly StateSchema States = new StateSchema().LikeParameter("momentum_buffer", required: false);
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
     /// <inheritdoc/>
     protected override void InitializeState(SGDMomentumNesterovOptions options, Parameter parameter, ParameterState state)
     {

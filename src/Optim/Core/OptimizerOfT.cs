@@ -56,6 +56,12 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <summary>Whether state is created for every parameter when its group is added (Adagrad) rather than on its first step.</summary>
     protected virtual bool InitializesStateEagerly => false;
 
+    /// <summary>
+    /// The per-parameter state the algorithm keeps: its keys and what each tensor must look like. Checked before every
+    /// step and on every load.
+    /// </summary>
+    protected abstract StateSchema StateSchema { get; }
+
     /// <summary>Creates a parameter's state (PyTorch's <c>_init_group</c>). Called once, before its first update.</summary>
     /// <param name="options">The options of the parameter's group.</param>
     /// <param name="parameter">The parameter.</param>
@@ -339,6 +345,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 {
                     var hadEntry = _state.TryGetValue(p, out var existing);
                     if (!hadEntry || !existing!.IsInitialized) fresh.Add((p, hadEntry));
+                    else if (StateSchema.FindProblem(p, existing, name) is { } problem) throw new InvalidOperationException(problem);
                     batch.Add(p, grad, EnsureState(_groups[g].Options, p), name);
                 }
                 batches.Add(batch);
@@ -497,8 +504,14 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     throw new ArgumentException($"the state dict has state for parameter id {id}, which none of its groups lists", nameof(stateDict));
                 var copy = new ParameterState();
                 staged[p] = copy;
-                foreach (var (key, tensor) in savedState) copy.Set(key, CopyForParameter(key, tensor, p, id, nameof(stateDict)));
+                foreach (var (key, tensor) in savedState)
+                {
+                    var declared = StateSchema.Find(key)
+                        ?? throw new ArgumentException($"the state of parameter id {id} has '{key}', which {GetType().Name} does not keep", nameof(stateDict));
+                    copy.Set(key, StateSchema.Normalize(declared.Kind, tensor, p, $"state '{key}' of parameter id {id}", nameof(stateDict)));
+                }
                 copy.IsInitialized = true;
+                StateSchema.Validate(p, copy, $"id {id}", nameof(stateDict));
             }
         }
         catch
@@ -528,28 +541,6 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 _state.Remove(p); // no state in the dict: none here either (State lists parameters that have state)
             }
         }
-    }
-
-    // PyTorch's _process_value_according_to_param_policy: state follows the parameter's device and (floating) dtype,
-    // except `step`, which is kept as saved.
-    private static Tensor CopyForParameter(string key, Tensor tensor, Parameter p, int id, string argument)
-    {
-        using var scope = NewDisposeScope();
-        Tensor copy;
-        if (key == "step")
-        {
-            copy = tensor.detach().clone();
-        }
-        else
-        {
-            if (!tensor.shape.SequenceEqual(p.shape))
-                throw new ArgumentException(
-                    $"state '{key}' of parameter id {id} has shape [{string.Join(", ", tensor.shape)}], but the parameter has shape [{string.Join(", ", p.shape)}]",
-                    argument);
-            var moved = p.is_floating_point() ? tensor.to(p.dtype, p.device) : tensor.to(p.device);
-            copy = moved.detach().clone();
-        }
-        return copy.DetachFromDisposeScope();
     }
 
     private Dictionary<Parameter, int> ParameterIds()

@@ -1,0 +1,153 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>What a per-parameter state tensor must look like.</summary>
+public enum StateKind
+{
+    /// <summary>A step counter: a 0-dim float32 or float64 tensor, on the CPU or the parameter's device (PyTorch's <c>step</c>).</summary>
+    Step,
+
+    /// <summary>A tensor like the parameter: same shape, dtype and device, dense, laid out as the parameter or contiguous.</summary>
+    LikeParameter,
+}
+
+/// <summary>One key of an algorithm's per-parameter state.</summary>
+/// <param name="Name">PyTorch's key.</param>
+/// <param name="Kind">What the tensor must look like.</param>
+/// <param name="Required">Whether every initialized state holds it (false for buffers created on demand).</param>
+public sealed record StateKey(string Name, StateKind Kind, bool Required);
+
+/// <summary>
+/// The per-parameter state an algorithm keeps, declared once next to it. The optimizer enforces it before every step
+/// (so no kernel ever gets a state tensor that does not fit its parameter, whatever was put in through the public API or
+/// done to the parameter) and on every load, which normalizes what it accepts and rejects the rest.
+/// </summary>
+public sealed class StateSchema
+{
+    private readonly List<StateKey> _keys = new();
+
+    /// <summary>The declared keys, in PyTorch's order.</summary>
+    public IReadOnlyList<StateKey> Keys => _keys;
+
+    /// <summary>Declares a step counter.</summary>
+    /// <param name="name">The key.</param>
+    /// <param name="required">Whether every initialized state holds it.</param>
+    public StateSchema Step(string name, bool required = true) => Add(new StateKey(name, StateKind.Step, required));
+
+    /// <summary>Declares a tensor like the parameter.</summary>
+    /// <param name="name">The key.</param>
+    /// <param name="required">Whether every initialized state holds it.</param>
+    public StateSchema LikeParameter(string name, bool required = true) => Add(new StateKey(name, StateKind.LikeParameter, required));
+
+    /// <summary>The declaration of <paramref name="name"/>, or null.</summary>
+    /// <param name="name">The key.</param>
+    public StateKey? Find(string name) => _keys.Find(k => k.Name == name);
+
+    private StateSchema Add(StateKey key)
+    {
+        if (Find(key.Name) is not null) throw new InvalidOperationException($"state key '{key.Name}' is declared twice.");
+        _keys.Add(key);
+        return this;
+    }
+
+    /// <summary>
+    /// Throws an <see cref="ArgumentException"/> naming the parameter and key unless <paramref name="state"/> fits
+    /// <paramref name="parameter"/>: every required key present, every tensor alive and of its declared kind.
+    /// </summary>
+    /// <param name="parameter">The parameter.</param>
+    /// <param name="state">Its state.</param>
+    /// <param name="name">The parameter's name, for the message.</param>
+    /// <param name="argument">The argument to name in the exception.</param>
+    public void Validate(Tensor parameter, IReadOnlyDictionary<string, Tensor> state, string name, string argument)
+    {
+        var problem = FindProblem(parameter, state, name);
+        if (problem is not null) throw new ArgumentException(problem, argument);
+    }
+
+    /// <summary>What is wrong with <paramref name="state"/> for <paramref name="parameter"/> (see <see cref="Validate"/>), or null.</summary>
+    /// <param name="parameter">The parameter.</param>
+    /// <param name="state">Its state.</param>
+    /// <param name="name">The parameter's name, for the message.</param>
+    public string? FindProblem(Tensor parameter, IReadOnlyDictionary<string, Tensor> state, string name)
+    {
+        foreach (var key in _keys)
+        {
+            if (key.Required && !state.ContainsKey(key.Name)) return $"the state of parameter '{name}' has no '{key.Name}'";
+        }
+        foreach (var (keyName, tensor) in state)
+        {
+            var key = Find(keyName);
+            if (key is null) return $"the state of parameter '{name}' has '{keyName}', which this algorithm does not keep";
+            var problem = Problem(key.Kind, tensor, parameter);
+            if (problem is not null) return $"state '{keyName}' of parameter '{name}' {problem}";
+        }
+        return null;
+    }
+
+    // Null when the tensor fits; otherwise what is wrong, for the message. Cheap: a few property reads per tensor.
+    internal static string? Problem(StateKind kind, Tensor t, Tensor parameter)
+    {
+        if (t is null || t.IsInvalid) return "has been disposed";
+        if (t.is_sparse) return "is sparse, not a dense tensor";
+        if (t.device_type == DeviceType.META) return "is on the meta device (it holds no values)";
+        if (kind == StateKind.Step)
+        {
+            if (t.ndim != 0) return $"must be a 0-dim step count, not of shape [{string.Join(", ", t.shape)}]";
+            if (t.dtype is not (ScalarType.Float32 or ScalarType.Float64)) return $"must be a float32 or float64 step count, not {t.dtype}";
+            if (t.device_type != DeviceType.CPU && !SameDevice(t, parameter)) return $"is on {t.device}, not on the CPU or the parameter's device";
+            return null;
+        }
+        if (t.dtype != parameter.dtype) return $"is {t.dtype}, but the parameter is {parameter.dtype}";
+        if (!SameDevice(t, parameter)) return $"is on {t.device}, but the parameter is on {parameter.device}";
+        var ndim = t.ndim;
+        var sameShape = ndim == parameter.ndim;
+        for (var d = 0; sameShape && d < ndim; d++) sameShape = t.size(d) == parameter.size(d);
+        if (!sameShape) return $"has shape [{string.Join(", ", t.shape)}], but the parameter has shape [{string.Join(", ", parameter.shape)}]";
+        if (!t.is_contiguous() && !(parameter.is_contiguous() == false && t.stride().SequenceEqual(parameter.stride())))
+            return "is not contiguous (and not laid out as its parameter)";
+        return null;
+    }
+
+    /// <summary>
+    /// A copy of <paramref name="tensor"/> as the optimizer keeps it for <paramref name="parameter"/> (PyTorch's load
+    /// rule: state follows the parameter's device and floating dtype, except step counts, which stay float on the CPU or
+    /// the parameter's device), contiguous; an <see cref="ArgumentException"/> for what cannot be made to fit.
+    /// </summary>
+    internal static Tensor Normalize(StateKind kind, Tensor tensor, Tensor parameter, string describe, string argument)
+    {
+        if (tensor is null || tensor.IsInvalid) throw new ArgumentException($"{describe} has been disposed", argument);
+        if (tensor.is_sparse) throw new ArgumentException($"{describe} is sparse, not a dense tensor", argument);
+        if (tensor.device_type == DeviceType.META) throw new ArgumentException($"{describe} is on the meta device (it holds no values)", argument);
+        using var scope = NewDisposeScope();
+        Tensor copy;
+        if (kind == StateKind.Step)
+        {
+            if (tensor.numel() != 1)
+                throw new ArgumentException($"{describe} must be a single step count, not of shape [{string.Join(", ", tensor.shape)}]", argument);
+            if (tensor.dtype == ScalarType.Bool || tensor.is_complex())
+                throw new ArgumentException($"{describe} must be a number, not {tensor.dtype}", argument);
+            var dtype = tensor.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+            var device = tensor.device_type == DeviceType.CPU || SameDevice(tensor, parameter) ? tensor.device : torch.CPU;
+            copy = tensor.detach().reshape(Array.Empty<long>()).to(dtype, device).clone();
+            var value = copy.to(ScalarType.Float64).item<double>();
+            if (!double.IsFinite(value) || value < 0) throw new ArgumentException($"{describe} is {value}, not a step count", argument);
+        }
+        else
+        {
+            if (!tensor.shape.SequenceEqual(parameter.shape))
+                throw new ArgumentException(
+                    $"{describe} has shape [{string.Join(", ", tensor.shape)}], but the parameter has shape [{string.Join(", ", parameter.shape)}]", argument);
+            if (tensor.is_complex() != parameter.is_complex() || tensor.dtype == ScalarType.Bool)
+                throw new ArgumentException($"{describe} is {tensor.dtype}, which cannot hold state of a {parameter.dtype} parameter", argument);
+            copy = tensor.detach().to(parameter.dtype, parameter.device).contiguous().clone();
+        }
+        return copy.DetachFromDisposeScope();
+    }
+
+    private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
+}

@@ -203,15 +203,16 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         Aten.ForeachAdd_(bucket.Params, grads, -h.Lr);
     }
 
-    // PyTorch's _fused_sgd. Its first step hands the kernel empty buffers and is_first_step=true; a bucket where only
-    // some parameters have buffers yet (one got its first gradient late) runs as two calls, which PyTorch can't.
-    // Decoupled decay scales the parameters before the kernel (with a found_inf skip, that scaling still happens).
+    // PyTorch's _fused_sgd. Its first step hands the kernel fresh buffers and is_first_step=true; a bucket where only
+    // some parameters have buffers yet (one got its first gradient late) runs as two calls, which PyTorch can't. Unlike
+    // PyTorch, fresh buffers start zeroed rather than uninitialized, and a first step that found_inf skipped takes them
+    // back (one host read, on first steps only), so the next real step is again a first step.
     internal static void Fused(StepBatch bucket, SgdHyperparameters h, Tensor? gradScale, Tensor? foundInf)
     {
         var weightDecay = h.WeightDecay;
         if (h.DecoupledWeightDecay && weightDecay != 0)
         {
-            Aten.ForeachMul_(bucket.Params, 1 - h.Lr * weightDecay);
+            DecoupledDecay(bucket.Params, h.Lr * weightDecay, foundInf);
             weightDecay = 0;
         }
         if (h.Momentum == 0)
@@ -221,15 +222,33 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         }
         var fresh = Enumerable.Range(0, bucket.Count).Where(i => bucket.States[i].Get("momentum_buffer") is null).ToList();
         var warm = Enumerable.Range(0, bucket.Count).Except(fresh).ToList();
-        foreach (var i in fresh) bucket.States[i].Set("momentum_buffer", empty_like(bucket.Grads[i]));
+        foreach (var i in fresh) bucket.States[i].Set("momentum_buffer", zeros_like(bucket.Grads[i]));
         foreach (var (indices, first) in new[] { (warm, false), (fresh, true) })
         {
             if (indices.Count == 0) continue;
             Kernel(indices.Select(i => bucket.Params[i]).ToList(), indices.Select(i => bucket.Grads[i]).ToList(),
                 indices.Select(i => bucket.States[i]["momentum_buffer"]).ToList(), first);
         }
+        if (fresh.Count > 0 && foundInf is not null && foundInf.item<float>() != 0)
+        {
+            foreach (var i in fresh) bucket.States[i].Remove("momentum_buffer");
+        }
 
         void Kernel(IReadOnlyList<Tensor> ps, IReadOnlyList<Tensor> gs, IReadOnlyList<Tensor> bufs, bool isFirstStep) =>
             Aten.FusedSgd_(ps, gs, bufs, weightDecay, h.Momentum, h.Lr, h.Dampening, h.Nesterov, h.Maximize, isFirstStep, gradScale, foundInf);
+    }
+
+    // param *= 1 - lr * weight_decay before the kernel; with found_inf the factor is 1 where the step is skipped (x * 1
+    // is exact), decided on the device without reading found_inf back.
+    private static void DecoupledDecay(IReadOnlyList<Tensor> parameters, double lrTimesDecay, Tensor? foundInf)
+    {
+        if (foundInf is null)
+        {
+            Aten.ForeachMul_(parameters, 1 - lrTimesDecay);
+            return;
+        }
+        using var scope = NewDisposeScope();
+        var factor = where(foundInf.ne(0), tensor(1.0, foundInf.dtype, foundInf.device), tensor(1 - lrTimesDecay, foundInf.dtype, foundInf.device));
+        foreach (var p in parameters) p.mul_(factor.to(p.dtype));
     }
 }

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.IO;
 using Optim.Serialization;
 using TorchSharp;
+using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
 
@@ -44,6 +45,9 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// skip the update and the step count is not advanced, as PyTorch's <c>optimizer.found_inf</c>.
     /// </summary>
     public Tensor? FoundInf { get; set; }
+
+    /// <summary>Per-parameter state (PyTorch's <c>optimizer.state</c>); a parameter has an entry once it has state.</summary>
+    public abstract IReadOnlyDictionary<Parameter, ParameterState> State { get; }
 
     /// <summary>The parameter groups, as TorchSharp's schedulers see them (stable order and count).</summary>
     public sealed override IEnumerable<ILearningRateController> ParamGroups => GroupControllers;

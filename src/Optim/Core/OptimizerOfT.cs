@@ -45,8 +45,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <summary>The parameter groups, in order.</summary>
     public new IReadOnlyList<ParamGroup<TOptions>> ParamGroups => _groups;
 
-    /// <summary>Per-parameter state (PyTorch's <c>optimizer.state</c>); a parameter has an entry once it has state.</summary>
-    public IReadOnlyDictionary<Parameter, ParameterState> State => _state;
+    /// <inheritdoc/>
+    public override IReadOnlyDictionary<Parameter, ParameterState> State => _state;
 
     /// <summary>State that belongs to the optimizer as a whole (empty unless the algorithm keeps some, as LBFGS does).</summary>
     public OptimizerGlobalState GlobalState { get; } = new();
@@ -163,6 +163,14 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 throw new ArgumentException("some parameters appear in more than one parameter group", nameof(spec));
         }
 
+        // A parameter that shares memory with another (a view of it) would be updated twice per step.
+        var all = _groups.SelectMany(g => g.Parameters.Select((p, i) => (Tensor: (Tensor)p, Name: g.Names[i])))
+            .Concat(parameters.Select((p, i) => (Tensor: (Tensor)p, Name: names[i]))).ToList();
+        if (TensorMemory.FirstOverlap(all.ConvertAll(e => e.Tensor)) is var (first, second))
+            throw new ArgumentException(
+                $"parameters '{all[first].Name}' and '{all[second].Name}' share memory (one is a view of the other), so a step would update it twice",
+                nameof(spec));
+
         var options = (spec.Configure is null ? Defaults : spec.Configure(Defaults))
             ?? throw new ArgumentException("Configure returned null.", nameof(spec));
         if (options.Implementation == Implementation.Fused)
@@ -193,15 +201,37 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     }
 
     /// <summary>
-    /// Adds a TorchSharp parameter group (drop-in compatibility): its parameters, and its learning rate if it sets one.
+    /// Adds a TorchSharp parameter group (drop-in compatibility): its parameters and every option it sets. TorchSharp's
+    /// option objects (<c>Adam.Options</c>, ...) name their fields as PyTorch does (<c>beta1</c>, <c>weight_decay</c>),
+    /// so each set field is matched by name against this algorithm's schema; a set option that this algorithm does not
+    /// have is an error rather than silently dropped.
     /// </summary>
     /// <param name="param_group">A TorchSharp parameter group.</param>
+    /// <exception cref="ArgumentException">An option this algorithm does not have, or an invalid value.</exception>
     public override void add_param_group(TorchSharp.Modules.ParamGroup param_group)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(param_group);
-        var lr = param_group.Options?.LearningRate;
-        AddParamGroup(new ParamGroupSpec<TOptions>(param_group.Parameters, lr is double value ? o => o with { Lr = value } : null));
+        var overrides = TorchSharpOptions(param_group.Options, Defaults.GetSchema());
+        AddParamGroup(new ParamGroupSpec<TOptions>(param_group.Parameters,
+            overrides.Count == 0 ? null : o => (TOptions)o.WithHyperparameters(overrides)));
+    }
+
+    private static List<KeyValuePair<string, object?>> TorchSharpOptions(TorchSharp.Modules.OptimizerOptions? options, OptionSchema schema)
+    {
+        var overrides = new List<KeyValuePair<string, object?>>();
+        if (options is null) return overrides;
+        if (options.LearningRate is double lr) overrides.Add(new("lr", lr));
+        foreach (var field in options.GetType().GetFields(System.Reflection.BindingFlags.Public | System.Reflection.BindingFlags.Instance))
+        {
+            var value = field.GetValue(options);
+            if (value is null) continue; // TorchSharp's "not set": the optimizer's default applies
+            var declared = schema.Find(field.Name)
+                ?? throw new ArgumentException(
+                    $"the TorchSharp parameter group sets '{field.Name}', which {typeof(TOptions).Name} does not have", nameof(options));
+            overrides.Add(new(declared.Name, value));
+        }
+        return overrides;
     }
 
     /// <summary>
@@ -451,7 +481,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         var state = new SortedDictionary<int, IReadOnlyDictionary<string, Tensor>>();
         foreach (var p in parameters())
         {
-            if (_state.TryGetValue(p, out var s) && s.Count > 0) state[ids[p]] = s;
+            if (_state.TryGetValue(p, out var s) && s.Count > 0) state[ids[p]] = s.ToDictionary(e => e.Key, e => e.Value); // the tensors are live, the map is not
         }
         var groups = _groups
             .Select(g => new ParamGroupState(g.Options.ToHyperparameters(), g.InitialLearningRate, g.Parameters.Select(p => ids[p]).ToList()))

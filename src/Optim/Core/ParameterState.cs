@@ -71,6 +71,17 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
         _entries.Add(new(key, value));
     }
 
+    /// <summary>Removes (and disposes) the tensor under <paramref name="key"/>; returns whether there was one.</summary>
+    /// <param name="key">The key.</param>
+    public bool Remove(string key)
+    {
+        var i = _entries.FindIndex(e => e.Key == key);
+        if (i < 0) return false;
+        _entries[i].Value.Dispose();
+        _entries.RemoveAt(i);
+        return true;
+    }
+
     // For tensors read from a checkpoint: they stay in the caller's dispose scope.
     internal void AddWithoutDetaching(string key, Tensor value)
     {

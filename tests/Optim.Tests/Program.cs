@@ -1,0 +1,27 @@
+using System;
+using System.Globalization;
+using Optim.Tests.Reliability;
+
+namespace Optim.Tests;
+
+/// <summary>
+/// The test assembly's entry point, used only by tests that run risky work in a child process
+/// (<c>dotnet Optim.Tests.dll fuzz ALGORITHM SEED TRIALS</c>); the test runner does not call it.
+/// </summary>
+public static class Program
+{
+    /// <summary>Runs a fuzz worker; exit code 0 when every outcome was clean, 1 with the violations printed otherwise.</summary>
+    public static int Main(string[] args)
+    {
+        if (args.Length != 4 || args[0] != "fuzz")
+        {
+            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS");
+            return 2;
+        }
+        var info = AlgorithmCatalog.Get(args[1]);
+        var violations = Tamper.Run(info, int.Parse(args[2], CultureInfo.InvariantCulture), int.Parse(args[3], CultureInfo.InvariantCulture));
+        foreach (var v in violations) Console.WriteLine(v);
+        Console.WriteLine($"{info.Name}: {Tamper.Outcomes[0]} succeeded, {Tamper.Outcomes[1]} failed cleanly, {violations.Count} violations");
+        return violations.Count == 0 ? 0 : 1;
+    }
+}

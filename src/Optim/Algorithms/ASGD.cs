@@ -109,6 +109,9 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     /// <inheritdoc/>
     protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
 
+    /// <inheritdoc/>
+    protected override bool IsScalarState(string key) => key is "eta" or "mu";
+
     // PyTorch's _get_scalar_dtype(): the dtype of step, eta and mu.
     private static ScalarType ScalarDtype => get_default_dtype() == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
 

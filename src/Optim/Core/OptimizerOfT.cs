@@ -530,15 +530,30 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         }
     }
 
+    /// <summary>
+    /// Whether <paramref name="key"/> names a 0-dim per-parameter state value other than <c>step</c> (ASGD's <c>eta</c>
+    /// and <c>mu</c>). A load keeps its dtype and moves it to the parameter's device; PyTorch casts it to the parameter's
+    /// dtype, which for a float16 or bfloat16 parameter would round it and change the resumed run.
+    /// </summary>
+    /// <param name="key">A state key.</param>
+    protected virtual bool IsScalarState(string key) => false;
+
     // PyTorch's _process_value_according_to_param_policy: state follows the parameter's device and (floating) dtype,
-    // except `step`, which is kept as saved.
-    private static Tensor CopyForParameter(string key, Tensor tensor, Parameter p, int id, string argument)
+    // except `step`, which is kept as saved (and 0-dim scalar state, see IsScalarState).
+    private Tensor CopyForParameter(string key, Tensor tensor, Parameter p, int id, string argument)
     {
         using var scope = NewDisposeScope();
         Tensor copy;
         if (key == "step")
         {
             copy = tensor.detach().clone();
+        }
+        else if (IsScalarState(key))
+        {
+            if (tensor.ndim != 0)
+                throw new ArgumentException(
+                    $"state '{key}' of parameter id {id} has shape [{string.Join(", ", tensor.shape)}], but it is a 0-dim value", argument);
+            copy = tensor.to(p.device).detach().clone();
         }
         else
         {

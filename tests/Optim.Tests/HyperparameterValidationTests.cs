@@ -27,6 +27,9 @@ public class HyperparameterValidationTests
 
         /// <summary>Finite, in [0, 1] (momentum, dampening, alpha; stricter than PyTorch, which has no upper bound).</summary>
         ClosedUnit,
+
+        /// <summary>Any finite value (ASGD's t0, which PyTorch does not check).</summary>
+        Finite,
     }
 
     // (algorithm, constructor argument, PyTorch's message prefix, rule). The coverage test below keeps this complete.
@@ -60,6 +63,20 @@ public class HyperparameterValidationTests
         ("RMSprop", "eps", "Invalid epsilon value", Rule.NonNegative),
         ("RMSprop", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
         ("RMSprop", "momentum", "Invalid momentum value", Rule.ClosedUnit),
+        ("Adadelta", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("Adadelta", "rho", "Invalid rho value", Rule.ClosedUnit),
+        ("Adadelta", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("Adadelta", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("Adamax", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("Adamax", "beta1", "Invalid beta parameter at index 0", Rule.HalfOpenUnit),
+        ("Adamax", "beta2", "Invalid beta parameter at index 1", Rule.HalfOpenUnit),
+        ("Adamax", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("Adamax", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("ASGD", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("ASGD", "lambd", "Invalid lambd value", Rule.NonNegative),
+        ("ASGD", "alpha", "Invalid alpha value", Rule.NonNegative),
+        ("ASGD", "t0", "Invalid t0 value", Rule.Finite),
+        ("ASGD", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
     };
 
     // The bad values of each rule, with the text Python's str(float) gives them (what the message must quote).
@@ -68,6 +85,7 @@ public class HyperparameterValidationTests
         yield return (double.NaN, "nan");
         yield return (double.PositiveInfinity, "inf");
         yield return (double.NegativeInfinity, "-inf");
+        if (rule == Rule.Finite) yield break;
         yield return (-0.1, "-0.1");
         yield return (-1e-5, "-1e-05");
         if (rule == Rule.HalfOpenUnit) yield return (1.0, "1.0");
@@ -79,6 +97,7 @@ public class HyperparameterValidationTests
     {
         Rule.NonNegative => new[] { 0.0, -0.0, 1e30 },
         Rule.HalfOpenUnit => new[] { 0.0, Math.BitDecrement(1.0) },
+        Rule.Finite => new[] { -1e30, 0.0, 1e30 },
         _ => new[] { 0.0, 1.0 },
     };
 
@@ -137,6 +156,9 @@ public class HyperparameterValidationTests
             "AdamW" => new AdamW(Spec<AdamOptions>()),
             "Adagrad" => new Adagrad(Spec<AdagradOptions>()),
             "RMSprop" => new RMSprop(Spec<RMSpropOptions>()),
+            "Adadelta" => new Adadelta(Spec<AdadeltaOptions>()),
+            "Adamax" => new Adamax(Spec<AdamaxOptions>()),
+            "ASGD" => new ASGD(Spec<ASGDOptions>()),
             _ => throw new ArgumentException(algorithm, nameof(algorithm)),
         };
     }
@@ -153,6 +175,9 @@ public class HyperparameterValidationTests
             case Optimizer<AdamOptions> o: Assign(o, argument, value); break;
             case Optimizer<AdagradOptions> o: Assign(o, argument, value); break;
             case Optimizer<RMSpropOptions> o: Assign(o, argument, value); break;
+            case Optimizer<AdadeltaOptions> o: Assign(o, argument, value); break;
+            case Optimizer<AdamaxOptions> o: Assign(o, argument, value); break;
+            case Optimizer<ASGDOptions> o: Assign(o, argument, value); break;
             default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
         }
     }
@@ -172,7 +197,7 @@ public class HyperparameterValidationTests
         foreach (var algorithm in Support.Algorithms.Names)
         {
             var constructors = AlgorithmType(algorithm).GetConstructors();
-            constructors.Should().HaveCount(3, $"{algorithm} has a plain, a named and a grouped constructor");
+            constructors.Where(c => !TakesTorchSharpGroups(c)).Should().HaveCount(3, $"{algorithm} has a plain, a named and a grouped constructor");
             foreach (var ctor in constructors)
             {
                 var numeric = ctor.GetParameters().Where(p => p.ParameterType == typeof(double)).Select(p => p.Name);
@@ -181,6 +206,11 @@ public class HyperparameterValidationTests
             }
         }
     }
+
+    // A constructor over TorchSharp's typed parameter groups (Adadelta, Adamax, ASGD: TorchSharp's training tests build them).
+    private static bool TakesTorchSharpGroups(ConstructorInfo ctor) =>
+        ctor.GetParameters()[0].ParameterType.GetGenericArguments() is [{ IsGenericType: true } element]
+        && element.GetGenericTypeDefinition() == typeof(TorchSharp.Modules.ParamGroup<>);
 
     [Theory]
     [MemberData(nameof(Rows))]
@@ -250,6 +280,9 @@ public class HyperparameterValidationTests
             case Optimizer<AdamOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
             case Optimizer<AdagradOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
             case Optimizer<RMSpropOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<AdadeltaOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<AdamaxOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<ASGDOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
             default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
         }
     }

@@ -55,7 +55,9 @@ public class PathParityTests
         Trajectories.ShouldBeClose(Run(c, Implementation.Fused), Run(c, Implementation.ForLoop), Tolerance(c).Atol, Tolerance(c).Rtol);
     }
 
-    // 25 steps of a differently-rounded update: a few ulp per step, relative to the values' size.
+    // 25 steps of a differently-rounded update: a few ulp per step, relative to the values' size. ASGD's foreach computes
+    // eta (a float32 state value in both paths) with float32 tensor ops where the for-loop rounds a Python float: eta can
+    // differ by a float32 ulp (6e-8 relative), which moves an fp64 update of about lr·|grad| ≈ 1e-2 by about 1e-9.
     private static (double Atol, double Rtol) Tolerance(GoldenCase c) =>
-        c.Dtype == TorchSharp.torch.ScalarType.Float32 ? (2e-6, 2e-5) : (1e-14, 1e-13);
+        c.Dtype == TorchSharp.torch.ScalarType.Float32 ? (2e-6, 2e-5) : c.Algorithm == "ASGD" ? (3e-8, 0) : (1e-14, 1e-13);
 }

@@ -11,12 +11,12 @@ namespace Optim.Tests;
 /// <summary>
 /// The same PyTorch trajectories replayed through TorchSharp's built-in optimizers: ours must be at least as close to
 /// PyTorch as TorchSharp's in every configuration. The output lists both errors (the README's migration table).
-/// Only goldens whose op order is PyTorch 2.x's take part: SGD and Adagrad's (the same in 1.13 and 2.x), and the
-/// 2.x replays of Adam, AdamW and RMSprop (1.13's own classes follow 1.13's order, which TorchSharp copies).
+/// Only goldens whose op order is PyTorch 2.x's take part: SGD, Adagrad, Adadelta and ASGD's (the same in 1.13 and 2.x),
+/// and the 2.x replays of Adam, AdamW, RMSprop and Adamax (1.13's own classes follow 1.13's order, which TorchSharp copies).
 /// </summary>
 public class TorchSharpComparisonTests(ITestOutputHelper output)
 {
-    private static readonly string[] Files = { "sgd.json", "adagrad.json", "adam_2x.json", "adamw_2x.json", "rmsprop_2x.json" };
+    private static readonly string[] Files = { "sgd.json", "adagrad.json", "adam_2x.json", "adamw_2x.json", "rmsprop_2x.json", "adadelta.json", "adamax_2x.json", "asgd.json" };
 
     public static TheoryData<string, string> Cases()
     {
@@ -35,6 +35,10 @@ public class TorchSharpComparisonTests(ITestOutputHelper output)
         "AdamW" => torch.optim.AdamW(ps, c.Option("lr", 1e-3), c.Option("beta1", 0.9), c.Option("beta2", 0.999), c.Option("eps", 1e-8), c.Option("weight_decay", 1e-2), c.Flag("amsgrad"), c.Flag("maximize")),
         "Adagrad" when !c.Flag("maximize") => torch.optim.Adagrad(ps, c.Option("lr", 1e-2), c.Option("lr_decay", 0), c.Option("weight_decay", 0), c.Option("initial_accumulator_value", 0), c.Option("eps", 1e-10)),
         "RMSprop" => torch.optim.RMSProp(ps, c.Option("lr", 1e-2), c.Option("alpha", 0.99), c.Option("eps", 1e-8), c.Option("weight_decay", 0), c.Option("momentum", 0), c.Flag("centered"), c.Flag("maximize")),
+        "Adadelta" => torch.optim.Adadelta(ps, c.Option("lr", 1.0), c.Option("rho", 0.9), c.Option("eps", 1e-6), c.Option("weight_decay", 0), c.Flag("maximize")),
+        "Adamax" when !c.Flag("maximize") => torch.optim.Adamax(ps, c.Option("lr", 2e-3), c.Option("beta1", 0.9), c.Option("beta2", 0.999), c.Option("eps", 1e-8), c.Option("weight_decay", 0)),
+        // PyTorch's default lr (1e-2), passed explicitly: TorchSharp's factory defaults to 1e-3.
+        "ASGD" => torch.optim.ASGD(ps, c.Option("lr", 1e-2), c.Option("lambd", 1e-4), c.Option("alpha", 0.75), c.Option("t0", 1e6), c.Option("weight_decay", 0), c.Flag("maximize")),
         _ => null,
     };
 

@@ -4,8 +4,9 @@
 Writes one JSON file per algorithm (sgd.json, adam.json, adamw.json,
 adagrad.json, rmsprop.json, sgd_momentum_nesterov.json) into
 tests/Optim.Tests/Goldens/ (or --out DIR), plus adam_2x.json, adamw_2x.json,
-adagrad_2x.json and rmsprop_2x.json: the same cases replayed in PyTorch 2.x's
-op order. See README.md next to this file.
+adagrad_2x.json, rmsprop_2x.json and adamax_2x.json: the same cases replayed in
+PyTorch 2.x's op order. Also adadelta.json, adamax.json and asgd.json (with `--only
+FILE,...` only those files are written). See README.md next to this file.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/generate.py
 """
@@ -94,6 +95,42 @@ RMSPROP_CASES = [
              "maximize": True, "alpha": 0.95}),
 ]
 
+ADADELTA_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.5}),
+    ("rho", {"rho": 0.75}),
+    ("eps", {"eps": 1e-3}),
+    ("weight_decay", {"weight_decay": 0.1}),
+    ("maximize", {"maximize": True}),
+    ("all", {"lr": 0.5, "rho": 0.8, "eps": 1e-4, "weight_decay": 0.05, "maximize": True}),
+]
+
+# Adamax betas are written as "beta1"/"beta2", as for Adam.
+ADAMAX_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.01}),
+    ("betas", {"beta1": 0.8, "beta2": 0.99}),
+    ("eps", {"eps": 1e-3}),
+    ("weight_decay", {"weight_decay": 0.1}),
+    ("maximize", {"maximize": True}),
+    ("all", {"lr": 0.01, "beta1": 0.85, "beta2": 0.95, "weight_decay": 0.1, "maximize": True}),
+]
+
+# t0 only changes the running average `ax` (recorded as state, see STATE_KEYS); alpha needs a larger lambd to show.
+ASGD_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.05}),
+    ("lambd", {"lambd": 0.01}),
+    ("alpha", {"lambd": 0.01, "alpha": 0.5}),
+    ("t0", {"t0": 5.0}),
+    ("weight_decay", {"weight_decay": 0.1}),
+    ("maximize", {"maximize": True}),
+    ("all", {"lr": 0.05, "lambd": 0.01, "alpha": 0.6, "t0": 3.0, "weight_decay": 0.05, "maximize": True}),
+]
+
+# State recorded after every step, per algorithm (state a golden must check because no parameter depends on it).
+STATE_KEYS = {"ASGD": ["ax", "eta", "mu"]}
+
 SGDMN_CASES = [
     ("nesterov", {"lr": 0.1}),
     ("coupled_weight_decay", {"lr": 0.1, "weight_decay": 0.1}),
@@ -171,6 +208,10 @@ class SGDMomentumNesterov:
 #                                                   ROCm/pytorch@407564617cf1e846e62c82bfe58168726cb8e3d4
 #   torch/optim/adagrad.py  _single_tensor_adagrad  cyyever/pytorch@7b617aebb825668b8c24695ccda3e13ab3986f14
 #   torch/optim/rmsprop.py  _single_tensor_rmsprop  cyyever/pytorch@7b617aebb825668b8c24695ccda3e13ab3986f14
+#   torch/optim/adamax.py   _single_tensor_adamax   cyyever/pytorch@a9e0fe668ff539039e38d2d9a78c31ef9e07dfbe
+# Compared with 1.13's (no replay needed, 1.13's class is the reference):
+#   torch/optim/adadelta.py _single_tensor_adadelta cyyever/pytorch@b1d94d611b4166216f2c89be503dcf82eeb510a2
+#   torch/optim/asgd.py     _single_tensor_asgd     cyyever/pytorch@a9e0fe668ff539039e38d2d9a78c31ef9e07dfbe
 # Cross-checked against older pytorch/pytorch copies in the index:
 #   adam.py   @dc80ccded5385cca3e777472d64cfe3d874fad89 (same ops, but
 #             bias_correction2_sqrt = _dispatch_sqrt(bc2) = math.sqrt(bc2); for
@@ -294,6 +335,38 @@ def _single_tensor_rmsprop_2x(params, grads, square_avgs, grad_avgs, momentum_bu
             param.add_(buf, alpha=-lr)
         else:
             param.addcdiv_(grad, avg, value=-lr)
+
+
+def _single_tensor_adamax_2x(params, grads, exp_avgs, exp_infs, state_steps,
+                             *, eps, beta1, beta2, lr, weight_decay, maximize):
+    # torch/optim/adamax.py, _single_tensor_adamax, real params, capturable=False,
+    # differentiable=False (torch.maximum with out=, not cat + amax).
+    for i, param in enumerate(params):
+        grad = grads[i]
+        grad = grad if not maximize else -grad
+        exp_avg = exp_avgs[i]
+        exp_inf = exp_infs[i]
+        step_t = state_steps[i]
+
+        # update step
+        step_t += 1
+
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+
+        # Update biased first moment estimate.
+        exp_avg.lerp_(grad, 1 - beta1)
+        # Update the exponentially weighted infinity norm.
+        torch.maximum(
+            exp_inf.mul_(beta2),
+            grad.abs().add_(eps),
+            out=exp_inf,
+        )
+
+        bias_correction = 1 - beta1 ** _get_value(step_t)
+        clr = lr / bias_correction
+
+        param.addcdiv_(exp_avg, exp_inf, value=-clr)
 
 
 class _Replay2x:
@@ -422,6 +495,34 @@ class RMSprop2x(_Replay2x):
             momentum=g["momentum"], centered=g["centered"], maximize=g["maximize"])
 
 
+class Adamax2x(_Replay2x):
+    # torch.optim.Adamax defaults (betas written as beta1/beta2).
+    DEFAULTS = dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, maximize=False)
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, exp_avgs, exp_infs, state_steps = [], [], [], [], []
+        # Adamax._init_group: lazy state initialization.
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_inf"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            exp_avgs.append(state["exp_avg"])
+            exp_infs.append(state["exp_inf"])
+            state_steps.append(state["step"])
+        _single_tensor_adamax_2x(
+            params_with_grad, grads, exp_avgs, exp_infs, state_steps, eps=g["eps"],
+            beta1=g["beta1"], beta2=g["beta2"], lr=g["lr"], weight_decay=g["weight_decay"],
+            maximize=g["maximize"])
+
+
 def replay_factory(cls):
     def factory(params, options):
         return cls(params, options)
@@ -501,8 +602,11 @@ def make_inputs(seed, dtype):
     return initial, steps
 
 
-def run_trajectory(factory, options, initial, grad_steps):
-    """Returns a list (one per step) of lists of param tensors after step()."""
+def run_trajectory(factory, options, initial, grad_steps, state_keys=(), states=None):
+    """Returns a list (one per step) of lists of param tensors after step().
+
+    With `state_keys`, appends to `states` (one per step) {key: [flat values per
+    param, None for a param without state yet]}."""
     params = [t.clone().requires_grad_(True) for t in initial]
     opt = factory(params, options)
     out = []
@@ -511,22 +615,29 @@ def run_trajectory(factory, options, initial, grad_steps):
             p.grad = None if g is None else g.clone()
         opt.step()
         out.append([p.detach().clone() for p in params])
+        if state_keys:
+            states.append({key: [flat(opt.state[p][key]) if key in opt.state.get(p, {}) else None
+                                 for p in params] for key in state_keys})
     return out
 
 
-def build_case(name, options, dtype_name, factory):
+def build_case(name, options, dtype_name, factory, state_keys=()):
     dtype = DTYPES[dtype_name]
     initial, grad_steps = make_inputs(case_seed(name, dtype_name), dtype)
-    traj = run_trajectory(factory, options, initial, grad_steps)
+    states = []
+    traj = run_trajectory(factory, options, initial, grad_steps, state_keys, states)
     steps = []
-    for grads, params in zip(grad_steps, traj):
+    for s, (grads, params) in enumerate(zip(grad_steps, traj)):
         for p in params:
             if not torch.isfinite(p).all():
                 raise RuntimeError(f"non-finite parameter in case {name} ({dtype_name})")
-        steps.append({
+        step = {
             "grads": [None if g is None else flat(g) for g in grads],
             "params": [flat(p) for p in params],
-        })
+        }
+        if state_keys:
+            step["state"] = states[s]
+        steps.append(step)
     return {
         "name": f"{name}_{dtype_name}",
         "dtype": dtype_name,
@@ -572,6 +683,7 @@ def self_check_replays():
          lambda o: True),
         ("RMSprop", RMSPROP_CASES, replay_factory(RMSprop2x), torch.optim.RMSprop,
          lambda o: not o.get("centered", False)),
+        ("Adamax", ADAMAX_CASES, replay_factory(Adamax2x), torch.optim.Adamax, lambda o: False),
     ]
     print(f"self-check: 2.x replays vs torch {torch.__version__} torch.optim classes")
     for label, cases, replay, cls, must_equal in checks:
@@ -612,6 +724,13 @@ ALGORITHMS = [
     ("adamw_2x.json", "AdamW", ADAMW_CASES, replay_factory(AdamW2x), REFERENCE_2X),
     ("adagrad_2x.json", "Adagrad", ADAGRAD_CASES, replay_factory(Adagrad2x), REFERENCE_2X),
     ("rmsprop_2x.json", "RMSprop", RMSPROP_CASES, replay_factory(RMSprop2x), REFERENCE_2X),
+    # Adadelta and ASGD: PyTorch 1.13's _single_tensor_* run the same ops in the same order as 2.x's
+    # (compared by hand; see tools/golden/README.md), so their classes are the reference. Adamax: 1.13 uses
+    # mul_().add_() where 2.x uses lerp_, hence the 2.x replay next to it.
+    ("adadelta.json", "Adadelta", ADADELTA_CASES, make_torch_factory(torch.optim.Adadelta), None),
+    ("adamax.json", "Adamax", ADAMAX_CASES, make_torch_factory(torch.optim.Adamax), None),
+    ("adamax_2x.json", "Adamax", ADAMAX_CASES, replay_factory(Adamax2x), REFERENCE_2X),
+    ("asgd.json", "ASGD", ASGD_CASES, make_torch_factory(torch.optim.ASGD), None),
 ]
 
 
@@ -620,7 +739,12 @@ def main(argv=None):
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "Optim.Tests", "Goldens"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
+    ap.add_argument("--only", default=None,
+                    help="comma-separated file names to write (default: all); the others stay untouched")
     args = ap.parse_args(argv)
+    only = None if args.only is None else set(args.only.split(","))
+    if only is not None and not only <= {f for f, *_ in ALGORITHMS}:
+        ap.error(f"unknown files in --only: {sorted(only - {f for f, *_ in ALGORITHMS})}")
 
     # Single-threaded CPU kernels: no dependence on the machine's core count.
     torch.set_num_threads(1)
@@ -630,6 +754,8 @@ def main(argv=None):
 
     os.makedirs(args.out, exist_ok=True)
     for file_name, algorithm, cases, factory, reference in ALGORITHMS:
+        if only is not None and file_name not in only:
+            continue
         names = [n for n, _ in cases]
         if len(set(names)) != len(names):
             raise AssertionError(f"duplicate case names for {algorithm}")
@@ -640,7 +766,7 @@ def main(argv=None):
         }
         if reference is not None:
             doc["reference"] = reference
-        doc["cases"] = [build_case(name, options, dtype_name, factory)
+        doc["cases"] = [build_case(name, options, dtype_name, factory, STATE_KEYS.get(algorithm, ()))
                         for name, options in cases
                         for dtype_name in DTYPES]
         path = os.path.join(args.out, file_name)

@@ -20,6 +20,9 @@ public static class AlgorithmCatalog
         AdamW.Info,
         Adagrad.Info,
         RMSprop.Info,
+        Adadelta.Info,
+        Adamax.Info,
+        ASGD.Info,
     };
 
     /// <summary>The algorithm called <paramref name="name"/> (its class name).</summary>

@@ -107,6 +107,11 @@ public static class Rules
     public static Rule<double> Positive(string message) =>
         new(v => double.IsFinite(v) && v > 0, v => $"{message}: {Check.Python(v)}", "finite, > 0");
 
+    /// <summary>Any finite value (where PyTorch checks nothing, as ASGD's <c>t0</c>; NaN and infinities are still rejected).</summary>
+    /// <param name="message">The message prefix.</param>
+    public static Rule<double> Finite(string message) =>
+        new(double.IsFinite, v => $"{message}: {Check.Python(v)}", "finite");
+
     /// <summary>Finite, in [0, 1) (PyTorch's <c>not 0.0 &lt;= beta &lt; 1.0</c>).</summary>
     /// <param name="message">The message prefix.</param>
     public static Rule<double> HalfOpenUnit(string message) =>

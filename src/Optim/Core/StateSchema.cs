@@ -12,6 +12,12 @@ public enum StateKind
     /// <summary>A step counter: a 0-dim float32 or float64 tensor, on the CPU or the parameter's device (PyTorch's <c>step</c>).</summary>
     Step,
 
+    /// <summary>
+    /// A 0-dim float32 or float64 value on the parameter's device or the CPU (ASGD's <c>eta</c> and <c>mu</c>). A load
+    /// keeps its dtype; PyTorch casts it to the parameter's, which for float16 or bfloat16 parameters would round it.
+    /// </summary>
+    Scalar,
+
     /// <summary>A tensor like the parameter: same shape, dtype and device, dense, laid out as the parameter or contiguous.</summary>
     LikeParameter,
 }
@@ -38,6 +44,11 @@ public sealed class StateSchema
     /// <param name="name">The key.</param>
     /// <param name="required">Whether every initialized state holds it.</param>
     public StateSchema Step(string name, bool required = true) => Add(new StateKey(name, StateKind.Step, required));
+
+    /// <summary>Declares a 0-dim value (see <see cref="StateKind.Scalar"/>).</summary>
+    /// <param name="name">The key.</param>
+    /// <param name="required">Whether every initialized state holds it.</param>
+    public StateSchema Scalar(string name, bool required = true) => Add(new StateKey(name, StateKind.Scalar, required));
 
     /// <summary>Declares a tensor like the parameter.</summary>
     /// <param name="name">The key.</param>
@@ -95,10 +106,10 @@ public sealed class StateSchema
         if (t is null || t.IsInvalid) return "has been disposed";
         if (t.is_sparse) return "is sparse, not a dense tensor";
         if (t.device_type == DeviceType.META) return "is on the meta device (it holds no values)";
-        if (kind == StateKind.Step)
+        if (kind is StateKind.Step or StateKind.Scalar)
         {
-            if (t.ndim != 0) return $"must be a 0-dim step count, not of shape [{string.Join(", ", t.shape)}]";
-            if (t.dtype is not (ScalarType.Float32 or ScalarType.Float64)) return $"must be a float32 or float64 step count, not {t.dtype}";
+            if (t.ndim != 0) return $"must be a 0-dim value, not of shape [{string.Join(", ", t.shape)}]";
+            if (t.dtype is not (ScalarType.Float32 or ScalarType.Float64)) return $"must be a float32 or float64 value, not {t.dtype}";
             if (t.device_type != DeviceType.CPU && !SameDevice(t, parameter)) return $"is on {t.device}, not on the CPU or the parameter's device";
             return null;
         }
@@ -125,17 +136,19 @@ public sealed class StateSchema
         if (tensor.device_type == DeviceType.META) throw new ArgumentException($"{describe} is on the meta device (it holds no values)", argument);
         using var scope = NewDisposeScope();
         Tensor copy;
-        if (kind == StateKind.Step)
+        if (kind is StateKind.Step or StateKind.Scalar)
         {
             if (tensor.numel() != 1)
-                throw new ArgumentException($"{describe} must be a single step count, not of shape [{string.Join(", ", tensor.shape)}]", argument);
+                throw new ArgumentException($"{describe} must be a single value, not of shape [{string.Join(", ", tensor.shape)}]", argument);
             if (tensor.dtype == ScalarType.Bool || tensor.is_complex())
                 throw new ArgumentException($"{describe} must be a number, not {tensor.dtype}", argument);
             var dtype = tensor.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-            var device = tensor.device_type == DeviceType.CPU || SameDevice(tensor, parameter) ? tensor.device : torch.CPU;
+            var device = kind == StateKind.Scalar ? parameter.device
+                : tensor.device_type == DeviceType.CPU || SameDevice(tensor, parameter) ? tensor.device : torch.CPU;
             copy = tensor.detach().reshape(Array.Empty<long>()).to(dtype, device).clone();
             var value = copy.to(ScalarType.Float64).item<double>();
-            if (!double.IsFinite(value) || value < 0) throw new ArgumentException($"{describe} is {value}, not a step count", argument);
+            if (!double.IsFinite(value) || (kind == StateKind.Step && value < 0))
+                throw new ArgumentException($"{describe} is {value}, not a {(kind == StateKind.Step ? "step count" : "finite value")}", argument);
         }
         else
         {

@@ -143,6 +143,19 @@ internal static class Aten
             torch._fused_adagrad_(self, grads, state_sums, state_steps, lr=lr, lr_decay=lr_decay,
                                   weight_decay=weight_decay, eps=eps, maximize=maximize, grad_scale=grad_scale,
                                   found_inf=found_inf)
+
+        # ---- Adadelta/Adamax/ASGD ----
+        def foreach_div_list_(self: List[Tensor], other: List[Tensor]):
+            torch._foreach_div_(self, other)
+
+        def foreach_sub_list(self: List[Tensor], other: List[Tensor], alpha: float) -> List[Tensor]:
+            return torch._foreach_sub(self, other, alpha=alpha)
+
+        def foreach_abs(self: List[Tensor]) -> List[Tensor]:
+            return torch._foreach_abs(self)
+
+        def foreach_abs_(self: List[Tensor]):
+            torch._foreach_abs_(self)
         """;
 
     private static int _compilations;
@@ -429,6 +442,38 @@ internal static class Aten
         SameLength(self, src.Count, nameof(src));
         if (self.Count == 0) return;
         Invoke("foreach_copy_", List(self), List(src));
+    }
+
+    // ---- Adadelta/Adamax/ASGD ----
+
+    /// <summary><c>torch._foreach_div_(self, other)</c>: <c>self[i] /= other[i]</c> (Adadelta's <c>deltas / std</c>).</summary>
+    public static void ForeachDiv_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return;
+        Invoke("foreach_div_list_", List(self), List(other));
+    }
+
+    /// <summary><c>torch._foreach_sub(self, other, alpha=alpha)</c>: new tensors, owned by the caller (ASGD's <c>param - ax</c>).</summary>
+    public static Tensor[] ForeachSub(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_sub_list", List(self), List(other), S(alpha));
+    }
+
+    /// <summary><c>torch._foreach_abs(self)</c>: new tensors, owned by the caller (Adamax's <c>|grad|</c>).</summary>
+    public static Tensor[] ForeachAbs(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_abs", (object)List(self));
+    }
+
+    /// <summary><c>torch._foreach_abs_(self)</c>.</summary>
+    public static void ForeachAbs_(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_abs_", (object)List(self));
     }
 
     // ---- _fused_* kernels. All lists on one device with one dtype (PyTorch groups by (device, dtype) first).

@@ -168,6 +168,40 @@ public class AtenTests
         InPlaceMatches(dt, s => Aten.ForeachCopy_(s, other), (t, i) => t.copy_(other[i]));
     }
 
+    // ---- Adadelta/Adamax/ASGD
+
+    [Theory, MemberData(nameof(FloatTypes))]
+    public void Div_list(ScalarType dt)
+    {
+        var other = Make(dt, 10, positive: true);
+        InPlaceMatches(dt, s => Aten.ForeachDiv_(s, other), (t, i) => t.div_(other[i]));
+    }
+
+    [Theory, MemberData(nameof(FloatTypes))]
+    public void Sub_list_out_of_place(ScalarType dt)
+    {
+        var other = Make(dt, 11);
+        OutOfPlaceMatches(dt, s => Aten.ForeachSub(s, other), (t, i) => t.sub(other[i]));
+        OutOfPlaceMatches(dt, s => Aten.ForeachSub(s, other, A), (t, i) => t.add(other[i], -A));
+    }
+
+    [Theory, MemberData(nameof(FloatTypes))]
+    public void Abs(ScalarType dt)
+    {
+        OutOfPlaceMatches(dt, s => Aten.ForeachAbs(s), (t, _) => t.abs());
+        InPlaceMatches(dt, s => Aten.ForeachAbs_(s), (t, _) => t.abs_());
+    }
+
+    [Theory, MemberData(nameof(FloatTypes))]
+    public void Addcmul_with_0_dim_float32_tensors_broadcasts_as_ASGD_needs(ScalarType dt)
+    {
+        // _multi_tensor_asgd: _foreach_addcmul_(params, intermediate, etas, value=-1) with 0-dim float32 etas.
+        var t1 = Make(dt, 12);
+        var etas = PerTensor.Select(v => torch.tensor(v, ScalarType.Float32)).ToList();
+        InPlaceMatches(dt, s => Aten.ForeachAddcmul_(s, t1, etas, -1), (t, i) => t.addcmul_(t1[i], etas[i], -1));
+        InPlaceMatches(dt, s => Aten.ForeachAddcmul_(s, t1, etas), (t, i) => t.addcmul_(t1[i], etas[i], 1));
+    }
+
     [Fact]
     public void Scalar_lists_reach_ATen_as_exact_doubles()
     {

@@ -7,7 +7,7 @@ namespace Optim.Tests.Support;
 /// <summary>Every algorithm by name, with settings that exercise its state (momentum, amsgrad, centered).</summary>
 public static class Algorithms
 {
-    public static readonly string[] Names = { "SGD", "SGDMomentumNesterov", "Adam", "AdamW", "Adagrad", "RMSprop" };
+    public static readonly string[] Names = { "SGD", "SGDMomentumNesterov", "Adam", "AdamW", "Adagrad", "RMSprop", "Adadelta", "Adamax", "ASGD" };
 
     public static Optimizer Create(string name, IEnumerable<Parameter> ps, Implementation impl, bool maximize = true) => name switch
     {
@@ -17,6 +17,10 @@ public static class Algorithms
         "AdamW" => new AdamW(ps, 0.01, amsgrad: true, maximize: maximize, implementation: impl),
         "Adagrad" => new Adagrad(ps, 0.01, lr_decay: 0.01, weight_decay: 0.01, maximize: maximize, implementation: impl),
         "RMSprop" => new RMSprop(ps, 0.01, momentum: 0.5, centered: true, weight_decay: 0.01, maximize: maximize, implementation: impl),
+        "Adadelta" => new Adadelta(ps, 0.5, rho: 0.8, weight_decay: 0.01, maximize: maximize, implementation: impl),
+        "Adamax" => new Adamax(ps, 0.01, weight_decay: 0.01, maximize: maximize, implementation: impl),
+        // t0 = 2: the running average moves from the third step on.
+        "ASGD" => new ASGD(ps, 0.01, lambd: 0.01, t0: 2, weight_decay: 0.01, maximize: maximize, implementation: impl),
         _ => throw new ArgumentException(name, nameof(name)),
     };
 }

@@ -11,19 +11,21 @@ public static class Factories
 {
     /// <summary>The golden files of the algorithms implemented so far.</summary>
     public static readonly string[] GoldenFiles =
-        { "sgd.json", "sgd_momentum_nesterov.json", "adam.json", "adamw.json", "adagrad.json", "rmsprop.json" };
+        { "sgd.json", "sgd_momentum_nesterov.json", "adam.json", "adamw.json", "adagrad.json", "rmsprop.json", "adadelta.json", "adamax.json", "asgd.json" };
 
     /// <summary>PyTorch 2.x's op order replayed with PyTorch 1.13's ops (tools/golden/README.md).</summary>
-    public static readonly string[] ReplayGoldenFiles = { "adam_2x.json", "adamw_2x.json", "adagrad_2x.json", "rmsprop_2x.json" };
+    public static readonly string[] ReplayGoldenFiles = { "adam_2x.json", "adamw_2x.json", "adagrad_2x.json", "rmsprop_2x.json", "adamax_2x.json" };
 
     /// <summary>Whether ATen has a fused kernel for the algorithm.</summary>
-    public static bool HasFused(string algorithm) => algorithm is not "RMSprop";
+    public static bool HasFused(string algorithm) => algorithm is not ("RMSprop" or "Adadelta" or "Adamax" or "ASGD");
 
     /// <summary>
     /// Whether PyTorch's foreach path runs the same ops as its for-loop. Adagrad's does not: it multiplies the gradient
-    /// by -clr before the division, where the for-loop passes -clr to addcdiv, so the two differ in the last bit.
+    /// by -clr before the division, where the for-loop passes -clr to addcdiv, so the two differ in the last bit. Nor does
+    /// ASGD's: one addcmul_ for decay and step, <c>ax += (param - ax) * mu</c> even while mu is 1, and eta from float32
+    /// tensor ops instead of Python floats.
     /// </summary>
-    public static bool ForeachIsBitwise(string algorithm) => algorithm is not "Adagrad";
+    public static bool ForeachIsBitwise(string algorithm) => algorithm is not ("Adagrad" or "ASGD");
 
     public static Optimizer Create(GoldenCase c, IEnumerable<Parameter> ps, Implementation impl = Implementation.ForLoop) => c.Algorithm switch
     {
@@ -39,6 +41,12 @@ public static class Factories
             c.Option("momentum", 0), c.Flag("centered"), c.Flag("maximize"), impl),
         "SGDMomentumNesterov" => new SGDMomentumNesterov(ps, c.Option("lr", 1e-3), c.Option("momentum", 0.9), c.Option("dampening", 0),
             c.Flag("nesterov", fallback: true), c.Option("weight_decay", 0), c.Flag("decoupled_weight_decay"), c.Flag("maximize"), impl),
+        "Adadelta" => new Adadelta(ps, c.Option("lr", 1.0), c.Option("rho", 0.9), c.Option("eps", 1e-6), c.Option("weight_decay", 0),
+            c.Flag("maximize"), impl),
+        "Adamax" => new Adamax(ps, c.Option("lr", 2e-3), c.Option("beta1", 0.9), c.Option("beta2", 0.999), c.Option("eps", 1e-8),
+            c.Option("weight_decay", 0), c.Flag("maximize"), impl),
+        "ASGD" => new ASGD(ps, c.Option("lr", 1e-2), c.Option("lambd", 1e-4), c.Option("alpha", 0.75), c.Option("t0", 1e6),
+            c.Option("weight_decay", 0), c.Flag("maximize"), impl),
         _ => throw new System.NotSupportedException(c.Algorithm),
     };
 }

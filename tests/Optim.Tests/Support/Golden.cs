@@ -19,7 +19,8 @@ public sealed record GoldenCase(
     long[][] Shapes,
     double[][] Initial,
     IReadOnlyList<double[]?[]> Grads,
-    IReadOnlyList<double[][]> Expected)
+    IReadOnlyList<double[][]> Expected,
+    IReadOnlyList<IReadOnlyDictionary<string, double[]?[]>>? ExpectedState = null)
 {
     public override string ToString() => $"{Name} ({Dtype})";
 
@@ -84,7 +85,11 @@ public sealed record GoldenCase(
                 c.GetProperty("shapes").EnumerateArray().Select(s => s.EnumerateArray().Select(d => d.GetInt64()).ToArray()).ToArray(),
                 c.GetProperty("initial").EnumerateArray().Select(Doubles).ToArray(),
                 steps.Select(s => s.GetProperty("grads").EnumerateArray().Select(g => g.ValueKind == JsonValueKind.Null ? null : Doubles(g)).ToArray()).ToList(),
-                steps.Select(s => s.GetProperty("params").EnumerateArray().Select(Doubles).ToArray()).ToList());
+                steps.Select(s => s.GetProperty("params").EnumerateArray().Select(Doubles).ToArray()).ToList(),
+                steps.All(s => s.TryGetProperty("state", out _))
+                    ? steps.Select(s => (IReadOnlyDictionary<string, double[]?[]>)s.GetProperty("state").EnumerateObject().ToDictionary(
+                        k => k.Name, k => k.Value.EnumerateArray().Select(v => v.ValueKind == JsonValueKind.Null ? null : Doubles(v)).ToArray())).ToList()
+                    : null);
         }
     }
 

@@ -1,0 +1,217 @@
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>The hyperparameters of <see cref="ASGD"/>. A new instance holds PyTorch's defaults.</summary>
+public sealed record ASGDOptions : OptimizerOptions
+{
+    /// <summary>
+    /// The declared hyperparameters, in PyTorch's order (lr, lambd, alpha, t0, weight_decay). PyTorch validates lr,
+    /// lambd, alpha and weight_decay; t0 it does not check, here it must be finite.
+    /// </summary>
+    public static OptionSchema<ASGDOptions> Schema { get; } = new OptionSchema<ASGDOptions>()
+        .Lr()
+        .Double("lambd", o => o.Lambd, (o, v) => o with { Lambd = v }, Rules.NonNegative("Invalid lambd value"))
+        .Double("alpha", o => o.Alpha, (o, v) => o with { Alpha = v }, Rules.NonNegative("Invalid alpha value"))
+        .Double("t0", o => o.T0, (o, v) => o with { T0 = v }, Rules.Finite("Invalid t0 value"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
+
+    /// <summary>Creates options with PyTorch's ASGD defaults (<c>lr</c> 1e-2).</summary>
+    public ASGDOptions() => Lr = 1e-2;
+
+    /// <summary>Decay term: the parameter is scaled by <c>1 - lambd * eta</c> each step.</summary>
+    public double Lambd { get; init; } = 1e-4;
+
+    /// <summary>Power of the step-size decay: <c>eta = lr / (1 + lambd * lr * step) ** alpha</c>.</summary>
+    public double Alpha { get; init; } = 0.75;
+
+    /// <summary>The step after which averaging starts (<c>mu = 1 / max(1, step - t0)</c>).</summary>
+    public double T0 { get; init; } = 1e6;
+
+    /// <summary>L2 penalty, added to the gradient.</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
+}
+
+/// <summary>
+/// Averaged stochastic gradient descent with optional weight decay and maximization: PyTorch 2.x's
+/// <c>torch.optim.ASGD</c>, op for op. The running average of the parameters is the state <c>ax</c>; <c>eta</c> and
+/// <c>mu</c> are 0-dim tensors of PyTorch's scalar dtype (float32 unless the default dtype is float64), so their values
+/// are rounded to it as in PyTorch. PyTorch's foreach ASGD computes differently from its for-loop (the decay and the
+/// gradient step in one <c>addcmul</c>, <c>eta</c> with float32 tensor ops), and so does ours: the two paths differ in the
+/// last bits, and <see cref="Implementation.Auto"/> runs the for-loop on CPU. ATen has no fused ASGD kernel.
+/// </summary>
+public sealed class ASGD : Optimizer<ASGDOptions>
+{
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<ASGDOptions> Info { get; } =
+        AlgorithmInfo.Of<ASGD, ASGDOptions>("ASGD", g => new ASGD(g), foreachMatchesForLoop: false);
+
+    /// <summary>
+    /// Creates ASGD over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.ASGD</c>, but
+    /// <paramref name="lr"/> defaults to PyTorch's 1e-2 (TorchSharp's factory: 1e-3).
+    /// </summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="lambd">Decay term.</param>
+    /// <param name="alpha">Power of the step-size decay.</param>
+    /// <param name="t0">Step after which averaging starts.</param>
+    /// <param name="weight_decay">L2 penalty.</param>
+    /// <param name="maximize">Maximize the objective.</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public ASGD(IEnumerable<Parameter> parameters, double lr = 1e-2, double lambd = 1e-4, double alpha = 0.75, double t0 = 1e6,
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<ASGDOptions>(parameters), lr, lambd, alpha, t0, weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates ASGD over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public ASGD(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double lambd = 1e-4, double alpha = 0.75,
+        double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<ASGDOptions>(parameters), lr, lambd, alpha, t0, weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates ASGD over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public ASGD(IEnumerable<ParamGroupSpec<ASGDOptions>> groups, double lr = 1e-2, double lambd = 1e-4, double alpha = 0.75,
+        double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : base(groups, new ASGDOptions
+        {
+            Lr = lr, Lambd = lambd, Alpha = alpha, T0 = t0, WeightDecay = weight_decay, Maximize = maximize, Implementation = implementation,
+        })
+    { }
+
+    /// <summary>
+    /// Creates ASGD over TorchSharp's parameter groups (<c>new ASGD.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.ASGD</c>): each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public ASGD(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.ASGD.Options>> groups, double lr = 1e-2, double lambd = 1e-4,
+        double alpha = 0.75, double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<ASGDOptions, TorchSharp.Modules.ASGD.Options>(groups, (o, t) => o with
+        {
+            Lambd = t.lambd ?? o.Lambd, Alpha = t.alpha ?? o.Alpha, T0 = t.t0 ?? o.T0, WeightDecay = t.weight_decay ?? o.WeightDecay,
+            Maximize = t.maximize ?? o.Maximize,
+        }), lr, lambd, alpha, t0, weight_decay, maximize, implementation) { }
+
+    /// <inheritdoc/>
+    protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
+
+    // PyTorch's _get_scalar_dtype(): the dtype of step, eta and mu.
+    private static ScalarType ScalarDtype => get_default_dtype() == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
+
+    // A Python float as torch.as_tensor(x) holds it (the default dtype), before it is copied into eta or mu.
+    private static double AsDefaultDtype(double value) => get_default_dtype() == ScalarType.Float64 ? value : (float)value;
+
+    private static readonly StateSchema States = new StateSchema().Step("step").Scalar("eta").Scalar("mu").LikeParameter("ax");
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
+    /// <inheritdoc/>
+    protected override void InitializeState(ASGDOptions options, Parameter parameter, ParameterState state)
+    {
+        // PyTorch's key order: step, eta, mu, ax; the 0-dim ones on the parameter's device, in the scalar dtype.
+        var device = parameter.device;
+        state.Set("step", zeros(System.Array.Empty<long>(), ScalarDtype, device));
+        state.Set("eta", torch.tensor(options.Lr, ScalarDtype, device));
+        state.Set("mu", ones(System.Array.Empty<long>(), ScalarDtype, device));
+        state.Set("ax", zeros_like(parameter));
+    }
+
+    // PyTorch's _single_tensor_asgd (not capturable).
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(ASGDOptions o, StepBatch batch)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            var mu = state["mu"];
+            var ax = state["ax"];
+            var eta = state["eta"];
+            var stepT = state["step"];
+
+            stepT.add_(1);
+
+            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+
+            var etaValue = StateTensors.Value(eta);
+            param.mul_(1 - o.Lambd * etaValue);     // decay term
+            param.add_(grad, -etaValue);            // update parameter
+
+            // averaging
+            if (StateTensors.Value(mu) != 1) ax.add_(param.sub(ax).mul_(mu));
+            else ax.copy_(param);
+
+            var step = StateTensors.Value(stepT);
+            eta.fill_(AsDefaultDtype(o.Lr / System.Math.Pow(1 + o.Lambd * o.Lr * step, o.Alpha)));
+            mu.fill_(AsDefaultDtype(1 / PythonMaxOfOne(step - o.T0)));
+        }
+    }
+
+    // PyTorch's _multi_tensor_asgd (not capturable): param - eta * (grad [+ wd * param] + lambd * param) in one addcmul_,
+    // ax += (param - ax) * mu even while mu is 1, and eta from the step tensor with tensor ops in its dtype.
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        var axs = bucket.States.Select(s => s["ax"]).ToList();
+        var mus = bucket.States.Select(s => s["mu"]).ToList();
+        var etas = bucket.States.Select(s => s["eta"]).ToList();
+        var steps = bucket.States.Select(s => s["step"]).ToList();
+
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        Aten.ForeachAdd_(steps, 1.0);
+
+        // intermediate = grad + param * lambd
+        IReadOnlyList<Tensor> intermediate;
+        if (o.WeightDecay != 0)
+        {
+            if (o.Maximize)
+            {
+                Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+                intermediate = grads;
+            }
+            else
+            {
+                intermediate = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+            }
+            Aten.ForeachAdd_(intermediate, bucket.Params, o.Lambd);
+        }
+        else
+        {
+            intermediate = Aten.ForeachAdd(grads, bucket.Params, o.Lambd);
+        }
+
+        // param - eta * intermediate (eta: the 0-dim state, broadcast by the per-tensor kernels)
+        Aten.ForeachAddcmul_(bucket.Params, intermediate, etas, -1);
+
+        // averaging: ax = ax + mu * (param - ax)
+        var differences = Aten.ForeachSub(bucket.Params, axs);
+        Aten.ForeachAddcmul_(axs, differences, mus);
+
+        // eta = lr / ((1 + lambd * lr * step) ** alpha) with the step tensor: (lambd * lr) * step, 1 + that, ** alpha,
+        // then Tensor.__rtruediv__ (reciprocal, times lr), all in the step's dtype.
+        var newEtas = steps.Select(s => s.mul(o.Lambd * o.Lr).add_(1).pow_(o.Alpha).reciprocal_().mul_(o.Lr)).ToList();
+        Aten.ForeachCopy_(etas, newEtas);
+        for (var i = 0; i < mus.Count; i++) mus[i].fill_(AsDefaultDtype(1 / PythonMaxOfOne(StateTensors.Value(steps[i]) - o.T0)));
+    }
+
+    // Python's max(1, x): x only when x > 1 (so a NaN gives 1, where Math.Max would give NaN).
+    private static double PythonMaxOfOne(double x) => x > 1 ? x : 1;
+}

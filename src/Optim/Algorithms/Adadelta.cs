@@ -1,0 +1,164 @@
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>The hyperparameters of <see cref="Adadelta"/>. A new instance holds PyTorch's defaults.</summary>
+public sealed record AdadeltaOptions : OptimizerOptions
+{
+    /// <summary>The declared hyperparameters, in PyTorch's validation order (lr, rho, eps, weight_decay).</summary>
+    public static OptionSchema<AdadeltaOptions> Schema { get; } = new OptionSchema<AdadeltaOptions>()
+        .Lr()
+        .Double("rho", o => o.Rho, (o, v) => o with { Rho = v }, Rules.ClosedUnit("Invalid rho value"))
+        .Double("eps", o => o.Eps, (o, v) => o with { Eps = v }, Rules.NonNegative("Invalid epsilon value"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
+
+    /// <summary>Creates options with PyTorch's Adadelta defaults (<c>lr</c> 1.0).</summary>
+    public AdadeltaOptions() => Lr = 1.0;
+
+    /// <summary>Coefficient of the running averages of the squared gradient and the squared update, in [0, 1].</summary>
+    public double Rho { get; init; } = 0.9;
+
+    /// <summary>Term added inside both square roots for numerical stability.</summary>
+    public double Eps { get; init; } = 1e-6;
+
+    /// <summary>L2 penalty, added to the gradient.</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
+}
+
+/// <summary>
+/// Adadelta with optional weight decay and maximization: PyTorch 2.x's <c>torch.optim.Adadelta</c>, op for op. ATen has
+/// no fused Adadelta kernel.
+/// </summary>
+public sealed class Adadelta : Optimizer<AdadeltaOptions>
+{
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<AdadeltaOptions> Info { get; } = AlgorithmInfo.Of<Adadelta, AdadeltaOptions>("Adadelta", g => new Adadelta(g));
+
+    /// <summary>Creates Adadelta over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adadelta</c>.</summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Coefficient that scales the update before it is applied.</param>
+    /// <param name="rho">Coefficient of the running averages.</param>
+    /// <param name="eps">Term added inside the square roots for numerical stability.</param>
+    /// <param name="weight_decay">L2 penalty.</param>
+    /// <param name="maximize">Maximize the objective.</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public Adadelta(IEnumerable<Parameter> parameters, double lr = 1.0, double rho = 0.9, double eps = 1e-6, double weight_decay = 0,
+        bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<AdadeltaOptions>(parameters), lr, rho, eps, weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates Adadelta over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    public Adadelta(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1.0, double rho = 0.9, double eps = 1e-6,
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<AdadeltaOptions>(parameters), lr, rho, eps, weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates Adadelta over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    public Adadelta(IEnumerable<ParamGroupSpec<AdadeltaOptions>> groups, double lr = 1.0, double rho = 0.9, double eps = 1e-6,
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : base(groups, new AdadeltaOptions
+        {
+            Lr = lr, Rho = rho, Eps = eps, WeightDecay = weight_decay, Maximize = maximize, Implementation = implementation,
+        })
+    { }
+
+    /// <summary>
+    /// Creates Adadelta over TorchSharp's parameter groups (<c>new Adadelta.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.Adadelta</c>): each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    public Adadelta(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Adadelta.Options>> groups, double lr = 1.0, double rho = 0.9,
+        double eps = 1e-6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<AdadeltaOptions, TorchSharp.Modules.Adadelta.Options>(groups, (o, t) => o with
+        {
+            Rho = t.rho ?? o.Rho, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay, Maximize = t.maximize ?? o.Maximize,
+        }), lr, rho, eps, weight_decay, maximize, implementation) { }
+
+    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("square_avg").LikeParameter("acc_delta");
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
+    /// <inheritdoc/>
+    protected override void InitializeState(AdadeltaOptions options, Parameter parameter, ParameterState state)
+    {
+        // PyTorch's key order: step, square_avg, acc_delta.
+        state.Set("step", StateTensors.NewStep());
+        state.Set("square_avg", zeros_like(parameter));
+        state.Set("acc_delta", zeros_like(parameter));
+    }
+
+    // PyTorch's _single_tensor_adadelta.
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(AdadeltaOptions o, StepBatch batch)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var squareAvg = state["square_avg"];
+            var accDelta = state["acc_delta"];
+            // `step += 1`: counted (and saved), not used by the update.
+            state["step"].add_(1);
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+
+            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+
+            squareAvg.mul_(o.Rho).addcmul_(grad, grad, 1 - o.Rho);
+            var std = squareAvg.add(o.Eps).sqrt_();
+            var delta = accDelta.add(o.Eps).sqrt_();
+            delta.div_(std).mul_(grad);
+            accDelta.mul_(o.Rho).addcmul_(delta, delta, 1 - o.Rho);
+            param.add_(delta, -o.Lr);
+        }
+    }
+
+    // PyTorch's _multi_tensor_adadelta: the for-loop's ops over lists, so the same bits on CPU.
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        var squareAvgs = bucket.States.Select(s => s["square_avg"]).ToList();
+        var accDeltas = bucket.States.Select(s => s["acc_delta"]).ToList();
+
+        Aten.ForeachAdd_(bucket.States.Select(s => s["step"]).ToList(), 1.0);
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        if (o.WeightDecay != 0)
+        {
+            // Reuses the negated gradients where maximize made them; never writes the caller's.
+            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+        }
+
+        Aten.ForeachMul_(squareAvgs, o.Rho);
+        Aten.ForeachAddcmul_(squareAvgs, grads, grads, 1 - o.Rho);
+
+        var std = Aten.ForeachAdd(squareAvgs, o.Eps);
+        Aten.ForeachSqrt_(std);
+
+        var deltas = Aten.ForeachAdd(accDeltas, o.Eps);
+        Aten.ForeachSqrt_(deltas);
+        Aten.ForeachDiv_(deltas, std);
+        Aten.ForeachMul_(deltas, grads);
+
+        Aten.ForeachMul_(accDeltas, o.Rho);
+        Aten.ForeachAddcmul_(accDeltas, deltas, deltas, 1 - o.Rho);
+
+        Aten.ForeachAdd_(bucket.Params, deltas, -o.Lr);
+    }
+}

@@ -1,0 +1,177 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace Optim;
+
+/// <summary>The hyperparameters of <see cref="Adamax"/>. A new instance holds PyTorch's defaults.</summary>
+public sealed record AdamaxOptions : OptimizerOptions, IBetasOptions
+{
+    /// <summary>The declared hyperparameters, in PyTorch's validation order (lr, eps, betas, weight_decay).</summary>
+    public static OptionSchema<AdamaxOptions> Schema { get; } = new OptionSchema<AdamaxOptions>()
+        .Lr()
+        .Double("eps", o => o.Eps, (o, v) => o with { Eps = v }, Rules.NonNegative("Invalid epsilon value"))
+        .Double("beta1", o => o.Beta1, (o, v) => o with { Beta1 = v }, Rules.HalfOpenUnit("Invalid beta parameter at index 0"))
+        .Double("beta2", o => o.Beta2, (o, v) => o with { Beta2 = v }, Rules.HalfOpenUnit("Invalid beta parameter at index 1"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
+
+    /// <summary>Creates options with PyTorch's Adamax defaults (<c>lr</c> 2e-3).</summary>
+    public AdamaxOptions() => Lr = 2e-3;
+
+    /// <summary>Coefficient of the running average of the gradient, in [0, 1) (PyTorch's <c>betas[0]</c>).</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>Decay of the infinity norm, in [0, 1) (PyTorch's <c>betas[1]</c>).</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>Term added to <c>|grad|</c> before the running maximum, for numerical stability.</summary>
+    public double Eps { get; init; } = 1e-8;
+
+    /// <summary>L2 penalty, added to the gradient.</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
+
+    OptimizerOptions IBetasOptions.WithBetas(double beta1, double beta2) => this with { Beta1 = beta1, Beta2 = beta2 };
+}
+
+/// <summary>
+/// Adamax (Adam with the infinity norm) with optional weight decay and maximization: PyTorch 2.x's
+/// <c>torch.optim.Adamax</c>, op for op. ATen has no fused Adamax kernel.
+/// </summary>
+public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
+{
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<AdamaxOptions> Info { get; } = AlgorithmInfo.Of<Adamax, AdamaxOptions>("Adamax", g => new Adamax(g));
+
+    /// <summary>Creates Adamax over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adamax</c>.</summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="beta1">Coefficient of the running average of the gradient.</param>
+    /// <param name="beta2">Decay of the infinity norm.</param>
+    /// <param name="eps">Term added to <c>|grad|</c> for numerical stability.</param>
+    /// <param name="weight_decay">L2 penalty.</param>
+    /// <param name="maximize">Maximize the objective (PyTorch's; TorchSharp's Adamax has none).</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public Adamax(IEnumerable<Parameter> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<AdamaxOptions>(parameters), lr, beta1, beta2, eps, weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates Adamax over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Adamax(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<AdamaxOptions>(parameters), lr, beta1, beta2, eps, weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates Adamax over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Adamax(IEnumerable<ParamGroupSpec<AdamaxOptions>> groups, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : base(groups, new AdamaxOptions
+        {
+            Lr = lr, Eps = eps, Beta1 = beta1, Beta2 = beta2, WeightDecay = weight_decay, Maximize = maximize, Implementation = implementation,
+        })
+    { }
+
+    /// <summary>
+    /// Creates Adamax over TorchSharp's parameter groups (<c>new Adamax.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.Adamax</c>): each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Adamax(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Adamax.Options>> groups, double lr = 2e-3, double beta1 = 0.9,
+        double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<AdamaxOptions, TorchSharp.Modules.Adamax.Options>(groups, (o, t) => o with
+        {
+            Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
+        }), lr, beta1, beta2, eps, weight_decay, maximize, implementation) { }
+
+    /// <summary>The first group's (beta1, beta2); setting them sets every group's (TorchSharp's <c>OneCycleLR</c> uses this).</summary>
+    public (double, double) Betas
+    {
+        get => (ParamGroups[0].Options.Beta1, ParamGroups[0].Options.Beta2);
+        set => SetOnAllGroups(o => o with { Beta1 = value.Item1, Beta2 = value.Item2 });
+    }
+
+    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("exp_avg").LikeParameter("exp_inf");
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
+    /// <inheritdoc/>
+    protected override void InitializeState(AdamaxOptions options, Parameter parameter, ParameterState state)
+    {
+        // PyTorch's key order: step, exp_avg, exp_inf.
+        state.Set("step", StateTensors.NewStep());
+        state.Set("exp_avg", zeros_like(parameter));
+        state.Set("exp_inf", zeros_like(parameter));
+    }
+
+    // PyTorch's _single_tensor_adamax (not differentiable: torch.maximum, not cat + amax; same values).
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(AdamaxOptions o, StepBatch batch)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            var expAvg = state["exp_avg"];
+            var expInf = state["exp_inf"];
+            var step = StateTensors.IncrementStep(state["step"]);
+
+            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+
+            Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
+            // torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf): TorchSharp has no out=; same bits.
+            expInf.copy_(maximum(expInf.mul_(o.Beta2), grad.abs().add_(o.Eps)));
+
+            // Python floats: beta1 ** step is C's pow, as Math.Pow is.
+            var biasCorrection = 1 - Math.Pow(o.Beta1, step);
+            var clr = o.Lr / biasCorrection;
+            param.addcdiv_(expAvg, expInf, -clr);
+        }
+    }
+
+    // PyTorch's _multi_tensor_adamax: the for-loop's ops over lists, so the same bits on CPU.
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdamaxOptions o, StepBatch bucket)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
+        var expInfs = bucket.States.Select(s => s["exp_inf"]).ToList();
+        var steps = bucket.States.Select(s => s["step"]).ToList();
+
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        Aten.ForeachAdd_(steps, 1.0);
+        if (o.WeightDecay != 0)
+        {
+            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+        }
+
+        Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
+        Aten.ForeachMul_(expInfs, o.Beta2);
+
+        // |grad| + eps: into a copy unless maximize or weight decay already made one (never the caller's gradients).
+        if (!o.Maximize && o.WeightDecay == 0) grads = Aten.ForeachAbs(grads);
+        else Aten.ForeachAbs_(grads);
+        Aten.ForeachAdd_(grads, o.Eps);
+        Aten.ForeachMaximum_(expInfs, grads);
+
+        var stepSizes = steps.Select(s => o.Lr / (1 - Math.Pow(o.Beta1, StateTensors.Value(s))) * -1).ToList();
+        Aten.ForeachAddcdiv_(bucket.Params, expAvgs, expInfs, stepSizes);
+    }
+}

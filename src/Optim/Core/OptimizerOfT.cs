@@ -497,7 +497,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     throw new ArgumentException($"the state dict has state for parameter id {id}, which none of its groups lists", nameof(stateDict));
                 var copy = new ParameterState();
                 staged[p] = copy;
-                foreach (var (key, tensor) in savedState) copy.Set(key, CopyForParameter(key, tensor, p, id, nameof(stateDict)));
+                foreach (var (key, tensor) in savedState) copy.Set(key, CopyForParameter(key, KeepsStateAsSaved(key), tensor, p, id, nameof(stateDict)));
                 copy.IsInitialized = true;
             }
         }
@@ -530,13 +530,22 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         }
     }
 
+    /// <summary>
+    /// Whether a load keeps the state tensor under <paramref name="key"/> as saved (dtype, device, shape) instead of
+    /// casting it to the parameter's dtype and device. PyTorch exempts only <c>step</c>; an algorithm whose other scalar
+    /// state must keep its dtype for a resumed run to be bit-exact (NAdam's float32 <c>mu_product</c>, which PyTorch casts
+    /// to float64 for float64 parameters) adds its keys.
+    /// </summary>
+    /// <param name="key">The state key.</param>
+    protected virtual bool KeepsStateAsSaved(string key) => key == "step";
+
     // PyTorch's _process_value_according_to_param_policy: state follows the parameter's device and (floating) dtype,
-    // except `step`, which is kept as saved.
-    private static Tensor CopyForParameter(string key, Tensor tensor, Parameter p, int id, string argument)
+    // except `step` (and what KeepsStateAsSaved adds), which is kept as saved.
+    private static Tensor CopyForParameter(string key, bool keepAsSaved, Tensor tensor, Parameter p, int id, string argument)
     {
         using var scope = NewDisposeScope();
         Tensor copy;
-        if (key == "step")
+        if (keepAsSaved)
         {
             copy = tensor.detach().clone();
         }

@@ -20,6 +20,9 @@ public static class AlgorithmCatalog
         AdamW.Info,
         Adagrad.Info,
         RMSprop.Info,
+        NAdam.Info,
+        RAdam.Info,
+        Rprop.Info,
     };
 
     /// <summary>The algorithm called <paramref name="name"/> (its class name).</summary>

@@ -7,7 +7,7 @@ namespace Optim.Tests.Support;
 /// <summary>Every algorithm by name, with settings that exercise its state (momentum, amsgrad, centered).</summary>
 public static class Algorithms
 {
-    public static readonly string[] Names = { "SGD", "SGDMomentumNesterov", "Adam", "AdamW", "Adagrad", "RMSprop" };
+    public static readonly string[] Names = { "SGD", "SGDMomentumNesterov", "Adam", "AdamW", "Adagrad", "RMSprop", "NAdam", "RAdam", "Rprop" };
 
     public static Optimizer Create(string name, IEnumerable<Parameter> ps, Implementation impl, bool maximize = true) => name switch
     {
@@ -17,6 +17,9 @@ public static class Algorithms
         "AdamW" => new AdamW(ps, 0.01, amsgrad: true, maximize: maximize, implementation: impl),
         "Adagrad" => new Adagrad(ps, 0.01, lr_decay: 0.01, weight_decay: 0.01, maximize: maximize, implementation: impl),
         "RMSprop" => new RMSprop(ps, 0.01, momentum: 0.5, centered: true, weight_decay: 0.01, maximize: maximize, implementation: impl),
+        "NAdam" => new NAdam(ps, 0.01, weight_decay: 0.01, momentum_decay: 0.01, maximize: maximize, implementation: impl),
+        "RAdam" => new RAdam(ps, 0.01, weight_decay: 0.01, decoupled_weight_decay: true, maximize: maximize, implementation: impl),
+        "Rprop" => new Rprop(ps, 0.01, etaminus: 0.4, etaplus: 1.3, min_step: 1e-4, max_step: 1, maximize: maximize, implementation: impl),
         _ => throw new ArgumentException(name, nameof(name)),
     };
 }

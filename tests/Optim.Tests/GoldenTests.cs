@@ -23,7 +23,7 @@ namespace Optim.Tests;
 /// <item>RAdam's 2.x replay (radam_2x.json, every case) is compared bit for bit: its ops (sqrt, reciprocal, scalar mul,
 /// lerp, addcmul) gave libtorch 2.10's bits in all 18 cases, so any drift is a finding. radam.json (1.13's class,
 /// mul_().add_() where 2.x uses lerp_, only the cases without maximize and decoupled decay) keeps the 2-ulp tolerance:
-/// 4 of its 10 cases differ (worst 3.0e-8).</item>
+/// 5 of its 10 cases differ (worst 3.0e-8).</item>
 /// <item>NAdam has only the 2.x replay (nadam_2x.json: 1.13's class multiplies mu into mu_product twice, another
 /// algorithm). float64 is compared bit for bit (all 10 cases matched); float32 within 2 ulp, because 1.13's float32
 /// div/sqrt/addcdiv kernels differ from libtorch 2.10's by an ulp now and then (5 of 10 cases, worst 1.2e-7).</item>

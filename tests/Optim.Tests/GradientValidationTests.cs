@@ -126,6 +126,13 @@ public class GradientValidationTests
         p.grad = torch.tensor(new[] { float.NaN, float.PositiveInfinity, 1f, -1f });
         opt.step();
         var values = p.data<float>().ToArray();
+        if (algorithm == "Rprop")
+        {
+            // Rprop moves by the gradient's sign only, and ATen's sign(NaN) is 0: in PyTorch the NaN element stays put,
+            // the infinite one takes an ordinary step (maximizing: +lr), and only `prev` holds the non-finite values.
+            values.Should().Equal(1f, 1.01f, 1.01f, 0.99f);
+            return;
+        }
         float.IsNaN(values[0]).Should().BeTrue();
         float.IsFinite(values[1]).Should().BeFalse();
         values.Skip(2).Should().OnlyContain(v => float.IsFinite(v));

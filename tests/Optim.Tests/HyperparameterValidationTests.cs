@@ -30,7 +30,36 @@ public class HyperparameterValidationTests
 
         /// <summary>Any finite value (ASGD's t0, which PyTorch does not check).</summary>
         Finite,
+        /// <summary>Finite, in (0, 1) (Rprop's etaminus: PyTorch's <c>0 &lt; etas[0] &lt; 1</c>).</summary>
+        OpenUnit,
+
+        /// <summary>Finite, above 1 (Rprop's etaplus: PyTorch's <c>1 &lt; etas[1]</c>).</summary>
+        AboveOne,
     }
+
+    // Constructor arguments that are one half of a PyTorch pair: the pair's name, the index, and the other half's default.
+    // The message quotes both halves ("Invalid eta values: nan, 1.2") and names the pair.
+    private static readonly Dictionary<(string Algorithm, string Argument), (string Pair, int Index, double Other)> Halves = new()
+    {
+        [("Rprop", "etaminus")] = ("etas", 0, 1.2),
+        [("Rprop", "etaplus")] = ("etas", 1, 0.5),
+        [("Rprop", "min_step")] = ("step_sizes", 0, 50),
+        [("Rprop", "max_step")] = ("step_sizes", 1, 1e-6),
+    };
+
+    // The name the exception carries and the start of its message, for a bad value quoted as `text`.
+    private static (string ParamName, string Prefix) Expected(string algorithm, string argument, string text, string message)
+    {
+        if (!Halves.TryGetValue((algorithm, argument), out var half)) return (argument, $"{message}: {text}");
+        var other = Validation.Check.Python(half.Other);
+        return (half.Pair, half.Index == 0 ? $"{message}: {text}, {other}" : $"{message}: {other}, {text}");
+    }
+
+    // The hyperparameter as the schema holds it: a pair where the argument is half of one.
+    private static KeyValuePair<string, object?>[] HyperFor(string algorithm, string argument, double value) =>
+        Halves.TryGetValue((algorithm, argument), out var half)
+            ? new[] { new KeyValuePair<string, object?>(half.Pair, half.Index == 0 ? (value, half.Other) : (half.Other, value)) }
+            : Hyper(argument, value);
 
     // (algorithm, constructor argument, PyTorch's message prefix, rule). The coverage test below keeps this complete.
     private static readonly (string Algorithm, string Argument, string Message, Rule Rule)[] Arguments =
@@ -77,6 +106,23 @@ public class HyperparameterValidationTests
         ("ASGD", "alpha", "Invalid alpha value", Rule.NonNegative),
         ("ASGD", "t0", "Invalid t0 value", Rule.Finite),
         ("ASGD", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("NAdam", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("NAdam", "beta1", "Invalid beta parameter at index 0", Rule.HalfOpenUnit),
+        ("NAdam", "beta2", "Invalid beta parameter at index 1", Rule.HalfOpenUnit),
+        ("NAdam", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("NAdam", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("NAdam", "momentum_decay", "Invalid momentum_decay value", Rule.NonNegative),
+        ("RAdam", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("RAdam", "beta1", "Invalid beta parameter at index 0", Rule.HalfOpenUnit),
+        ("RAdam", "beta2", "Invalid beta parameter at index 1", Rule.HalfOpenUnit),
+        ("RAdam", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("RAdam", "weight_decay", "Invalid weight_decay value", Rule.NonNegative),
+        ("Rprop", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("Rprop", "etaminus", "Invalid eta values", Rule.OpenUnit),
+        ("Rprop", "etaplus", "Invalid eta values", Rule.AboveOne),
+        // PyTorch does not check step_sizes; we reject what cannot be a step size.
+        ("Rprop", "min_step", "Invalid step_sizes values", Rule.NonNegative),
+        ("Rprop", "max_step", "Invalid step_sizes values", Rule.NonNegative),
     };
 
     // The bad values of each rule, with the text Python's str(float) gives them (what the message must quote).
@@ -88,8 +134,10 @@ public class HyperparameterValidationTests
         if (rule == Rule.Finite) yield break;
         yield return (-0.1, "-0.1");
         yield return (-1e-5, "-1e-05");
-        if (rule == Rule.HalfOpenUnit) yield return (1.0, "1.0");
-        if (rule != Rule.NonNegative) yield return (1.5, "1.5");
+        if (rule is Rule.HalfOpenUnit or Rule.OpenUnit or Rule.AboveOne) yield return (1.0, "1.0");
+        if (rule is Rule.HalfOpenUnit or Rule.ClosedUnit or Rule.OpenUnit) yield return (1.5, "1.5");
+        if (rule is Rule.OpenUnit or Rule.AboveOne) yield return (0.0, "0.0");
+        if (rule == Rule.AboveOne) yield return (0.5, "0.5");
     }
 
     // Values at the edge of each rule that must be accepted (PyTorch accepts eps = 0, lr = 0, beta = 0).
@@ -98,6 +146,8 @@ public class HyperparameterValidationTests
         Rule.NonNegative => new[] { 0.0, -0.0, 1e30 },
         Rule.HalfOpenUnit => new[] { 0.0, Math.BitDecrement(1.0) },
         Rule.Finite => new[] { -1e30, 0.0, 1e30 },
+        Rule.OpenUnit => new[] { double.Epsilon, Math.BitDecrement(1.0) },
+        Rule.AboveOne => new[] { Math.BitIncrement(1.0), 1e30 },
         _ => new[] { 0.0, 1.0 },
     };
 
@@ -147,7 +197,7 @@ public class HyperparameterValidationTests
     // A one-group optimizer whose group overrides `argument` (PyTorch's {"params": ..., "lr": nan}).
     private static Optimizer WithGroupOverride(string algorithm, IEnumerable<Parameter> ps, string argument, double value)
     {
-        ParamGroupSpec<T>[] Spec<T>() where T : OptimizerOptions => new[] { new ParamGroupSpec<T>(ps, o => (T)o.WithHyperparameters(Hyper(argument, value))) };
+        ParamGroupSpec<T>[] Spec<T>() where T : OptimizerOptions => new[] { new ParamGroupSpec<T>(ps, o => (T)o.WithHyperparameters(HyperFor(algorithm, argument, value))) };
         return algorithm switch
         {
             "SGD" => new SGD(Spec<SGDOptions>()),
@@ -159,6 +209,9 @@ public class HyperparameterValidationTests
             "Adadelta" => new Adadelta(Spec<AdadeltaOptions>()),
             "Adamax" => new Adamax(Spec<AdamaxOptions>()),
             "ASGD" => new ASGD(Spec<ASGDOptions>()),
+            "NAdam" => new NAdam(Spec<NAdamOptions>()),
+            "RAdam" => new RAdam(Spec<RAdamOptions>()),
+            "Rprop" => new Rprop(Spec<RpropOptions>()),
             _ => throw new ArgumentException(algorithm, nameof(algorithm)),
         };
     }
@@ -167,7 +220,7 @@ public class HyperparameterValidationTests
     private static void AssignOnFirstGroup(Optimizer opt, string argument, double value)
     {
         static void Assign<T>(Optimizer<T> o, string name, double v) where T : OptimizerOptions =>
-            o.ParamGroups[0].Options = (T)o.ParamGroups[0].Options.WithHyperparameters(Hyper(name, v));
+            o.ParamGroups[0].Options = (T)o.ParamGroups[0].Options.WithHyperparameters(HyperFor(o.GetType().Name, name, v));
         switch (opt)
         {
             case Optimizer<SGDOptions> o: Assign(o, argument, value); break;
@@ -178,6 +231,9 @@ public class HyperparameterValidationTests
             case Optimizer<AdadeltaOptions> o: Assign(o, argument, value); break;
             case Optimizer<AdamaxOptions> o: Assign(o, argument, value); break;
             case Optimizer<ASGDOptions> o: Assign(o, argument, value); break;
+            case Optimizer<NAdamOptions> o: Assign(o, argument, value); break;
+            case Optimizer<RAdamOptions> o: Assign(o, argument, value); break;
+            case Optimizer<RpropOptions> o: Assign(o, argument, value); break;
             default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
         }
     }
@@ -187,9 +243,15 @@ public class HyperparameterValidationTests
         .Select(g => string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={h.Value}")) + $";initial_lr={g.InitialLr}"));
 
     private static void ShouldBeRejected(Action act, string argument, string text, string message) =>
+        ShouldBeRejected(act, "", argument, text, message);
+
+    private static void ShouldBeRejected(Action act, string algorithm, string argument, string text, string message)
+    {
+        var (name, prefix) = Expected(algorithm, argument, text, message);
         act.Should().Throw<ArgumentException>()
-            .Where(e => e.ParamName == argument, $"the exception names '{argument}'")
-            .Where(e => e.Message.StartsWith($"{message}: {text}", StringComparison.Ordinal), $"the message quotes the value as \"{text}\"");
+            .Where(e => e.ParamName == name, $"the exception names '{name}'")
+            .Where(e => e.Message.StartsWith(prefix, StringComparison.Ordinal), $"the message starts \"{prefix}\"");
+    }
 
     [Fact]
     public void The_table_covers_every_numeric_argument_of_every_constructor()
@@ -215,12 +277,12 @@ public class HyperparameterValidationTests
     [Theory]
     [MemberData(nameof(Rows))]
     public void The_constructor_rejects_it(string algorithm, string argument, double value, string text, string message) =>
-        ShouldBeRejected(() => Construct(algorithm, Params(), (argument, value)), argument, text, message);
+        ShouldBeRejected(() => Construct(algorithm, Params(), (argument, value)), algorithm, argument, text, message);
 
     [Theory]
     [MemberData(nameof(Rows))]
     public void A_param_group_override_rejects_it(string algorithm, string argument, double value, string text, string message) =>
-        ShouldBeRejected(() => WithGroupOverride(algorithm, Params(), argument, value), argument, text, message);
+        ShouldBeRejected(() => WithGroupOverride(algorithm, Params(), argument, value), algorithm, argument, text, message);
 
     [Theory]
     [MemberData(nameof(Rows))]
@@ -228,7 +290,7 @@ public class HyperparameterValidationTests
     {
         using var opt = Construct(algorithm, Params());
         var before = OptionsOf(opt);
-        ShouldBeRejected(() => AssignOnFirstGroup(opt, argument, value), argument, text, message);
+        ShouldBeRejected(() => AssignOnFirstGroup(opt, argument, value), algorithm, argument, text, message);
         OptionsOf(opt).Should().Be(before);
     }
 
@@ -265,7 +327,7 @@ public class HyperparameterValidationTests
         }
         foreach (var set in setters)
         {
-            ShouldBeRejected(set, argument, text, message);
+            ShouldBeRejected(set, algorithm, argument, text, message);
             OptionsOf(opt).Should().Be(before);
         }
     }
@@ -283,6 +345,9 @@ public class HyperparameterValidationTests
             case Optimizer<AdadeltaOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
             case Optimizer<AdamaxOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
             case Optimizer<ASGDOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<NAdamOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<RAdamOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
+            case Optimizer<RpropOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
             default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
         }
     }
@@ -293,7 +358,10 @@ public class HyperparameterValidationTests
     {
         // Nesterov needs momentum > 0 and no dampening; switch it off so the edges of momentum and dampening stand alone.
         using var opt = Construct(algorithm, Params(), (argument, value), ("nesterov", false));
-        opt.StateDict().ParamGroups[0][argument].Should().Be(value);
+        if (Halves.TryGetValue((algorithm, argument), out var half))
+            opt.StateDict().ParamGroups[0][half.Pair].Should().Be(half.Index == 0 ? (value, half.Other) : (half.Other, value));
+        else
+            opt.StateDict().ParamGroups[0][argument].Should().Be(value);
         AssignOnFirstGroup(opt, argument, value);
     }
 

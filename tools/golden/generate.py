@@ -7,6 +7,11 @@ tests/Optim.Tests/Goldens/ (or --out DIR), plus adam_2x.json, adamw_2x.json,
 adagrad_2x.json, rmsprop_2x.json and adamax_2x.json: the same cases replayed in
 PyTorch 2.x's op order. Also adadelta.json, adamax.json and asgd.json (with `--only
 FILE,...` only those files are written). See README.md next to this file.
+adagrad.json, rmsprop.json, sgd_momentum_nesterov.json, radam.json, rprop.json)
+into tests/Optim.Tests/Goldens/ (or --out DIR), plus adam_2x.json,
+adamw_2x.json, adagrad_2x.json, rmsprop_2x.json, nadam_2x.json and
+radam_2x.json: the same cases replayed in PyTorch 2.x's op order. See README.md
+next to this file.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/generate.py
 """
@@ -130,6 +135,49 @@ ASGD_CASES = [
 
 # State recorded after every step, per algorithm (state a golden must check because no parameter depends on it).
 STATE_KEYS = {"ASGD": ["ax", "eta", "mu"]}
+
+NADAM_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.01}),
+    ("weight_decay", {"weight_decay": 0.1}),
+    ("decoupled_weight_decay", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("momentum_decay", {"momentum_decay": 0.1}),
+    ("betas", {"lr": 0.01, "beta1": 0.8, "beta2": 0.99}),
+    ("eps", {"lr": 0.01, "eps": 1e-3}),
+    ("maximize", {"maximize": True}),
+    ("all", {"lr": 0.01, "beta1": 0.85, "beta2": 0.98, "weight_decay": 0.05,
+             "momentum_decay": 0.02, "decoupled_weight_decay": True, "maximize": True}),
+    ("weight_decay_maximize", {"weight_decay": 0.1, "maximize": True}),
+]
+
+# RAdam: beta2 = 0.999 leaves the first 5 steps unrectified (rho_t <= 5), then rectifies; beta2 = 0.9 (rho_inf = 19)
+# takes longer to cross 5. PyTorch 1.13's class has neither maximize nor decoupled_weight_decay: radam.json holds the
+# cases it can run, radam_2x.json all of them.
+RADAM_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.01}),
+    ("weight_decay", {"weight_decay": 0.1}),
+    ("decoupled_weight_decay", {"weight_decay": 0.1, "decoupled_weight_decay": True}),
+    ("betas", {"lr": 0.01, "beta1": 0.8, "beta2": 0.9}),
+    ("eps", {"lr": 0.01, "eps": 1e-3}),
+    ("maximize", {"maximize": True}),
+    ("weight_decay_maximize", {"weight_decay": 0.1, "maximize": True}),
+    ("all", {"lr": 0.01, "beta1": 0.85, "beta2": 0.95, "weight_decay": 0.05,
+             "decoupled_weight_decay": True, "maximize": True}),
+]
+RADAM_CASES_113 = [(n, o) for n, o in RADAM_CASES
+                   if not o.get("maximize") and not o.get("decoupled_weight_decay")]
+
+# Rprop's pairs are written as etaminus/etaplus and min_step/max_step (TorchSharp's argument names).
+RPROP_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.05}),
+    ("etas", {"etaminus": 0.3, "etaplus": 1.5}),
+    ("step_sizes", {"lr": 0.05, "min_step": 1e-2, "max_step": 0.08}),
+    ("maximize", {"maximize": True}),
+    ("all", {"lr": 0.02, "etaminus": 0.6, "etaplus": 1.3, "min_step": 1e-3, "max_step": 0.05,
+             "maximize": True}),
+]
 
 SGDMN_CASES = [
     ("nesterov", {"lr": 0.1}),
@@ -346,6 +394,24 @@ def _single_tensor_adamax_2x(params, grads, exp_avgs, exp_infs, state_steps,
         grad = grad if not maximize else -grad
         exp_avg = exp_avgs[i]
         exp_inf = exp_infs[i]
+# NAdam, RAdam and Rprop (read from pytorch/pytorch main's mirror, as above):
+#   torch/optim/nadam.py   _single_tensor_nadam   cyyever/pytorch@a9e0fe668ff539039e38d2d9a78c31ef9e07dfbe
+#   torch/optim/radam.py   _single_tensor_radam   cyyever/pytorch@7b617aebb825668b8c24695ccda3e13ab3986f14
+#   torch/optim/rprop.py   _single_tensor_rprop   cyyever/pytorch@7b617aebb825668b8c24695ccda3e13ab3986f14
+# PyTorch 1.13's NAdam multiplies mu into mu_product twice (mu_product_next = mu_product * mu * mu_next, fixed in
+# 2.0), has neither maximize nor decoupled_weight_decay, and uses mul_().add_(); its RAdam uses mul_().add_() and
+# math.sqrt and lacks those two options; its Rprop has the same ops as 2.x (the self-check proves it bit for bit).
+
+def _single_tensor_nadam_2x(params, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps,
+                            *, beta1, beta2, lr, weight_decay, momentum_decay, eps,
+                            decoupled_weight_decay, maximize):
+    # torch/optim/nadam.py, _single_tensor_nadam, real params, capturable=False,
+    # differentiable=False.
+    for i, param in enumerate(params):
+        grad = grads[i] if not maximize else -grads[i]
+        exp_avg = exp_avgs[i]
+        exp_avg_sq = exp_avg_sqs[i]
+        mu_product = mu_products[i]
         step_t = state_steps[i]
 
         # update step
@@ -367,6 +433,123 @@ def _single_tensor_adamax_2x(params, grads, exp_avgs, exp_infs, state_steps,
         clr = lr / bias_correction
 
         param.addcdiv_(exp_avg, exp_inf, value=-clr)
+        step = _get_value(step_t)
+
+        bias_correction2 = 1 - beta2**step
+
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                # Perform step weight decay
+                param.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(param, alpha=weight_decay)
+
+        # calculate the momentum cache \mu^{t} and \mu^{t+1}
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+
+        # update mu_product
+        mu_product *= mu
+
+        # decay the first and second moment running average coefficient
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = exp_avg_sq.div(bias_correction2).sqrt()
+
+        mu_product_next = _get_value(mu_product) * mu_next
+        denom.add_(eps)
+        param.addcdiv_(grad, denom, value=(-lr * (1.0 - mu) / (1.0 - _get_value(mu_product))))
+        param.addcdiv_(exp_avg, denom, value=(-lr * mu_next) / (1.0 - mu_product_next))
+
+
+def _single_tensor_radam_2x(params, grads, exp_avgs, exp_avg_sqs, state_steps,
+                            *, beta1, beta2, lr, weight_decay, eps, decoupled_weight_decay,
+                            maximize):
+    # torch/optim/radam.py, _single_tensor_radam, real params, capturable=False,
+    # differentiable=False.
+    for i, param in enumerate(params):
+        grad = grads[i] if not maximize else -grads[i]
+        exp_avg = exp_avgs[i]
+        exp_avg_sq = exp_avg_sqs[i]
+        step_t = state_steps[i]
+
+        # update step
+        step_t += 1
+        step = _get_value(step_t)
+
+        if weight_decay != 0:
+            if decoupled_weight_decay:
+                param.mul_(1 - lr * weight_decay)
+            else:
+                grad = grad.add(param, alpha=weight_decay)
+
+        # Decay the first and second moment running average coefficient
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+
+        bias_correction1 = 1 - beta1**step
+        bias_correction2 = 1 - beta2**step
+
+        # correcting bias for the first moving moment
+        bias_corrected_exp_avg = exp_avg / bias_correction1
+
+        # maximum length of the approximated SMA
+        rho_inf = 2 / (1 - beta2) - 1
+        # compute the length of the approximated SMA
+        rho_t = rho_inf - 2 * step * (beta2**step) / bias_correction2
+
+        def _compute_rect():
+            return (
+                (rho_t - 4)
+                * (rho_t - 2)
+                * rho_inf
+                / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+            ) ** 0.5
+
+        def _compute_adaptive_lr():
+            exp_avg_sq_sqrt = exp_avg_sq.sqrt()
+            exp_avg_sq_sqrt = exp_avg_sq_sqrt.add_(eps)
+            return (bias_correction2**0.5) / exp_avg_sq_sqrt
+
+        # Compute the variance rectification term and update parameters accordingly
+        if rho_t > 5.0:
+            param.add_(
+                bias_corrected_exp_avg * lr * _compute_adaptive_lr() * _compute_rect(),
+                alpha=-1.0,
+            )
+        else:
+            param.add_(bias_corrected_exp_avg * lr, alpha=-1.0)
+
+
+def _single_tensor_rprop_2x(params, grads, prevs, step_sizes, state_steps,
+                            *, step_size_min, step_size_max, etaminus, etaplus, maximize):
+    # torch/optim/rprop.py, _single_tensor_rprop, real params, capturable=False,
+    # differentiable=False.
+    for i, param in enumerate(params):
+        grad = grads[i]
+        grad = grad if not maximize else -grad
+        prev = prevs[i]
+        step_size = step_sizes[i]
+        step = state_steps[i]
+
+        step += 1
+
+        sign = grad.mul(prev).sign()
+        sign[sign.gt(0)] = etaplus
+        sign[sign.lt(0)] = etaminus
+        sign[sign.eq(0)] = 1
+
+        # update stepsizes with step size updates
+        step_size.mul_(sign).clamp_(step_size_min, step_size_max)
+
+        # for dir<0, dfdx=0
+        # for dir>=0 dfdx=dfdx
+        grad = grad.clone(memory_format=torch.preserve_format)
+        grad[sign.eq(etaminus)] = 0
+
+        # update parameters
+        param.addcmul_(grad.sign(), step_size, value=-1)
+        prev.copy_(grad)
 
 
 class _Replay2x:
@@ -498,12 +681,51 @@ class RMSprop2x(_Replay2x):
 class Adamax2x(_Replay2x):
     # torch.optim.Adamax defaults (betas written as beta1/beta2).
     DEFAULTS = dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, maximize=False)
+class NAdam2x(_Replay2x):
+    # torch.optim.NAdam defaults (betas written as beta1/beta2).
+    DEFAULTS = dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, momentum_decay=4e-3,
+                    decoupled_weight_decay=False, maximize=False)
 
     @torch.no_grad()
     def step(self):
         g = self.group
         params_with_grad, grads, exp_avgs, exp_infs, state_steps = [], [], [], [], []
         # Adamax._init_group: lazy state initialization.
+        params_with_grad, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps = \
+            [], [], [], [], [], []
+        # NAdam._init_group: lazy state initialization, step and mu_product on the CPU.
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+                state["mu_product"] = torch.tensor(1.0, dtype=_get_scalar_dtype())
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            mu_products.append(state["mu_product"])
+            state_steps.append(state["step"])
+        _single_tensor_nadam_2x(
+            params_with_grad, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps,
+            beta1=g["beta1"], beta2=g["beta2"], lr=g["lr"], weight_decay=g["weight_decay"],
+            momentum_decay=g["momentum_decay"], eps=g["eps"],
+            decoupled_weight_decay=g["decoupled_weight_decay"], maximize=g["maximize"])
+
+
+class RAdam2x(_Replay2x):
+    # torch.optim.RAdam defaults (betas written as beta1/beta2).
+    DEFAULTS = dict(lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0,
+                    decoupled_weight_decay=False, maximize=False)
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, exp_avgs, exp_avg_sqs, state_steps = [], [], [], [], []
+        # RAdam._init_group: lazy state initialization.
         for p in self.params:
             if p.grad is None:
                 continue
@@ -520,6 +742,42 @@ class Adamax2x(_Replay2x):
         _single_tensor_adamax_2x(
             params_with_grad, grads, exp_avgs, exp_infs, state_steps, eps=g["eps"],
             beta1=g["beta1"], beta2=g["beta2"], lr=g["lr"], weight_decay=g["weight_decay"],
+                state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            exp_avgs.append(state["exp_avg"])
+            exp_avg_sqs.append(state["exp_avg_sq"])
+            state_steps.append(state["step"])
+        _single_tensor_radam_2x(
+            params_with_grad, grads, exp_avgs, exp_avg_sqs, state_steps,
+            beta1=g["beta1"], beta2=g["beta2"], lr=g["lr"], weight_decay=g["weight_decay"],
+            eps=g["eps"], decoupled_weight_decay=g["decoupled_weight_decay"],
+            maximize=g["maximize"])
+
+
+class Rprop2x(_Replay2x):
+    # torch.optim.Rprop defaults (etas and step_sizes written as etaminus/etaplus, min_step/max_step).
+    DEFAULTS = dict(lr=1e-2, etaminus=0.5, etaplus=1.2, min_step=1e-6, max_step=50, maximize=False)
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params, grads, prevs, step_sizes, state_steps = [], [], [], [], []
+        # Rprop._init_group: state on the first gradient; step_size = full_like(grad, lr).
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if len(state) == 0:
+                state["step"] = torch.zeros((), dtype=_get_scalar_dtype())
+                state["prev"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["step_size"] = torch.full_like(p.grad, g["lr"])
+            prevs.append(state["prev"])
+            step_sizes.append(state["step_size"])
+            state_steps.append(state["step"])
+        _single_tensor_rprop_2x(
+            params, grads, prevs, step_sizes, state_steps, step_size_min=g["min_step"],
+            step_size_max=g["max_step"], etaminus=g["etaminus"], etaplus=g["etaplus"],
             maximize=g["maximize"])
 
 
@@ -543,6 +801,10 @@ def _torch_kwargs(cls, options):
         b1 = kwargs.pop("beta1", 0.9)
         b2 = kwargs.pop("beta2", 0.999)
         kwargs["betas"] = (b1, b2)
+    if "etaminus" in kwargs or "etaplus" in kwargs:
+        kwargs["etas"] = (kwargs.pop("etaminus", 0.5), kwargs.pop("etaplus", 1.2))
+    if "min_step" in kwargs or "max_step" in kwargs:
+        kwargs["step_sizes"] = (kwargs.pop("min_step", 1e-6), kwargs.pop("max_step", 50))
     for kw in kwargs:
         if not _accepts(cls, kw):
             raise TypeError(f"{cls.__name__} in torch {torch.__version__} does not accept '{kw}'")
@@ -684,6 +946,12 @@ def self_check_replays():
         ("RMSprop", RMSPROP_CASES, replay_factory(RMSprop2x), torch.optim.RMSprop,
          lambda o: not o.get("centered", False)),
         ("Adamax", ADAMAX_CASES, replay_factory(Adamax2x), torch.optim.Adamax, lambda o: False),
+        # 1.13's NAdam counts mu twice: a different algorithm, only the size of the difference is printed.
+        ("NAdam", [(n, o) for n, o in NADAM_CASES
+                   if not o.get("maximize") and not o.get("decoupled_weight_decay")],
+         replay_factory(NAdam2x), torch.optim.NAdam, lambda o: False),
+        ("RAdam", RADAM_CASES_113, replay_factory(RAdam2x), torch.optim.RAdam, lambda o: False),
+        ("Rprop", RPROP_CASES, replay_factory(Rprop2x), torch.optim.Rprop, lambda o: True),
     ]
     print(f"self-check: 2.x replays vs torch {torch.__version__} torch.optim classes")
     for label, cases, replay, cls, must_equal in checks:
@@ -731,6 +999,12 @@ ALGORITHMS = [
     ("adamax.json", "Adamax", ADAMAX_CASES, make_torch_factory(torch.optim.Adamax), None),
     ("adamax_2x.json", "Adamax", ADAMAX_CASES, replay_factory(Adamax2x), REFERENCE_2X),
     ("asgd.json", "ASGD", ASGD_CASES, make_torch_factory(torch.optim.ASGD), None),
+    # NAdam: only the 2.x replay (1.13's class computes another algorithm). RAdam: 1.13's class where it can run the
+    # case, and the 2.x replay of every case. Rprop: 1.13's class, whose ops equal 2.x's (self-checked).
+    ("nadam_2x.json", "NAdam", NADAM_CASES, replay_factory(NAdam2x), REFERENCE_2X),
+    ("radam.json", "RAdam", RADAM_CASES_113, make_torch_factory(torch.optim.RAdam), None),
+    ("radam_2x.json", "RAdam", RADAM_CASES, replay_factory(RAdam2x), REFERENCE_2X),
+    ("rprop.json", "Rprop", RPROP_CASES, make_torch_factory(torch.optim.Rprop), None),
 ]
 
 
@@ -741,6 +1015,8 @@ def main(argv=None):
     ap.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
     ap.add_argument("--only", default=None,
                     help="comma-separated file names to write (default: all); the others stay untouched")
+    ap.add_argument("--only", nargs="+", metavar="FILE",
+                    help="write only these files (e.g. nadam_2x.json); the self-checks still run")
     args = ap.parse_args(argv)
     only = None if args.only is None else set(args.only.split(","))
     if only is not None and not only <= {f for f, *_ in ALGORITHMS}:
@@ -753,8 +1029,13 @@ def main(argv=None):
     self_check_replays()
 
     os.makedirs(args.out, exist_ok=True)
+    known = {row[0] for row in ALGORITHMS}
+    unknown = set(args.only or []) - known
+    if unknown:
+        ap.error(f"unknown files {sorted(unknown)}; known: {sorted(known)}")
     for file_name, algorithm, cases, factory, reference in ALGORITHMS:
         if only is not None and file_name not in only:
+        if args.only and file_name not in args.only:
             continue
         names = [n for n, _ in cases]
         if len(set(names)) != len(names):

@@ -23,6 +23,9 @@ public static class AlgorithmCatalog
         Adadelta.Info,
         Adamax.Info,
         ASGD.Info,
+        NAdam.Info,
+        RAdam.Info,
+        Rprop.Info,
     };
 
     /// <summary>The algorithm called <paramref name="name"/> (its class name).</summary>

@@ -15,6 +15,13 @@ internal static class StateTensors
         torch.tensor(0.0, get_default_dtype() == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
 
     /// <summary>
+    /// A 0-dim CPU scalar of the step counter's dtype holding <paramref name="value"/>, as PyTorch creates other scalar
+    /// state (NAdam's <c>mu_product</c>: <c>torch.tensor(1.0, dtype=_get_scalar_dtype())</c>).
+    /// </summary>
+    public static Tensor NewScalar(double value) =>
+        torch.tensor(value, get_default_dtype() == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
+
+    /// <summary>
     /// PyTorch's <c>step_t += 1; step = step_t.item()</c>: increments the counter in place and returns its new value as
     /// the Python float the scalar math uses (a float32 counter's value, widened exactly).
     /// </summary>

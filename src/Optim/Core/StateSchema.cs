@@ -13,8 +13,9 @@ public enum StateKind
     Step,
 
     /// <summary>
-    /// A 0-dim float32 or float64 value on the parameter's device or the CPU (ASGD's <c>eta</c> and <c>mu</c>). A load
-    /// keeps its dtype; PyTorch casts it to the parameter's, which for float16 or bfloat16 parameters would round it.
+    /// A 0-dim float32 or float64 value on the parameter's device or the CPU (ASGD's <c>eta</c> and <c>mu</c>, NAdam's
+    /// <c>mu_product</c>). A load keeps its dtype and device, as for step counts; PyTorch casts it to the parameter's
+    /// dtype, which rounds it for float16/bfloat16 parameters and changes a resumed float64 NAdam run.
     /// </summary>
     Scalar,
 
@@ -143,8 +144,7 @@ public sealed class StateSchema
             if (tensor.dtype == ScalarType.Bool || tensor.is_complex())
                 throw new ArgumentException($"{describe} must be a number, not {tensor.dtype}", argument);
             var dtype = tensor.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-            var device = kind == StateKind.Scalar ? parameter.device
-                : tensor.device_type == DeviceType.CPU || SameDevice(tensor, parameter) ? tensor.device : torch.CPU;
+            var device = tensor.device_type == DeviceType.CPU || SameDevice(tensor, parameter) ? tensor.device : torch.CPU;
             copy = tensor.detach().reshape(Array.Empty<long>()).to(dtype, device).clone();
             var value = copy.to(ScalarType.Float64).item<double>();
             if (!double.IsFinite(value) || (kind == StateKind.Step && value < 0))

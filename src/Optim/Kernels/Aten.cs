@@ -156,6 +156,18 @@ internal static class Aten
 
         def foreach_abs_(self: List[Tensor]):
             torch._foreach_abs_(self)
+        # ---- NAdam/RAdam/Rprop ----
+        def foreach_add_scalarlist_(self: List[Tensor], scalars: Tensor):
+            torch._foreach_add_(self, scalar_list(scalars))
+
+        def foreach_mul_list(self: List[Tensor], other: List[Tensor]) -> List[Tensor]:
+            return torch._foreach_mul(self, other)
+
+        def foreach_reciprocal_(self: List[Tensor]):
+            torch._foreach_reciprocal_(self)
+
+        def foreach_sign_(self: List[Tensor]):
+            torch._foreach_sign_(self)
         """;
 
     private static int _compilations;
@@ -568,5 +580,37 @@ internal static class Aten
                     throw new ArgumentException($"Fused kernels need contiguous tensors; {name}[{i}] is not.", name);
             }
         }
+    }
+
+    // ---- NAdam/RAdam/Rprop ----
+
+    /// <summary><c>torch._foreach_add_(self, scalars)</c> with one double per tensor (RAdam's <c>unrect_step_size</c> list).</summary>
+    public static void ForeachAdd_(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
+    {
+        using var list = ScalarList(self, scalars, nameof(scalars));
+        if (self.Count == 0) return;
+        Invoke("foreach_add_scalarlist_", List(self), list);
+    }
+
+    /// <summary><c>torch._foreach_mul(self, other)</c>: <c>self[i] * other[i]</c> as new tensors, owned by the caller (Rprop's signs).</summary>
+    public static Tensor[] ForeachMul(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
+    {
+        SameLength(self, other.Count, nameof(other));
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_mul_list", List(self), List(other));
+    }
+
+    /// <summary><c>torch._foreach_reciprocal_(self)</c>.</summary>
+    public static void ForeachReciprocal_(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_reciprocal_", (object)List(self));
+    }
+
+    /// <summary><c>torch._foreach_sign_(self)</c>.</summary>
+    public static void ForeachSign_(IReadOnlyList<Tensor> self)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_sign_", (object)List(self));
     }
 }

@@ -15,7 +15,7 @@ namespace Optim.Serialization;
 /// magic "OPTIMCKP" (8 bytes) | format version (u16) | payload length (i64) | payload | SHA-256 of payload (32 bytes)
 /// payload: optimizer type (string)
 ///          group count (i32), per group: hyperparameter count (i32), per hyperparameter: name (string), tag (u8:
-///            0 double, 1 bool, 2 Implementation as i32), value; initial_lr (double); param count (i32), ids (i32 each)
+///            0 double, 1 bool, 2 Implementation as i32, 3 pair of doubles), value; initial_lr (double); param count (i32), ids (i32 each)
 ///          state count (i32), per parameter: id (i32), entry count (i32), per entry: key (string), tensor
 ///          tensor: dtype (i32, TorchSharp's ScalarType), ndim (i32), dims (i64 each), byte count (i64), raw bytes
 /// </code>
@@ -150,6 +150,7 @@ public static class CheckpointFormat
                     case double d: w.Write((byte)0); w.Write(d); break;
                     case bool b: w.Write((byte)1); w.Write(b); break;
                     case Implementation i: w.Write((byte)2); w.Write((int)i); break;
+                    case ValueTuple<double, double> pair: w.Write((byte)3); w.Write(pair.Item1); w.Write(pair.Item2); break; // Rprop's etas, step_sizes
                     default: throw new ArgumentException($"hyperparameter '{name}' has unsupported type {value?.GetType().Name}.", nameof(sd));
                 }
             }
@@ -194,6 +195,7 @@ public static class CheckpointFormat
                         0 => r.ReadDouble(),
                         1 => r.ReadBoolean(),
                         2 => (Implementation)r.ReadInt32(),
+                        3 => (r.ReadDouble(), r.ReadDouble()),
                         var tag => throw new InvalidDataException($"unknown value tag {tag} for hyperparameter '{name}'."),
                     };
                     hyper.Add(new(name, value));

@@ -202,6 +202,35 @@ public class AtenTests
         InPlaceMatches(dt, s => Aten.ForeachAddcmul_(s, t1, etas), (t, i) => t.addcmul_(t1[i], etas[i], 1));
     }
 
+    // ---- NAdam/RAdam/Rprop ----
+
+    [Theory, MemberData(nameof(FloatTypes))]
+    public void Add_scalar_list_mul_list_reciprocal_and_sign(ScalarType dt)
+    {
+        var other = Make(dt, 10);
+        InPlaceMatches(dt, s => Aten.ForeachAdd_(s, PerTensor), (t, i) => t.add_(PerTensor[i]));
+        OutOfPlaceMatches(dt, s => Aten.ForeachMul(s, other), (t, i) => t.mul(other[i]));
+        InPlaceMatches(dt, s => Aten.ForeachReciprocal_(s), (t, _) => t.reciprocal_());
+        InPlaceMatches(dt, s => Aten.ForeachSign_(s), (t, _) => t.sign_());
+    }
+
+    [Fact]
+    public void Sign_and_reciprocal_keep_zeros_and_infinities_as_ATen_does()
+    {
+        // RAdam's foreach path divides by -0.0 on unrectified steps and takes the reciprocal of -inf; Rprop's signs meet zeros.
+        using var scope = NewDisposeScope();
+        var t = new List<Tensor> { torch.tensor(new[] { 0.0f, -0.0f, 2.0f, -3.0f, float.NegativeInfinity }) };
+        var expected = t[0].sign();
+        Aten.ForeachSign_(t);
+        Trajectories.BitwiseEqual(t[0], expected).Should().BeTrue();
+        var r = new List<Tensor> { torch.tensor(new[] { float.NegativeInfinity, float.PositiveInfinity, 4.0f }) };
+        Aten.ForeachReciprocal_(r);
+        r[0].data<float>().ToArray().Select(BitConverter.SingleToInt32Bits)
+            .Should().Equal(new[] { -0.0f, 0.0f, 0.25f }.Select(BitConverter.SingleToInt32Bits));
+        var lengths = () => Aten.ForeachAdd_(t, new[] { 1.0, 2.0 });
+        lengths.Should().Throw<ArgumentException>().WithParameterName("scalars");
+    }
+
     [Fact]
     public void Scalar_lists_reach_ATen_as_exact_doubles()
     {

@@ -1,7 +1,7 @@
 // Ported from dotnet/TorchSharp's test/TorchSharpTest/TestTraining.cs (Copyright (c) .NET Foundation and Contributors,
 // MIT license): the Adadelta, Adamax and ASGD training tests, with only `torch.optim.X(` replaced by `new Optim.X(`.
 // Where an expected value encodes TorchSharp's own deviation from PyTorch (ASGD: TorchSharp's factory defaults to lr 1e-3,
-// PyTorch to 1e-2), the test asserts PyTorch's value, computed by tools/golden/torchsharp_training.py with PyTorch's
+// PyTorch to 1e-2), the test asserts PyTorch's value, computed by tools/golden/torchsharp_training_adadelta_adamax_asgd.py with PyTorch's
 // torch.optim on the same model, data and loop (that script also reproduces TorchSharp's expected Adadelta and Adamax
 // losses, 74.754 and 55.559, which confirms the model and data are the same).
 #nullable enable
@@ -348,7 +348,7 @@ public class TestTraining
 
         var loss = TrainLoop(seq, x, y, optimizer);
 
-        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training.py).
+        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training_adadelta_adamax_asgd.py).
         LossIsClose(52.746f, loss);
     }
 
@@ -365,7 +365,7 @@ public class TestTraining
 
         var loss = TrainLoop(seq, x, y, optimizer, maximize:true);
 
-        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training.py).
+        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training_adadelta_adamax_asgd.py).
         LossIsClose(52.746f, -loss);
     }
 
@@ -382,7 +382,7 @@ public class TestTraining
 
         var loss = TrainLoop(seq, x, y, optimizer);
 
-        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training.py).
+        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training_adadelta_adamax_asgd.py).
         LossIsClose(52.746f, loss);
     }
 
@@ -399,7 +399,7 @@ public class TestTraining
 
         var loss = TrainLoop(seq, x, y, optimizer);
 
-        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training.py).
+        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training_adadelta_adamax_asgd.py).
         LossIsClose(52.746f, loss);
     }
 
@@ -416,7 +416,7 @@ public class TestTraining
 
         var loss = TrainLoop(seq, x, y, optimizer);
 
-        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training.py).
+        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training_adadelta_adamax_asgd.py).
         LossIsClose(52.746f, loss);
     }
 
@@ -433,7 +433,7 @@ public class TestTraining
 
         var loss = TrainLoop(seq, x, y, optimizer);
 
-        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training.py).
+        // TorchSharp asserts 57.748f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training_adadelta_adamax_asgd.py).
         LossIsClose(52.746f, loss);
     }
 
@@ -460,7 +460,7 @@ public class TestTraining
 
         var loss = TrainLoop(seq, x, y, optimizer);
 
-        // TorchSharp asserts 56.653f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training.py).
+        // TorchSharp asserts 56.653f: its factory's lr default is 1e-3, PyTorch's 1e-2 (tools/golden/torchsharp_training_adadelta_adamax_asgd.py).
         LossIsClose(52.604f, loss);
     }
 }

@@ -1,0 +1,223 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
+
+namespace Optim;
+
+/// <summary>The hyperparameters of <see cref="NAdam"/>. A new instance holds PyTorch's defaults (<c>lr</c> 2e-3).</summary>
+public sealed record NAdamOptions : OptimizerOptions, IBetasOptions
+{
+    /// <summary>The declared hyperparameters, in PyTorch's validation order (lr, eps, betas, weight_decay, momentum_decay).</summary>
+    public static OptionSchema<NAdamOptions> Schema { get; } = new OptionSchema<NAdamOptions>()
+        .Lr()
+        .Double("eps", o => o.Eps, (o, v) => o with { Eps = v }, Rules.NonNegative("Invalid epsilon value"))
+        .Double("beta1", o => o.Beta1, (o, v) => o with { Beta1 = v }, Rules.HalfOpenUnit("Invalid beta parameter at index 0"))
+        .Double("beta2", o => o.Beta2, (o, v) => o with { Beta2 = v }, Rules.HalfOpenUnit("Invalid beta parameter at index 1"))
+        .Double("weight_decay", o => o.WeightDecay, (o, v) => o with { WeightDecay = v }, Rules.NonNegative("Invalid weight_decay value"))
+        .Double("momentum_decay", o => o.MomentumDecay, (o, v) => o with { MomentumDecay = v }, Rules.NonNegative("Invalid momentum_decay value"))
+        .Bool("decoupled_weight_decay", o => o.DecoupledWeightDecay, (o, v) => o with { DecoupledWeightDecay = v })
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
+
+    /// <summary>Creates options with PyTorch's NAdam defaults (<c>lr</c> 2e-3).</summary>
+    public NAdamOptions() => Lr = 2e-3;
+
+    /// <summary>Coefficient of the running average of the gradient, in [0, 1) (PyTorch's <c>betas[0]</c>).</summary>
+    public double Beta1 { get; init; } = 0.9;
+
+    /// <summary>Coefficient of the running average of the squared gradient, in [0, 1) (PyTorch's <c>betas[1]</c>).</summary>
+    public double Beta2 { get; init; } = 0.999;
+
+    /// <summary>Term added to the denominator for numerical stability.</summary>
+    public double Eps { get; init; } = 1e-8;
+
+    /// <summary>Weight decay: an L2 penalty added to the gradient, or with <see cref="DecoupledWeightDecay"/> AdamW-style decay.</summary>
+    public double WeightDecay { get; init; }
+
+    /// <summary>Momentum decay ψ of the momentum schedule <c>μ_t = β1 (1 - 0.5 · 0.96^(t ψ))</c>.</summary>
+    public double MomentumDecay { get; init; } = 4e-3;
+
+    /// <summary>Scale the parameter by <c>1 - lr * weight_decay</c> instead of adding the penalty to the gradient (NAdamW).</summary>
+    public bool DecoupledWeightDecay { get; init; }
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
+
+    OptimizerOptions IBetasOptions.WithBetas(double beta1, double beta2) => this with { Beta1 = beta1, Beta2 = beta2 };
+}
+
+/// <summary>
+/// NAdam (Adam with Nesterov momentum and a momentum schedule), with optional decoupled weight decay and maximization:
+/// PyTorch 2.x's <c>torch.optim.NAdam</c>, op for op. Unlike TorchSharp's <c>NAdam</c>, <c>mu_product</c> is PyTorch's
+/// float32 scalar tensor (so the numbers are PyTorch's in float64 too) and the first moment is updated with <c>lerp_</c>.
+/// </summary>
+public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
+{
+    /// <summary>
+    /// The algorithm's catalog entry. PyTorch's foreach path divides <c>sqrt(exp_avg_sq)</c> by <c>sqrt(bias_correction2)</c>
+    /// where its for-loop takes <c>sqrt(exp_avg_sq / bias_correction2)</c>, so the two differ in the last bit.
+    /// </summary>
+    public static AlgorithmInfo<NAdamOptions> Info { get; } =
+        AlgorithmInfo.Of<NAdam, NAdamOptions>("NAdam", g => new NAdam(g), foreachMatchesForLoop: false);
+
+    /// <summary>Creates NAdam over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.NAdam</c>, then PyTorch's.</summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Learning rate.</param>
+    /// <param name="beta1">Coefficient of the running average of the gradient.</param>
+    /// <param name="beta2">Coefficient of the running average of the squared gradient.</param>
+    /// <param name="eps">Term added to the denominator for numerical stability.</param>
+    /// <param name="weight_decay">Weight decay (L2 penalty, or decoupled with <paramref name="decoupled_weight_decay"/>).</param>
+    /// <param name="momentum_decay">Momentum decay ψ.</param>
+    /// <param name="decoupled_weight_decay">Decouple the weight decay as in AdamW (NAdamW).</param>
+    /// <param name="maximize">Maximize the objective.</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public NAdam(IEnumerable<Parameter> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
+        double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
+        Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<NAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates NAdam over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation)"/>
+    public NAdam(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
+        Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<NAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation) { }
+
+    /// <summary>Creates NAdam over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation)"/>
+    public NAdam(IEnumerable<ParamGroupSpec<NAdamOptions>> groups, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
+        Implementation implementation = Implementation.Auto)
+        : base(groups, new NAdamOptions
+        {
+            Lr = lr, Eps = eps, Beta1 = beta1, Beta2 = beta2, WeightDecay = weight_decay, MomentumDecay = momentum_decay,
+            DecoupledWeightDecay = decoupled_weight_decay, Maximize = maximize, Implementation = implementation,
+        })
+    { }
+
+    /// <summary>The first group's (beta1, beta2); setting them sets every group's (TorchSharp's <c>OneCycleLR</c> uses this).</summary>
+    public (double, double) Betas
+    {
+        get => (ParamGroups[0].Options.Beta1, ParamGroups[0].Options.Beta2);
+        set => SetOnAllGroups(o => o with { Beta1 = value.Item1, Beta2 = value.Item2 });
+    }
+
+    /// <inheritdoc/>
+    protected override string SparseGradientMessage => "NAdam does not support sparse gradients";
+
+    /// <inheritdoc/>
+    protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
+
+    // mu_product is Scalar state: a load keeps it as saved (a float32 CPU scalar). PyTorch's load casts it to the
+    // parameter's dtype, so a float64 run resumed there multiplies it in float64 and leaves the uninterrupted run's bits.
+    private static readonly StateSchema States = new StateSchema().Step("step").Scalar("mu_product").LikeParameter("exp_avg").LikeParameter("exp_avg_sq");
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
+    /// <inheritdoc/>
+    protected override void InitializeState(NAdamOptions options, Parameter parameter, ParameterState state)
+    {
+        // PyTorch's key order: step, mu_product (both 0-dim CPU tensors of the scalar dtype), exp_avg, exp_avg_sq.
+        state.Set("step", StateTensors.NewStep());
+        state.Set("mu_product", StateTensors.NewScalar(1.0));
+        state.Set("exp_avg", zeros_like(parameter));
+        state.Set("exp_avg_sq", zeros_like(parameter));
+    }
+
+    // μ_t = β1 (1 - 0.5 · 0.96^(t ψ)), in Python floats (0.96 ** x is C's pow, as Math.Pow is).
+    private static double Mu(NAdamOptions o, double step) => o.Beta1 * (1.0 - 0.5 * Math.Pow(0.96, step * o.MomentumDecay));
+
+    // PyTorch's _single_tensor_nadam (real params, capturable=False, differentiable=False).
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(NAdamOptions o, StepBatch batch)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            var expAvg = state["exp_avg"];
+            var expAvgSq = state["exp_avg_sq"];
+            var muProduct = state["mu_product"];
+            var step = StateTensors.IncrementStep(state["step"]);
+
+            var biasCorrection2 = 1 - Math.Pow(o.Beta2, step);
+
+            if (o.WeightDecay != 0)
+            {
+                if (o.DecoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
+                else grad = grad.add(param, o.WeightDecay);
+            }
+
+            var mu = Mu(o, step);
+            var muNext = Mu(o, step + 1);
+
+            // mu_product *= mu: a float32 (float64) scalar tensor times a Python float, rounded to the tensor's dtype.
+            muProduct.mul_(mu);
+
+            Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
+            expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
+            var denom = expAvgSq.div(biasCorrection2).sqrt();
+
+            var muProductValue = StateTensors.Value(muProduct);
+            var muProductNext = muProductValue * muNext;
+            denom.add_(o.Eps);
+            param.addcdiv_(grad, denom, -o.Lr * (1.0 - mu) / (1.0 - muProductValue));
+            param.addcdiv_(expAvg, denom, -o.Lr * muNext / (1.0 - muProductNext));
+        }
+    }
+
+    // PyTorch's _multi_tensor_nadam (non-capturable).
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(NAdamOptions o, StepBatch bucket)
+    {
+        IReadOnlyList<Tensor> grads = bucket.Grads;
+        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
+        var expAvgSqs = bucket.States.Select(s => s["exp_avg_sq"]).ToList();
+        var muProducts = bucket.States.Select(s => s["mu_product"]).ToList();
+        var steps = bucket.States.Select(s => s["step"]).ToList();
+
+        if (o.Maximize) grads = Aten.ForeachNeg(grads);
+        Aten.ForeachAdd_(steps, 1.0);
+
+        if (o.WeightDecay != 0)
+        {
+            if (o.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
+            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
+            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
+        }
+
+        Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
+        Aten.ForeachMul_(expAvgSqs, o.Beta2);
+        Aten.ForeachAddcmul_(expAvgSqs, grads, grads, 1 - o.Beta2);
+
+        var expAvgSqSqrt = Aten.ForeachSqrt(expAvgSqs);
+
+        var stepValues = steps.Select(StateTensors.Value).ToList();
+        var biasCorrectionSqrt = stepValues.Select(step => Math.Pow(1 - Math.Pow(o.Beta2, step), 0.5)).ToList();
+        var mus = stepValues.Select(step => Mu(o, step)).ToList();
+        var muNexts = stepValues.Select(step => Mu(o, step + 1)).ToList();
+
+        Aten.ForeachMul_(muProducts, mus);
+
+        Aten.ForeachDiv_(expAvgSqSqrt, biasCorrectionSqrt);
+        Aten.ForeachAdd_(expAvgSqSqrt, o.Eps);
+
+        var muProductValues = muProducts.Select(StateTensors.Value).ToList();
+        var stepSizeGrads = muProductValues.Select((mp, i) => o.Lr * (1.0 - mus[i]) / (1.0 - mp) * -1).ToList();
+        var stepSizeExpAvg = muProductValues.Select((mp, i) => o.Lr * muNexts[i] / (1.0 - mp * muNexts[i]) * -1).ToList();
+
+        Aten.ForeachAddcdiv_(bucket.Params, grads, expAvgSqSqrt, stepSizeGrads);
+        Aten.ForeachAddcdiv_(bucket.Params, expAvgs, expAvgSqSqrt, stepSizeExpAvg);
+    }
+}

@@ -1,0 +1,181 @@
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using Optim.Validation;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>
+/// The hyperparameters of <see cref="Rprop"/>. A new instance holds PyTorch's defaults. PyTorch keeps the etas and the
+/// step-size bounds as pairs (<c>etas</c>, <c>step_sizes</c>); so do the schema, state dicts and checkpoints.
+/// </summary>
+public sealed record RpropOptions : OptimizerOptions
+{
+    /// <summary>The declared hyperparameters, in PyTorch's validation order (lr, etas; PyTorch does not check step_sizes).</summary>
+    public static OptionSchema<RpropOptions> Schema { get; } = new OptionSchema<RpropOptions>()
+        .Lr()
+        .Pair("etas", o => (o.Etaminus, o.Etaplus), (o, v) => o with { Etaminus = v.Item1, Etaplus = v.Item2 }, new Rule<(double, double)>(
+            v => double.IsFinite(v.Item1) && double.IsFinite(v.Item2) && 0.0 < v.Item1 && v.Item1 < 1.0 && 1.0 < v.Item2,
+            v => $"Invalid eta values: {Check.Python(v.Item1)}, {Check.Python(v.Item2)}",
+            "finite, 0 < etaminus < 1 < etaplus"))
+        .Pair("step_sizes", o => (o.MinStep, o.MaxStep), (o, v) => o with { MinStep = v.Item1, MaxStep = v.Item2 }, new Rule<(double, double)>(
+            v => double.IsFinite(v.Item1) && double.IsFinite(v.Item2) && v.Item1 >= 0 && v.Item2 >= 0,
+            v => $"Invalid step_sizes values: {Check.Python(v.Item1)}, {Check.Python(v.Item2)}",
+            "finite, each >= 0"))
+        .Bool("maximize", o => o.Maximize, (o, v) => o with { Maximize = v })
+        .Implementation();
+
+    /// <summary>Creates options with PyTorch's Rprop defaults (<c>lr</c> 1e-2).</summary>
+    public RpropOptions() => Lr = 1e-2;
+
+    /// <summary>The factor a step size shrinks by when the gradient changes sign, in (0, 1) (PyTorch's <c>etas[0]</c>).</summary>
+    public double Etaminus { get; init; } = 0.5;
+
+    /// <summary>The factor a step size grows by while the gradient keeps its sign, above 1 (PyTorch's <c>etas[1]</c>).</summary>
+    public double Etaplus { get; init; } = 1.2;
+
+    /// <summary>The smallest step size (PyTorch's <c>step_sizes[0]</c>).</summary>
+    public double MinStep { get; init; } = 1e-6;
+
+    /// <summary>The largest step size (PyTorch's <c>step_sizes[1]</c>).</summary>
+    public double MaxStep { get; init; } = 50;
+
+    /// <summary>Maximize the objective instead of minimizing it.</summary>
+    public bool Maximize { get; init; }
+
+    /// <inheritdoc/>
+    public override OptionSchema GetSchema() => Schema;
+}
+
+/// <summary>
+/// Rprop (resilient backpropagation: per-element step sizes that grow while the gradient keeps its sign and shrink when
+/// it flips), with maximization: PyTorch 2.x's <c>torch.optim.Rprop</c>, op for op. Each element's first step size is
+/// the group's learning rate when the parameter first gets a gradient.
+/// </summary>
+public sealed class Rprop : Optimizer<RpropOptions>
+{
+    /// <summary>The algorithm's catalog entry.</summary>
+    public static AlgorithmInfo<RpropOptions> Info { get; } = AlgorithmInfo.Of<Rprop, RpropOptions>("Rprop", g => new Rprop(g));
+
+    /// <summary>Creates Rprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Rprop</c>.</summary>
+    /// <param name="parameters">The parameters to optimize.</param>
+    /// <param name="lr">Learning rate: every element's initial step size.</param>
+    /// <param name="etaminus">Multiplicative decrease factor, in (0, 1) (PyTorch's <c>etas[0]</c>).</param>
+    /// <param name="etaplus">Multiplicative increase factor, above 1 (PyTorch's <c>etas[1]</c>).</param>
+    /// <param name="min_step">Minimal step size (PyTorch's <c>step_sizes[0]</c>).</param>
+    /// <param name="max_step">Maximal step size (PyTorch's <c>step_sizes[1]</c>).</param>
+    /// <param name="maximize">Maximize the objective.</param>
+    /// <param name="implementation">Which kernels to run.</param>
+    public Rprop(IEnumerable<Parameter> parameters, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2, double min_step = 1e-6,
+        double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Single<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+
+    /// <summary>Creates Rprop over named parameters (names appear in error messages).</summary>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Rprop(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.Named<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+
+    /// <summary>Creates Rprop over parameter groups; the arguments are the defaults the groups start from.</summary>
+    /// <param name="groups">The parameter groups.</param>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Rprop(IEnumerable<ParamGroupSpec<RpropOptions>> groups, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : base(groups, new RpropOptions
+        {
+            Lr = lr, Etaminus = etaminus, Etaplus = etaplus, MinStep = min_step, MaxStep = max_step,
+            Maximize = maximize, Implementation = implementation,
+        })
+    { }
+
+    /// <inheritdoc/>
+    protected override string SparseGradientMessage => "Rprop does not support sparse gradients";
+
+    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("prev").LikeParameter("step_size");
+
+    /// <inheritdoc/>
+    protected override StateSchema StateSchema => States;
+
+    /// <inheritdoc/>
+    protected override void InitializeState(RpropOptions options, Parameter parameter, ParameterState state)
+    {
+        // PyTorch's key order: step (0-dim CPU tensor of the scalar dtype), prev, step_size (filled with the group's lr).
+        state.Set("step", StateTensors.NewStep());
+        state.Set("prev", zeros_like(parameter));
+        state.Set("step_size", full_like(parameter, options.Lr));
+    }
+
+    // sign[sign.gt(0)] = etaplus; sign[sign.lt(0)] = etaminus; sign[sign.eq(0)] = 1 (the scalars rounded to the dtype).
+    private static void SignsToFactors(Tensor sign, RpropOptions o)
+    {
+        using var scope = NewDisposeScope();
+        sign.masked_fill_(sign.gt(0), o.Etaplus);
+        sign.masked_fill_(sign.lt(0), o.Etaminus);
+        sign.masked_fill_(sign.eq(0), 1);
+    }
+
+    // PyTorch's _single_tensor_rprop (real params, capturable=False, differentiable=False).
+    /// <inheritdoc/>
+    protected override void SingleTensorStep(RpropOptions o, StepBatch batch)
+    {
+        for (var i = 0; i < batch.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            var param = batch.Params[i];
+            var state = batch.States[i];
+            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            var prev = state["prev"];
+            var stepSize = state["step_size"];
+            state["step"].add_(1);
+
+            var sign = grad.mul(prev).sign();
+            SignsToFactors(sign, o);
+
+            // update step sizes with the step size updates
+            stepSize.mul_(sign).clamp_(o.MinStep, o.MaxStep);
+
+            // for dir < 0, dfdx = 0; for dir >= 0, dfdx = dfdx
+            grad = grad.clone();
+            grad.masked_fill_(sign.eq(o.Etaminus), 0);
+
+            param.addcmul_(grad.sign(), stepSize, -1);
+            prev.copy_(grad);
+        }
+    }
+
+    // PyTorch's _multi_tensor_rprop (non-capturable). Its `grads[i].copy_(torch.where(signs[i].eq(etaminus), 0, grads[i]))`
+    // is a masked fill with zero here: the same values.
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RpropOptions o, StepBatch bucket)
+    {
+        var prevs = bucket.States.Select(s => s["prev"]).ToList();
+        var stepSizes = bucket.States.Select(s => s["step_size"]).ToList();
+
+        Aten.ForeachAdd_(bucket.States.Select(s => s["step"]).ToList(), 1.0);
+
+        var signs = Aten.ForeachMul(bucket.Grads, prevs);
+        if (o.Maximize) Aten.ForeachNeg_(signs);
+
+        // prevs end the step holding this step's (masked) gradients: they serve as the gradient buffer from here on.
+        Aten.ForeachCopy_(prevs, bucket.Grads);
+        if (o.Maximize) Aten.ForeachNeg_(prevs);
+        var grads = prevs;
+
+        Aten.ForeachSign_(signs);
+        foreach (var sign in signs) SignsToFactors(sign, o);
+
+        Aten.ForeachMul_(stepSizes, signs);
+        foreach (var stepSize in stepSizes) stepSize.clamp_(o.MinStep, o.MaxStep);
+
+        for (var i = 0; i < grads.Count; i++)
+        {
+            using var scope = NewDisposeScope();
+            grads[i].masked_fill_(signs[i].eq(o.Etaminus), 0);
+        }
+
+        var gradSigns = grads.Select(g => g.sign()).ToList();
+        Aten.ForeachAddcmul_(bucket.Params, gradSigns, stepSizes, -1);
+    }
+}

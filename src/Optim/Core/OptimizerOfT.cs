@@ -497,7 +497,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     throw new ArgumentException($"the state dict has state for parameter id {id}, which none of its groups lists", nameof(stateDict));
                 var copy = new ParameterState();
                 staged[p] = copy;
-                foreach (var (key, tensor) in savedState) copy.Set(key, CopyForParameter(key, tensor, p, id, nameof(stateDict)));
+                foreach (var (key, tensor) in savedState) copy.Set(key, CopyForParameter(key, tensor, p, id, nameof(stateDict), stateDict.TensorsAreStaged));
                 copy.IsInitialized = true;
             }
         }
@@ -532,7 +532,9 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     // PyTorch's _process_value_according_to_param_policy: state follows the parameter's device and (floating) dtype,
     // except `step`, which is kept as saved.
-    private static Tensor CopyForParameter(string key, Tensor tensor, Parameter p, int id, string argument)
+    // A staged tensor (new, from a checkpoint reader) that already has the parameter's dtype and device is taken over
+    // (its storage shared) rather than copied, so a load needs the new state's memory once, not twice.
+    private static Tensor CopyForParameter(string key, Tensor tensor, Parameter p, int id, string argument, bool staged)
     {
         using var scope = NewDisposeScope();
         Tensor copy;
@@ -547,7 +549,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     $"state '{key}' of parameter id {id} has shape [{string.Join(", ", tensor.shape)}], but the parameter has shape [{string.Join(", ", p.shape)}]",
                     argument);
             var moved = p.is_floating_point() ? tensor.to(p.dtype, p.device) : tensor.to(p.device);
-            copy = moved.detach().clone();
+            copy = staged && moved.is_contiguous() ? moved.detach() : moved.detach().clone();
         }
         return copy.DetachFromDisposeScope();
     }

@@ -2,6 +2,7 @@ using System;
 using System.IO;
 using Optim.Formats;
 
+// Declared in namespace Optim, not Optim.Formats, so that optimizer.LoadTorchSharp(path) needs no extra using directive.
 namespace Optim;
 
 /// <summary>

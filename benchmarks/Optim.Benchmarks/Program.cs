@@ -19,11 +19,13 @@ namespace Optim.Benchmarks;
 /// prints its table but rewrites nothing), and <c>--threads N</c> to set ATen's thread count. Quick mode also takes
 /// <c>--out DIR</c> (write the markdown and charts there instead), <c>--no-write</c> and <c>--deadline SECONDS</c> (the
 /// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it).
+/// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
 /// </summary>
 internal static class Program
 {
     private static int Main(string[] args)
     {
+        if (args.Contains("--checkpoint-big")) return CheckpointBig.Run(args);
         var (selection, rest) = Selection.Parse(args);
         Catalog.Selected = selection;
         // --threads N: ATen's intra-op threads (default: libtorch's choice, one per core). One thread makes numbers on a
@@ -91,7 +93,12 @@ internal static class Program
         Console.WriteLine(markdown);
         if (docs is not null)
         {
-            File.WriteAllText(Path.Combine(docs, "benchmarks.md"), markdown);
+            // Sections below the marker (measurements of other modes, e.g. --checkpoint-big) survive a quick run.
+            const string Kept = "<!-- Sections below are not written by --quick and are kept when it runs. -->";
+            var target = Path.Combine(docs, "benchmarks.md");
+            var previous = File.Exists(target) ? File.ReadAllText(target) : "";
+            var keptAt = previous.IndexOf(Kept, StringComparison.Ordinal);
+            File.WriteAllText(target, keptAt >= 0 ? markdown.TrimEnd() + Environment.NewLine + Environment.NewLine + previous[keptAt..] : markdown);
             var readme = outFolder is null && Report.UpdateReadme(Path.Combine(root!, "README.md"), Report.Summary(results, elapsed, others));
             Console.WriteLine($"Wrote {Path.Combine(docs, "benchmarks.md")} and {charts.Count} chart(s){(readme ? "; updated README.md" : "")}.");
         }

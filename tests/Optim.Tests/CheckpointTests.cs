@@ -211,7 +211,7 @@ public class CheckpointTests : IDisposable
         var path = Path.Combine(_dir, "opt.ckpt");
         opt.Save(path);
         var before = File.ReadAllBytes(path);
-        var act = () => Serialization.CheckpointFormat.WriteFileAtomically(path, stream =>
+        var act = () => Formats.AtomicFile.Write(path, stream =>
         {
             stream.Write(new byte[100]);
             throw new IOException("disk full (simulated)");
@@ -268,7 +268,7 @@ public class CheckpointTests : IDisposable
     public void A_failed_first_save_leaves_no_file_at_all()
     {
         var path = Path.Combine(_dir, "never.ckpt");
-        var act = () => Serialization.CheckpointFormat.WriteFileAtomically(path, stream =>
+        var act = () => Formats.AtomicFile.Write(path, stream =>
         {
             stream.Write(new byte[10]);
             throw new IOException("disk full (simulated)");

@@ -92,12 +92,13 @@ public class ReliabilityTests
     }
 
     [Fact]
-    public void A_corrupted_payload_length_is_rejected_without_allocating_what_it_claims()
+    public void A_corrupted_version_1_payload_length_is_rejected_without_allocating_what_it_claims()
     {
-        var (opt, ps, bytes) = Trained();
+        var (opt, ps) = V1Fixtures.Trained("sgd-momentum");
         using var _ = opt;
+        var bytes = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", V1Fixtures.FileName("sgd-momentum")));
         var before = CheckpointTests.Snapshot(opt, ps);
-        // The i64 payload length follows the magic number and the u16 version; claim 256 MiB.
+        // Version 1: the i64 payload length follows the magic number and the u16 version; claim 256 MiB.
         BitConverter.GetBytes(1L << 28).CopyTo(bytes, 10);
         foreach (var seekable in new[] { true, false })
         {
@@ -129,14 +130,22 @@ public class ReliabilityTests
             ["parameters()"] = () => opt.parameters(),
             ["StateDict()"] = () => opt.StateDict(),
             ["LoadStateDict(OptimizerStateDict)"] = () => opt.LoadStateDict(saved),
+            ["AddParamGroup(ParamGroupSpec`1)"] = () => opt.AddParamGroup(new ParamGroupSpec<SGDOptions>(new[] { new Parameter(torch.ones(1)) })),
+            ["add_param_group(ParamGroup)"] = () => opt.add_param_group(new SGDParamGroup(new[] { new Parameter(torch.ones(1)) }, new TorchSharp.Modules.SGD.Options())),
+        };
+        // Checkpoint files are the format layer's extension methods; they refuse a disposed optimizer the same way.
+        var extensions = new Dictionary<string, Action>
+        {
             ["Save(Stream)"] = () => opt.Save(new MemoryStream()),
             ["Save(String)"] = () => opt.Save(path),
             ["Load(Stream)"] = () => opt.Load(new MemoryStream(bytes)),
             ["Load(String)"] = () => opt.Load(path), // no such file: the disposal must be reported, not the file
-            ["AddParamGroup(ParamGroupSpec`1)"] = () => opt.AddParamGroup(new ParamGroupSpec<SGDOptions>(new[] { new Parameter(torch.ones(1)) })),
-            ["add_param_group(ParamGroup)"] = () => opt.add_param_group(new SGDParamGroup(new[] { new Parameter(torch.ones(1)) }, new TorchSharp.Modules.SGD.Options())),
+            ["SaveTorchSharp(Stream)"] = () => opt.SaveTorchSharp(new MemoryStream()),
+            ["SaveTorchSharp(String)"] = () => opt.SaveTorchSharp(path),
+            ["LoadTorchSharp(Stream)"] = () => opt.LoadTorchSharp(new MemoryStream(bytes)),
+            ["LoadTorchSharp(String)"] = () => opt.LoadTorchSharp(path),
         };
-        foreach (var (name, call) in calls)
+        foreach (var (name, call) in calls.Concat(extensions))
             call.Should().Throw<ObjectDisposedException>($"{name} is called after Dispose");
         File.Exists(path).Should().BeFalse();
 

@@ -3,7 +3,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using System.Reflection;
-using Optim.Serialization;
+using Optim.Formats;
 using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using Optim.Kernels;
 using System.Linq;
@@ -50,7 +51,8 @@ public sealed record AdagradOptions : OptimizerOptions
 public sealed class Adagrad : Optimizer<AdagradOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static AlgorithmInfo<AdagradOptions> Info { get; } = AlgorithmInfo.Of<Adagrad, AdagradOptions>("Adagrad", g => new Adagrad(g), hasFusedKernel: true, foreachMatchesForLoop: false);
+    public static AlgorithmInfo<AdagradOptions> Info { get; } = AlgorithmInfo.Of<Adagrad, AdagradOptions>("Adagrad", g => new Adagrad(g), hasFusedKernel: true, foreachMatchesForLoop: false,
+        torchSharpLayout: new AdagradTorchSharpLayout());
 
     /// <summary>Creates Adagrad over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adagrad</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -172,5 +174,36 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
         Aten.FusedAdagrad_(bucket.Params, bucket.Grads, bucket.States.Select(s => s["sum"]).ToList(), steps,
             o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf);
         if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
+    }
+}
+
+/// <summary>
+/// Adagrad's state in the checkpoint format of TorchSharp's <c>Adagrad</c>. Options: lr_decay,
+/// initial_accumulator_value, eps, weight_decay (f64); TorchSharp's Adagrad has no maximize (it always minimizes).
+/// State: step (i64) | sum. The state exists from construction in TorchSharp and PyTorch alike.
+/// </summary>
+internal sealed class AdagradTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "Adagrad";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "lr_decay", "initial_accumulator_value", "eps", "weight_decay" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = new KeyValuePair<string, object?>[] { new("maximize", false) };
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var sum = reader.ReadTensor("sum");
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        state.Set("sum", sum);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteTensor(Get("sum") ?? full_like(parameter, (double)group["initial_accumulator_value"]!));
     }
 }

@@ -67,7 +67,8 @@ public sealed record AdamOptions : OptimizerOptions, IBetasOptions
 public class Adam : Optimizer<AdamOptions>, IBetas
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static AlgorithmInfo<AdamOptions> Info { get; } = AlgorithmInfo.Of<Adam, AdamOptions>("Adam", g => new Adam(g), hasFusedKernel: true);
+    public static AlgorithmInfo<AdamOptions> Info { get; } = AlgorithmInfo.Of<Adam, AdamOptions>("Adam", g => new Adam(g), hasFusedKernel: true,
+        torchSharpLayout: new AdamTorchSharpLayout("Adam"));
 
     private readonly bool _decoupledWeightDecay;
 
@@ -244,4 +245,41 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     private delegate void FusedKernel(IReadOnlyList<Tensor> parameters, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
         IReadOnlyList<Tensor> expAvgSqs, IReadOnlyList<Tensor> maxExpAvgSqs, IReadOnlyList<Tensor> steps, double lr, double beta1,
         double beta2, double weightDecay, double eps, bool amsgrad, bool maximize, Tensor? gradScale, Tensor? foundInf);
+}
+
+/// <summary>
+/// Adam's and AdamW's state in the checkpoint format of TorchSharp's <c>Adam</c>/<c>AdamW</c>. Options: beta1, beta2,
+/// eps, weight_decay (f64), amsgrad, maximize (bool); TorchSharp keeps PyTorch's <c>betas</c> as two fields. State:
+/// step (i64) | exp_avg | exp_avg_sq | has max_exp_avg_sq (bool) [| max_exp_avg_sq].
+/// </summary>
+internal sealed class AdamTorchSharpLayout(string className) : ITorchSharpLayout
+{
+    public string ClassName { get; } = className;
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "beta1", "beta2", "eps", "weight_decay", "amsgrad", "maximize" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = Array.Empty<KeyValuePair<string, object?>>();
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var read = new List<KeyValuePair<string, Tensor>> { new("exp_avg", reader.ReadTensor("exp_avg")), new("exp_avg_sq", reader.ReadTensor("exp_avg_sq")) };
+        if (reader.ReadOptionalTensor("max_exp_avg_sq") is { } max) read.Add(new("max_exp_avg_sq", max));
+        // A parameter TorchSharp never stepped (step 0, all-zero buffers) has no state in PyTorch.
+        if (step == 0 && StateTensors.AllZeroExceptStep(read.ToDictionary())) return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        foreach (var (key, tensor) in read) state.Set(key, tensor);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteTensor(Get("exp_avg") ?? zeros_like(parameter));
+        writer.WriteTensor(Get("exp_avg_sq") ?? zeros_like(parameter));
+        // TorchSharp has max_exp_avg_sq exactly when the group was created with amsgrad.
+        writer.WriteOptionalTensor(Get("max_exp_avg_sq") ?? ((bool)group["amsgrad"]! ? zeros_like(parameter) : null));
+    }
 }

@@ -11,7 +11,8 @@ namespace Optim;
 public sealed class AdamW : Adam
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static new AlgorithmInfo<AdamOptions> Info { get; } = AlgorithmInfo.Of<AdamW, AdamOptions>("AdamW", g => new AdamW(g), hasFusedKernel: true);
+    public static new AlgorithmInfo<AdamOptions> Info { get; } = AlgorithmInfo.Of<AdamW, AdamOptions>("AdamW", g => new AdamW(g), hasFusedKernel: true,
+        torchSharpLayout: new AdamTorchSharpLayout("AdamW"));
 
     /// <summary>Creates AdamW over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.AdamW</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using Optim.Kernels;
@@ -56,7 +57,8 @@ public sealed record RMSpropOptions : OptimizerOptions, IMomentumOptions
 public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static AlgorithmInfo<RMSpropOptions> Info { get; } = AlgorithmInfo.Of<RMSprop, RMSpropOptions>("RMSprop", g => new RMSprop(g));
+    public static AlgorithmInfo<RMSpropOptions> Info { get; } = AlgorithmInfo.Of<RMSprop, RMSpropOptions>("RMSprop", g => new RMSprop(g),
+        torchSharpLayout: new RMSpropTorchSharpLayout());
 
     /// <summary>Creates RMSprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.RMSProp</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -198,5 +200,45 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         {
             Aten.ForeachAddcdiv_(bucket.Params, grads, avg, -o.Lr);
         }
+    }
+}
+
+/// <summary>
+/// RMSprop's state in the checkpoint format of TorchSharp's <c>RMSProp</c>. Options: maximize (bool), momentum, alpha,
+/// eps, weight_decay (f64), centered (bool). State: step (i64) | square_avg | has momentum_buffer (bool)
+/// [| momentum_buffer] | has grad_avg (bool) [| grad_avg]. TorchSharp allocates (and steps with, when used) both
+/// buffers for every parameter; PyTorch, and this library, only where the group uses them.
+/// </summary>
+internal sealed class RMSpropTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "RMSProp";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "maximize", "momentum", "alpha", "eps", "weight_decay", "centered" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = Array.Empty<KeyValuePair<string, object?>>();
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var read = new List<KeyValuePair<string, Tensor>> { new("square_avg", reader.ReadTensor("square_avg")) };
+        var momentum = reader.ReadOptionalTensor("momentum_buffer");
+        var gradAvg = reader.ReadOptionalTensor("grad_avg");
+        if (momentum is not null && (double)group["momentum"]! > 0) read.Add(new("momentum_buffer", momentum));
+        if (gradAvg is not null && (bool)group["centered"]!) read.Add(new("grad_avg", gradAvg));
+        // A parameter TorchSharp never stepped (step 0, all-zero buffers) has no state in PyTorch.
+        if (step == 0 && StateTensors.AllZeroExceptStep(read.ToDictionary())) return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        foreach (var (key, tensor) in read) state.Set(key, tensor);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor OrZeros(string key) => state is not null && state.TryGetValue(key, out var t) ? t : zeros_like(parameter);
+        writer.WriteStep(state is not null && state.TryGetValue("step", out var step) ? step : null);
+        writer.WriteTensor(OrZeros("square_avg"));
+        writer.WriteOptionalTensor(OrZeros("momentum_buffer"));
+        writer.WriteOptionalTensor(OrZeros("grad_avg"));
     }
 }

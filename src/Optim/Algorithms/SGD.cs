@@ -53,7 +53,8 @@ public sealed record SGDOptions : OptimizerOptions, IMomentumOptions
 public sealed class SGD : Optimizer<SGDOptions>, IMomentum
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static AlgorithmInfo<SGDOptions> Info { get; } = AlgorithmInfo.Of<SGD, SGDOptions>("SGD", g => new SGD(g), hasFusedKernel: true);
+    public static AlgorithmInfo<SGDOptions> Info { get; } = AlgorithmInfo.Of<SGD, SGDOptions>("SGD", g => new SGD(g), hasFusedKernel: true,
+        torchSharpLayout: new SGDTorchSharpLayout());
 
     /// <summary>Creates SGD over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.SGD</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -250,5 +251,36 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         using var scope = NewDisposeScope();
         var factor = where(foundInf.ne(0), tensor(1.0, foundInf.dtype, foundInf.device), tensor(1 - lrTimesDecay, foundInf.dtype, foundInf.device));
         foreach (var p in parameters) p.mul_(factor.to(p.dtype));
+    }
+}
+
+/// <summary>
+/// SGD's state in the checkpoint format of TorchSharp's <c>SGD</c>. Options: momentum, dampening, weight_decay (f64),
+/// nesterov, maximize (bool). State: has momentum_buffer (bool) [| momentum_buffer].
+/// </summary>
+internal sealed class SGDTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "SGD";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "momentum", "dampening", "weight_decay", "nesterov", "maximize" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = Array.Empty<KeyValuePair<string, object?>>();
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var buffer = reader.ReadOptionalTensor("momentum_buffer");
+        if (buffer is null) return null;
+        // TorchSharp's SGD maximizes by adding lr * update instead of negating the gradient, so its buffer holds the
+        // negation of PyTorch's (negated here in place; negation is exact). With weight decay the two algorithms differ
+        // (TorchSharp's decay then pushes weights away from zero) and no buffer makes them agree.
+        var state = new ParameterState();
+        state.Set("momentum_buffer", (bool)group["maximize"]! ? buffer.neg_() : buffer);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        var buffer = state is not null && state.TryGetValue("momentum_buffer", out var b) ? b : null;
+        writer.WriteOptionalTensor(buffer is not null && (bool)group["maximize"]! ? buffer.neg() : buffer); // see ReadState
     }
 }

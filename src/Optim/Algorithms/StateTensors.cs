@@ -7,6 +7,25 @@ namespace Optim;
 /// <summary>How the algorithms create and advance the state tensors they share with PyTorch.</summary>
 internal static class StateTensors
 {
+    /// <summary>A new <c>step</c> counter holding <paramref name="count"/> (see <see cref="NewStep()"/>).</summary>
+    public static Tensor NewStep(long count)
+    {
+        var step = NewStep();
+        step.fill_(count);
+        return step;
+    }
+
+    /// <summary>Whether every tensor except <c>step</c> is all zeros (state as TorchSharp creates it before a step).</summary>
+    public static bool AllZeroExceptStep(IReadOnlyDictionary<string, Tensor> state)
+    {
+        using var scope = NewDisposeScope();
+        foreach (var (key, tensor) in state)
+        {
+            if (key != "step" && tensor.count_nonzero().item<long>() != 0) return false;
+        }
+        return true;
+    }
+
     /// <summary>
     /// A new <c>step</c> counter as PyTorch creates it, <c>torch.tensor(0.0, dtype=_get_scalar_dtype())</c>: a 0-dim CPU
     /// tensor, float64 when the default dtype is float64 and float32 otherwise.

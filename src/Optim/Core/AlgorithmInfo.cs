@@ -10,8 +10,10 @@ namespace Optim;
 /// </summary>
 public abstract class AlgorithmInfo
 {
-    private protected AlgorithmInfo(string name, Type optimizerType, bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach)
+    private protected AlgorithmInfo(string name, Type optimizerType, bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach,
+        ITorchSharpLayout? torchSharpLayout)
     {
+        TorchSharpLayout = torchSharpLayout;
         Name = name;
         OptimizerType = optimizerType;
         HasFusedKernel = hasFusedKernel;
@@ -44,6 +46,12 @@ public abstract class AlgorithmInfo
     public bool ForeachMatchesForLoop { get; }
 
     /// <summary>
+    /// How its state maps to the checkpoint format of TorchSharp's optimizer of the same algorithm, or null where
+    /// TorchSharp has no such optimizer (then <c>SaveTorchSharp</c>/<c>LoadTorchSharp</c> throw <see cref="NotSupportedException"/>).
+    /// </summary>
+    public ITorchSharpLayout? TorchSharpLayout { get; }
+
+    /// <summary>
     /// Creates the optimizer over one group of <paramref name="parameters"/> with the constructor's defaults, except the
     /// hyperparameters named in <paramref name="options"/> (PyTorch's names, values of their declared types).
     /// </summary>
@@ -63,10 +71,11 @@ public abstract class AlgorithmInfo
     /// <param name="hasFusedKernel">Whether ATen has a fused kernel for it.</param>
     /// <param name="foreachMatchesForLoop">Whether its foreach path gives the for-loop's bits on CPU.</param>
     /// <param name="hasForeach">Whether it has a foreach path.</param>
+    /// <param name="torchSharpLayout">Its TorchSharp checkpoint layout, where TorchSharp has the algorithm.</param>
     public static AlgorithmInfo<TOptions> Of<TOptimizer, TOptions>(string name, Func<IEnumerable<ParamGroupSpec<TOptions>>, TOptimizer> create,
-        bool hasFusedKernel = false, bool foreachMatchesForLoop = true, bool hasForeach = true)
+        bool hasFusedKernel = false, bool foreachMatchesForLoop = true, bool hasForeach = true, ITorchSharpLayout? torchSharpLayout = null)
         where TOptimizer : Optimizer<TOptions> where TOptions : OptimizerOptions =>
-        new(name, typeof(TOptimizer), groups => create(groups), hasFusedKernel, foreachMatchesForLoop, hasForeach);
+        new(name, typeof(TOptimizer), groups => create(groups), hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout);
 }
 
 /// <summary>An algorithm whose options are <typeparamref name="TOptions"/>.</summary>
@@ -77,8 +86,8 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
     private TOptions? _defaults;
 
     internal AlgorithmInfo(string name, Type optimizerType, Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> create,
-        bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach)
-        : base(name, optimizerType, hasFusedKernel, foreachMatchesForLoop, hasForeach) => _create = create;
+        bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach, ITorchSharpLayout? torchSharpLayout)
+        : base(name, optimizerType, hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout) => _create = create;
 
     /// <inheritdoc/>
     public override Type OptionsType => typeof(TOptions);

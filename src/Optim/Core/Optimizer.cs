@@ -1,7 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
-using Optim.Serialization;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -73,45 +71,6 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// <param name="stateDict">A dict from <see cref="StateDict"/> of an optimizer of the same type and layout.</param>
     /// <exception cref="ArgumentException">The dict does not fit this optimizer; nothing was changed.</exception>
     public abstract void LoadStateDict(OptimizerStateDict stateDict);
-
-    /// <summary>Writes a checkpoint (see <see cref="CheckpointFormat"/>) to <paramref name="stream"/>.</summary>
-    /// <param name="stream">A writable stream.</param>
-    public void Save(Stream stream)
-    {
-        ThrowIfDisposed();
-        CheckpointFormat.Write(stream, StateDict());
-    }
-
-    /// <summary>
-    /// Writes a checkpoint to <paramref name="path"/> atomically: to a temporary file beside it, flushed to disk, then
-    /// renamed over the target, so a crash mid-save leaves the previous checkpoint intact.
-    /// </summary>
-    /// <param name="path">The checkpoint file.</param>
-    public void Save(string path)
-    {
-        ThrowIfDisposed();
-        CheckpointFormat.WriteFileAtomically(path, StateDict());
-    }
-
-    /// <summary>Loads a checkpoint written by <see cref="Save(Stream)"/>; a failed load changes nothing.</summary>
-    /// <param name="stream">A readable stream positioned at the checkpoint.</param>
-    /// <exception cref="InvalidDataException">The data is not a valid checkpoint.</exception>
-    /// <exception cref="ArgumentException">The checkpoint does not fit this optimizer.</exception>
-    public void Load(Stream stream)
-    {
-        ThrowIfDisposed();
-        using var scope = NewDisposeScope();
-        LoadStateDict(CheckpointFormat.Read(stream));
-    }
-
-    /// <summary>Loads a checkpoint file written by <see cref="Save(string)"/>; a failed load changes nothing.</summary>
-    /// <param name="path">The checkpoint file.</param>
-    public void Load(string path)
-    {
-        ThrowIfDisposed();
-        using var stream = File.OpenRead(path);
-        Load(stream);
-    }
 
     /// <summary>Throws <see cref="ObjectDisposedException"/> once the optimizer is disposed.</summary>
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);

@@ -538,7 +538,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 {
                     var declared = StateSchema.Find(key)
                         ?? throw new ArgumentException($"the state of parameter id {id} has '{key}', which {GetType().Name} does not keep", nameof(stateDict));
-                    copy.Set(key, StateSchema.Normalize(declared.Kind, tensor, p, $"state '{key}' of parameter id {id}", nameof(stateDict)));
+                    copy.Set(key, StateSchema.Normalize(declared.Kind, tensor, p, $"state '{key}' of parameter id {id}", nameof(stateDict), stateDict.TensorsAreStaged));
                 }
                 copy.IsInitialized = true;
                 StateSchema.Validate(p, copy, $"id {id}", nameof(stateDict));

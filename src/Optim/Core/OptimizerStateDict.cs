@@ -30,6 +30,12 @@ public sealed record OptimizerStateDict(
     /// </summary>
     public IReadOnlyDictionary<string, object> Global { get; init; } = NoGlobalState;
 
+    /// <summary>
+    /// Set by checkpoint readers on a dict whose tensors are new and owned by the reader's caller, so
+    /// <see cref="Optimizer.LoadStateDict"/> may take them over (sharing their storage) instead of copying them.
+    /// </summary>
+    internal bool TensorsAreStaged { get; init; }
+
     /// <summary>Every tensor the dict references: per-parameter state, then optimizer-wide state.</summary>
     public IEnumerable<Tensor> Tensors() =>
         State.Values.SelectMany(s => s.Values).Concat(Global.Values.SelectMany(OptimizerGlobalState.TensorsOf));

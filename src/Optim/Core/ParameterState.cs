@@ -82,13 +82,6 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
         return true;
     }
 
-    // For tensors read from a checkpoint: they stay in the caller's dispose scope.
-    internal void AddWithoutDetaching(string key, Tensor value)
-    {
-        _entries.Add(new(key, value));
-        IsInitialized = true;
-    }
-
     /// <summary>Disposes every tensor and forgets them.</summary>
     internal void Clear()
     {

@@ -130,7 +130,11 @@ public sealed class StateSchema
     /// rule: state follows the parameter's device and floating dtype, except step counts, which stay float on the CPU or
     /// the parameter's device), contiguous; an <see cref="ArgumentException"/> for what cannot be made to fit.
     /// </summary>
-    internal static Tensor Normalize(StateKind kind, Tensor tensor, Tensor parameter, string describe, string argument)
+    /// <remarks>
+    /// A <paramref name="staged"/> tensor (new, owned by a checkpoint reader) that already fits is taken over rather than
+    /// copied, so a load needs the new state's memory once, not twice.
+    /// </remarks>
+    internal static Tensor Normalize(StateKind kind, Tensor tensor, Tensor parameter, string describe, string argument, bool staged = false)
     {
         if (tensor is null || tensor.IsInvalid) throw new ArgumentException($"{describe} has been disposed", argument);
         if (tensor.is_sparse) throw new ArgumentException($"{describe} is sparse, not a dense tensor", argument);
@@ -157,7 +161,8 @@ public sealed class StateSchema
                     $"{describe} has shape [{string.Join(", ", tensor.shape)}], but the parameter has shape [{string.Join(", ", parameter.shape)}]", argument);
             if (tensor.is_complex() != parameter.is_complex() || tensor.dtype == ScalarType.Bool)
                 throw new ArgumentException($"{describe} is {tensor.dtype}, which cannot hold state of a {parameter.dtype} parameter", argument);
-            copy = tensor.detach().to(parameter.dtype, parameter.device).contiguous().clone();
+            var moved = tensor.detach().to(parameter.dtype, parameter.device);
+            copy = staged && moved.is_contiguous() ? moved : moved.contiguous().clone();
         }
         return copy.DetachFromDisposeScope();
     }

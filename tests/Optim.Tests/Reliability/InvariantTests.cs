@@ -150,7 +150,7 @@ public class InvariantTests
         ((Action)(() => sd.DeepCopy())).Should().Throw<ObjectDisposedException>().WithMessage("*momentum_buffer*");
         ((Action)(() => target.LoadStateDict(sd))).Should().Throw<ObjectDisposedException>();
         using var memory = new MemoryStream();
-        ((Action)(() => Optim.Serialization.CheckpointFormat.Write(memory, sd))).Should().Throw<ObjectDisposedException>();
+        ((Action)(() => Optim.Formats.OptimizerCheckpoint.Write(memory, sd))).Should().Throw<ObjectDisposedException>();
         memory.Length.Should().Be(0, "nothing is written");
     }
 

@@ -10,7 +10,7 @@ namespace Optim.Tests;
 /// path (<see cref="Implementation.Auto"/>), which gives PyTorch's default (CPU: for-loop) numbers.
 /// <list type="bullet">
 /// <item>SGD and SGDMomentumNesterov only add, multiply, negate and clone: libtorch 2.10 reproduces 1.13's bits exactly,
-/// so they are compared bit for bit.</item>
+/// so they are compared bit for bit (<see cref="TestProfile.BitwiseAgainstGoldens"/>).</item>
 /// <item>Adam, AdamW, Adagrad and RMSprop are compared within about 2 ulp (<see cref="Tolerances"/>): 1.13's CPU
 /// kernels for sqrt/addcmul/addcdiv differ from libtorch 2.10's by 1-2 ulp, and 1.13's Adam uses mul_().add_() where 2.x
 /// uses lerp_. Bitwise goldens for those need PyTorch ≥ 2.10, which this machine does not have.</item>
@@ -21,13 +21,7 @@ namespace Optim.Tests;
 /// </summary>
 public class GoldenTests(ITestOutputHelper output)
 {
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var file in Factories.GoldenFiles.Concat(Factories.ReplayGoldenFiles))
-            foreach (var c in GoldenCase.Load(file)) data.Add(file, c.ToString());
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => GoldenFile.Cases(GoldenFile.All);
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -35,9 +29,9 @@ public class GoldenTests(ITestOutputHelper output)
     {
         var c = GoldenCase.Get(file, id);
         var ps = c.MakeParameters();
-        using var opt = Factories.Create(c, ps, Implementation.Auto); // the default constructor's path
+        using var opt = c.Create(ps, Implementation.Auto); // the default constructor's path
         var actual = c.Run(ps, opt);
-        if (c.Algorithm is "SGD" or "SGDMomentumNesterov")
+        if (Algorithms.Profile(c.Info).BitwiseAgainstGoldens)
         {
             Trajectories.ShouldBeBitwise(actual, c.Expected);
             output.WriteLine($"{c.Algorithm} {id}: bit for bit");
@@ -46,6 +40,20 @@ public class GoldenTests(ITestOutputHelper output)
         {
             var worst = Trajectories.ShouldBeClose(actual, c.Expected, Tolerances.Atol(c.Dtype), Tolerances.Rtol(c.Dtype));
             output.WriteLine($"{c.Algorithm} {file} {id}: max |error| {worst:E2}{(worst == 0 ? " (bit for bit)" : "")}");
+        }
+    }
+
+    [Fact]
+    public void Every_algorithm_of_the_catalog_has_golden_cases_and_every_golden_file_names_one()
+    {
+        GoldenFile.Direct.Select(f => f.Algorithm).Should().BeEquivalentTo(Algorithms.Names,
+            "adding an algorithm means adding its golden cases (tools/golden/generate.py)");
+        foreach (var file in GoldenFile.All)
+        {
+            var cases = GoldenCase.Load(file.File).ToList();
+            cases.Should().NotBeEmpty(file.File);
+            // Every case's options name hyperparameters of the algorithm's schema, with values of their declared types.
+            foreach (var c in cases) c.OptionsRecord().Should().NotBeNull();
         }
     }
 }

@@ -14,11 +14,12 @@ namespace Optim.Benchmarks;
 
 /// <summary>
 /// <c>--quick</c>: the Stopwatch harness (<see cref="QuickRun"/>), a few minutes, writes docs/benchmarks.md, the charts and
-/// the README's table. Otherwise: BenchmarkDotNet over <see cref="StepBenchmarks"/> and <see cref="RmspropStepBenchmarks"/>.
+/// the README's table. Otherwise: BenchmarkDotNet over <see cref="StepBenchmarks"/> and <see cref="UnfusedStepBenchmarks"/>.
 /// Both take <c>--algorithm Adam,SGD</c> and <c>--shape 2000x100</c> to run part of the matrix (a partial quick run
 /// prints its table but rewrites nothing), and <c>--threads N</c> to set ATen's thread count. Quick mode also takes
 /// <c>--out DIR</c> (write the markdown and charts there instead), <c>--no-write</c> and <c>--deadline SECONDS</c> (the
 /// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it).
+/// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>).
 /// </summary>
 internal static class Program
 {
@@ -36,6 +37,11 @@ internal static class Program
                 throw new ArgumentException("--threads needs a positive count.");
             TorchSharp.torch.set_num_threads(threads);
             rest = rest.Where((_, i) => i != threadsAt && i != threadsAt + 1).ToArray();
+        }
+        if (rest.Contains("--kernel-costs"))
+        {
+            KernelCosts.Run(Console.WriteLine);
+            return 0;
         }
         if (rest.Contains("--quick"))
         {
@@ -65,8 +71,8 @@ internal static class Program
             .AddColumn(FullRunRecords.Columns)
             .WithOptions(ConfigOptions.DisableOptimizationsValidator | ConfigOptions.JoinSummary);
         var types = new List<Type>();
-        if (selection.Algorithms.Any(a => Catalog.HasPath(a, StepPath.Fused))) types.Add(typeof(StepBenchmarks));
-        if (selection.Algorithms.Contains(Algorithm.RMSprop)) types.Add(typeof(RmspropStepBenchmarks));
+        if (StepBenchmarks.Names.Any()) types.Add(typeof(StepBenchmarks));
+        if (UnfusedStepBenchmarks.Names.Any()) types.Add(typeof(UnfusedStepBenchmarks));
         BenchmarkSwitcher.FromTypes(types.ToArray()).Run(rest.Any(a => a.StartsWith("--filter", StringComparison.Ordinal) || a == "-f") ? rest : rest.Concat(new[] { "--filter", "*" }).ToArray(), config);
         return 0;
     }
@@ -91,7 +97,8 @@ internal static class Program
         Console.WriteLine(markdown);
         if (docs is not null)
         {
-            File.WriteAllText(Path.Combine(docs, "benchmarks.md"), markdown);
+            var docsFile = Path.Combine(docs, "benchmarks.md");
+            File.WriteAllText(docsFile, Report.WithNotes(markdown, docsFile));
             var readme = outFolder is null && Report.UpdateReadme(Path.Combine(root!, "README.md"), Report.Summary(results, elapsed, others));
             Console.WriteLine($"Wrote {Path.Combine(docs, "benchmarks.md")} and {charts.Count} chart(s){(readme ? "; updated README.md" : "")}.");
         }

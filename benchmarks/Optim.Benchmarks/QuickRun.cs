@@ -26,9 +26,9 @@ public sealed record PathResult(StepPath Path, double MedianMs, int Steps, doubl
 /// <param name="Algorithm">The algorithm.</param>
 /// <param name="Shape">The shape.</param>
 /// <param name="CopyBytesPerSecond">Copy bandwidth over buffers of the shape's size (see <see cref="Workload.CopyBandwidth"/>).</param>
-/// <param name="Paths">The paths measured (RMSprop has no fused one).</param>
+/// <param name="Paths">The paths measured (see <see cref="Catalog.HasPath"/>).</param>
 /// <param name="BudgetScale">1, or less where the time budget was shrunk to meet the deadline (see <see cref="QuickRun.Deadline"/>).</param>
-public sealed record CellResult(Algorithm Algorithm, Shape Shape, double CopyBytesPerSecond, IReadOnlyList<PathResult> Paths, double BudgetScale = 1)
+public sealed record CellResult(AlgorithmInfo Algorithm, Shape Shape, double CopyBytesPerSecond, IReadOnlyList<PathResult> Paths, double BudgetScale = 1)
 {
     /// <summary>The time an fp32 step needs at copy bandwidth: bytes it must move ÷ bandwidth.</summary>
     public double BoundMs => Catalog.BytesPerParameter(Algorithm) * (double)Shape.Parameters / CopyBytesPerSecond * 1e3;
@@ -125,7 +125,7 @@ public static class QuickRun
         }
     }
 
-    private static CellResult MeasureCell(Workload workload, Algorithm algorithm, double scale)
+    private static CellResult MeasureCell(Workload workload, AlgorithmInfo algorithm, double scale)
     {
         var runners = new List<Runner>();
         try

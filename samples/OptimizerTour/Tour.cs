@@ -4,8 +4,8 @@ using System.Globalization;
 using System.Linq;
 using Optim;
 using TorchSharp;
-using Parameter = TorchSharp.Modules.Parameter;
 using static TorchSharp.torch;
+using Parameter = TorchSharp.Modules.Parameter;
 
 namespace OptimizerTour;
 

@@ -1,7 +1,6 @@
 using System.Linq;
 using Optim.Tests.Support;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace Optim.Tests;
 

@@ -6,8 +6,8 @@ using System.Linq;
 using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 using Xunit.Abstractions;
+using static TorchSharp.torch;
 
 namespace Optim.Tests;
 

@@ -1,4 +1,3 @@
-using System.Linq;
 using Optim.Tests.Support;
 
 namespace Optim.Tests;

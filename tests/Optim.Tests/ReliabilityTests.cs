@@ -6,7 +6,6 @@ using System.Reflection;
 using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace Optim.Tests;
 

@@ -4,7 +4,6 @@ using System.IO;
 using System.Linq;
 using System.Security.Cryptography;
 using System.Text;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Optim.Serialization;

@@ -58,7 +58,7 @@ internal static class Program
 
         // In-process: TorchSharp's native library is patched in this project's output folder by the build, and a
         // generated benchmark project would not be. A short job (3 warm-up and 10 measured iterations of ~250 ms) keeps
-        // the whole matrix (95 cases, about 5 s each) to 10-15 minutes on two cores; BenchmarkDotNet's own options (--job, --filter,
+        // the whole matrix (one case per algorithm, shape and path, about 5 s each) to 10-15 minutes on two cores; BenchmarkDotNet's own options (--job, --filter,
         // --iterationCount...) still apply on top.
         var job = Job.Default
             .WithWarmupCount(3)

@@ -39,7 +39,7 @@ public sealed record CellResult(AlgorithmInfo Algorithm, Shape Shape, double Cop
 
 /// <summary>
 /// The quick mode: a plain Stopwatch harness, not BenchmarkDotNet (whose pilot, warm-up and overhead stages would take
-/// far too long over 95 cells on two cores). Per (algorithm, shape) cell: a fresh copy of the parameters and a fresh
+/// far too long over a hundred cases on two cores). Per (algorithm, shape) cell: a fresh copy of the parameters and a fresh
 /// optimizer for every path, warm-up steps for each (the first creates the state), a full GC, then the timed steps one
 /// by one, taken in interleaved rounds (built-in, for-loop, foreach, fused, auto, copy; again...) so that a burst of
 /// load from another process falls on every path and on the bandwidth probe alike instead of on one of them; the median

@@ -7,25 +7,6 @@ using TorchSharp.Modules;
 
 namespace Optim.Benchmarks;
 
-/// <summary>The algorithms measured, each with the hyperparameters every path runs it with.</summary>
-public enum Algorithm
-{
-    /// <summary>SGD with momentum 0.9, lr 1e-3.</summary>
-    SGD,
-
-    /// <summary>Adam, PyTorch's defaults.</summary>
-    Adam,
-
-    /// <summary>AdamW, PyTorch's defaults (weight decay 1e-2).</summary>
-    AdamW,
-
-    /// <summary>Adagrad, PyTorch's defaults.</summary>
-    Adagrad,
-
-    /// <summary>RMSprop, PyTorch's defaults (no momentum, not centered).</summary>
-    RMSprop,
-}
-
 /// <summary>Who runs the step: TorchSharp's own optimizer, or ours with a given <see cref="Implementation"/>.</summary>
 public enum StepPath
 {
@@ -72,56 +53,123 @@ public readonly record struct Shape(int Tensors, long Elements)
     public string Display => string.Create(CultureInfo.InvariantCulture, $"{Tensors:N0} × {Elements:N0}");
 }
 
-/// <summary>What the benchmarks measure, in one place: algorithms, paths, the factory and the memory-traffic model.</summary>
+/// <summary>
+/// What the benchmarks run each algorithm with: options beyond its defaults, and TorchSharp's built-in optimizer doing
+/// the same work (null where TorchSharp has none; that cell is skipped). An algorithm without a row in
+/// <see cref="Catalog"/> runs with its defaults and no built-in.
+/// </summary>
+/// <param name="Options">Hyperparameters (PyTorch's names) that differ from the defaults.</param>
+/// <param name="BuiltIn">TorchSharp's optimizer over the parameters with the same hyperparameters.</param>
+public sealed record BenchmarkProfile(
+    IReadOnlyList<KeyValuePair<string, object?>>? Options = null,
+    Func<OptimizerOptions, IReadOnlyList<Parameter>, torch.optim.Optimizer?>? BuiltIn = null);
+
+/// <summary>What the benchmarks measure, in one place: algorithms (<see cref="AlgorithmCatalog"/>), paths, the factory and the memory-traffic model.</summary>
 public static class Catalog
 {
-    /// <summary>Every algorithm, in table order.</summary>
-    public static IReadOnlyList<Algorithm> Algorithms { get; } = Enum.GetValues<Algorithm>();
+    private static readonly Dictionary<AlgorithmInfo, BenchmarkProfile> Profiles = new()
+    {
+        [SGD.Info] = new(
+            new[] { new KeyValuePair<string, object?>("momentum", 0.9) },
+            (o, ps) => o is SGDOptions s ? torch.optim.SGD(ps, s.Lr, s.Momentum, s.Dampening, s.WeightDecay, s.Nesterov, s.Maximize) : null),
+        [SGDMomentumNesterov.Info] = new(
+            BuiltIn: (o, ps) => o is SGDMomentumNesterovOptions s && !s.DecoupledWeightDecay
+                ? torch.optim.SGD(ps, s.Lr, s.Momentum, s.Dampening, s.WeightDecay, s.Nesterov, s.Maximize)
+                : null),
+        [Adam.Info] = new(BuiltIn: (o, ps) => o is AdamOptions a
+            ? torch.optim.Adam(ps, a.Lr, a.Beta1, a.Beta2, a.Eps, a.WeightDecay, a.Amsgrad, a.Maximize)
+            : null),
+        // TorchSharp's AdamW defaults to weight_decay 0, PyTorch's (and ours) to 1e-2: the options passed make the work equal.
+        [AdamW.Info] = new(BuiltIn: (o, ps) => o is AdamOptions a
+            ? torch.optim.AdamW(ps, a.Lr, a.Beta1, a.Beta2, a.Eps, a.WeightDecay, a.Amsgrad, a.Maximize)
+            : null),
+        [Adagrad.Info] = new(BuiltIn: (o, ps) => o is AdagradOptions a && !a.Maximize
+            ? torch.optim.Adagrad(ps, a.Lr, a.LrDecay, a.WeightDecay, a.InitialAccumulatorValue, a.Eps)
+            : null),
+        [RMSprop.Info] = new(BuiltIn: (o, ps) => o is RMSpropOptions r
+            ? torch.optim.RMSProp(ps, r.Lr, r.Alpha, r.Eps, r.WeightDecay, r.Momentum, r.Centered, r.Maximize)
+            : null),
+    };
+
+    private static readonly Dictionary<AlgorithmInfo, int> BytesCache = new();
+    private static readonly Dictionary<AlgorithmInfo, bool> BuiltInCache = new();
+
+    /// <summary>Every algorithm of the catalog, in its order.</summary>
+    public static IReadOnlyList<AlgorithmInfo> Algorithms => AlgorithmCatalog.All;
 
     /// <summary>Every path, in table order.</summary>
     public static IReadOnlyList<StepPath> Paths { get; } = Enum.GetValues<StepPath>();
 
-    /// <summary>ATen has fused CPU kernels for SGD, Adam, AdamW and Adagrad; RMSprop has none (the cell is skipped).</summary>
-    public static bool HasPath(Algorithm algorithm, StepPath path) => path != StepPath.Fused || algorithm != Algorithm.RMSprop;
+    /// <summary>The algorithm's row (defaults where it has none).</summary>
+    public static BenchmarkProfile Profile(AlgorithmInfo algorithm) => Profiles.TryGetValue(algorithm, out var p) ? p : new BenchmarkProfile();
+
+    /// <summary>The options every path runs <paramref name="algorithm"/> with.</summary>
+    public static OptimizerOptions Options(AlgorithmInfo algorithm) =>
+        Profile(algorithm).Options is { } o ? algorithm.DefaultOptions.WithHyperparameters(o) : algorithm.DefaultOptions;
+
+    /// <summary>The options that differ from the defaults, as text for the report ("momentum 0.9"), or "defaults".</summary>
+    public static string Settings(AlgorithmInfo algorithm) =>
+        Profile(algorithm).Options is { Count: > 0 } o
+            ? string.Join(", ", o.Select(kv => string.Create(CultureInfo.InvariantCulture, $"{kv.Key} {kv.Value}")))
+            : "defaults";
+
+    /// <summary>
+    /// Whether the cell exists: the fused path where ATen has the kernel (<see cref="AlgorithmInfo.HasFusedKernel"/>), the
+    /// foreach path where the algorithm has one, the built-in where TorchSharp has the algorithm.
+    /// </summary>
+    public static bool HasPath(AlgorithmInfo algorithm, StepPath path) => path switch
+    {
+        StepPath.Fused => algorithm.HasFusedKernel,
+        StepPath.Foreach => algorithm.HasForeach,
+        StepPath.BuiltIn => HasBuiltIn(algorithm),
+        _ => true,
+    };
+
+    // Whether the row's built-in accepts the options (TorchSharp's Adagrad has no maximize, for example); asked once.
+    private static bool HasBuiltIn(AlgorithmInfo algorithm)
+    {
+        lock (BuiltInCache)
+        {
+            if (BuiltInCache.TryGetValue(algorithm, out var known)) return known;
+            var has = false;
+            if (Profile(algorithm).BuiltIn is { } builtIn)
+            {
+                using var probe = new Parameter(torch.zeros(1));
+                using var optimizer = builtIn(Options(algorithm), new[] { probe });
+                has = optimizer is not null;
+            }
+            return BuiltInCache[algorithm] = has;
+        }
+    }
 
     /// <summary>
     /// Bytes an fp32 step must move per parameter: what an ideal (fused, single-pass) kernel reads and writes, 4 bytes
-    /// per float, with the hyperparameters above. Scalars (step counters, learning rates) are negligible.
-    /// <code>
-    /// algorithm            reads                          writes                      floats  bytes
-    /// SGD (momentum 0.9)   param, grad, momentum_buffer   param, momentum_buffer      3 + 2   20
-    /// Adam                 param, grad, exp_avg, exp_avg_sq  param, exp_avg, exp_avg_sq  4 + 3   28
-    /// AdamW                as Adam (the decoupled decay scales param in the same pass)  4 + 3   28
-    /// Adagrad              param, grad, sum               param, sum                  3 + 2   20
-    /// RMSprop (no momentum, not centered)  param, grad, square_avg  param, square_avg  3 + 2   20
-    /// </code>
+    /// per float, with the options above. It reads the parameter, its gradient and every state tensor of the
+    /// parameter's size, and writes the parameter and those state tensors: (3 + 2·n) floats for n state tensors
+    /// (SGD with momentum: 20 bytes; Adam and AdamW: 28; Adagrad and plain RMSprop: 20). Scalars (step counters) are
+    /// negligible. The state tensors are counted on a probe step, so the model follows each algorithm's state.
     /// </summary>
-    public static int BytesPerParameter(Algorithm algorithm) => algorithm switch
+    public static int BytesPerParameter(AlgorithmInfo algorithm)
     {
-        Algorithm.SGD => (3 + 2) * sizeof(float),
-        Algorithm.Adam or Algorithm.AdamW => (4 + 3) * sizeof(float),
-        Algorithm.Adagrad => (3 + 2) * sizeof(float),
-        Algorithm.RMSprop => (3 + 2) * sizeof(float),
-        _ => throw new ArgumentOutOfRangeException(nameof(algorithm)),
-    };
+        lock (BytesCache)
+        {
+            if (BytesCache.TryGetValue(algorithm, out var cached)) return cached;
+            const int Elements = 7;
+            using var parameter = new Parameter(torch.zeros(Elements));
+            using var optimizer = (Optimizer)Create(algorithm, StepPath.ForLoop, new[] { parameter });
+            parameter.grad = torch.ones(Elements);
+            optimizer.step();
+            var stateTensors = optimizer.StateDict().State.Values.Sum(s => s.Count(kv => kv.Value.numel() == Elements));
+            return BytesCache[algorithm] = (3 + 2 * stateTensors) * sizeof(float);
+        }
+    }
 
     /// <summary>The optimizer for one (algorithm, path) cell over <paramref name="parameters"/>.</summary>
-    public static torch.optim.Optimizer Create(Algorithm algorithm, StepPath path, IReadOnlyList<Parameter> parameters)
+    public static torch.optim.Optimizer Create(AlgorithmInfo algorithm, StepPath path, IReadOnlyList<Parameter> parameters)
     {
+        ArgumentNullException.ThrowIfNull(algorithm);
         if (!HasPath(algorithm, path)) throw new ArgumentException($"{algorithm} has no {path} path.", nameof(path));
-        if (path == StepPath.BuiltIn)
-        {
-            return algorithm switch
-            {
-                Algorithm.SGD => torch.optim.SGD(parameters, 1e-3, momentum: 0.9),
-                Algorithm.Adam => torch.optim.Adam(parameters),
-                // TorchSharp's AdamW defaults to weight_decay 0; PyTorch's (and ours) to 1e-2: same work on both sides.
-                Algorithm.AdamW => torch.optim.AdamW(parameters, weight_decay: 1e-2),
-                Algorithm.Adagrad => torch.optim.Adagrad(parameters),
-                Algorithm.RMSprop => torch.optim.RMSProp(parameters),
-                _ => throw new ArgumentOutOfRangeException(nameof(algorithm)),
-            };
-        }
+        if (path == StepPath.BuiltIn) return Profile(algorithm).BuiltIn!(Options(algorithm), parameters)!;
         var impl = path switch
         {
             StepPath.ForLoop => Implementation.ForLoop,
@@ -129,15 +177,9 @@ public static class Catalog
             StepPath.Fused => Implementation.Fused,
             _ => Implementation.Auto,
         };
-        return algorithm switch
-        {
-            Algorithm.SGD => new SGD(parameters, lr: 1e-3, momentum: 0.9, implementation: impl),
-            Algorithm.Adam => new Adam(parameters, implementation: impl),
-            Algorithm.AdamW => new AdamW(parameters, implementation: impl),
-            Algorithm.Adagrad => new Adagrad(parameters, implementation: impl),
-            Algorithm.RMSprop => new RMSprop(parameters, implementation: impl),
-            _ => throw new ArgumentOutOfRangeException(nameof(algorithm)),
-        };
+        var options = (Profile(algorithm).Options ?? Array.Empty<KeyValuePair<string, object?>>())
+            .Append(new KeyValuePair<string, object?>("implementation", impl));
+        return algorithm.Create(parameters, options);
     }
 
     /// <summary>Table label of a path.</summary>
@@ -155,7 +197,7 @@ public static class Catalog
 }
 
 /// <summary>Which algorithms and shapes a run covers (<c>--algorithm NAME</c>, <c>--shape 2000x100</c>, repeatable).</summary>
-public sealed record Selection(IReadOnlyList<Algorithm> Algorithms, IReadOnlyList<Shape> Shapes)
+public sealed record Selection(IReadOnlyList<AlgorithmInfo> Algorithms, IReadOnlyList<Shape> Shapes)
 {
     /// <summary>The whole matrix.</summary>
     public static Selection Everything { get; } = new(Catalog.Algorithms, Shape.All);
@@ -167,7 +209,7 @@ public sealed record Selection(IReadOnlyList<Algorithm> Algorithms, IReadOnlyLis
     public static (Selection Selection, string[] Others) Parse(IReadOnlyList<string> args)
     {
         ArgumentNullException.ThrowIfNull(args);
-        var algorithms = new List<Algorithm>();
+        var algorithms = new List<AlgorithmInfo>();
         var shapes = new List<Shape>();
         var rest = new List<string>();
         for (var i = 0; i < args.Count; i++)
@@ -178,8 +220,8 @@ public sealed record Selection(IReadOnlyList<Algorithm> Algorithms, IReadOnlyLis
                 foreach (var value in args[++i].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
                 {
                     if (args[i - 1] == "--shape") shapes.Add(Shape.Parse(value));
-                    else algorithms.Add(Enum.TryParse<Algorithm>(value, ignoreCase: true, out var a) ? a
-                        : throw new ArgumentException($"Unknown algorithm '{value}'; one of {string.Join(", ", Catalog.Algorithms)}."));
+                    else algorithms.Add(Catalog.Algorithms.FirstOrDefault(a => string.Equals(a.Name, value, StringComparison.OrdinalIgnoreCase))
+                        ?? throw new ArgumentException($"Unknown algorithm '{value}'; one of {string.Join(", ", Catalog.Algorithms)}."));
                 }
             }
             else rest.Add(args[i]);

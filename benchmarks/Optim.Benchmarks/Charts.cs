@@ -22,7 +22,7 @@ public static class Charts
     };
 
     /// <summary>File name of an algorithm's chart.</summary>
-    public static string FileName(Algorithm algorithm) => $"benchmark-{algorithm.ToString().ToLowerInvariant()}.png";
+    public static string FileName(AlgorithmInfo algorithm) => $"benchmark-{algorithm.Name.ToLowerInvariant()}.png";
 
     /// <summary>
     /// ScottPlot's default font on Linux is the first family Skia finds (often a serif). Prefer a common sans-serif; the
@@ -58,7 +58,7 @@ public static class Charts
         return files;
     }
 
-    private static Plot Build(Algorithm algorithm, IReadOnlyList<CellResult> cells)
+    private static Plot Build(AlgorithmInfo algorithm, IReadOnlyList<CellResult> cells)
     {
         var plot = new Plot();
         // x: the shapes in order (two pairs share a parameter count, so position by index and label with both);

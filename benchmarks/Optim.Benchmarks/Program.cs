@@ -14,11 +14,12 @@ namespace Optim.Benchmarks;
 
 /// <summary>
 /// <c>--quick</c>: the Stopwatch harness (<see cref="QuickRun"/>), a few minutes, writes docs/benchmarks.md, the charts and
-/// the README's table. Otherwise: BenchmarkDotNet over <see cref="StepBenchmarks"/> and <see cref="RmspropStepBenchmarks"/>.
+/// the README's table. Otherwise: BenchmarkDotNet over <see cref="StepBenchmarks"/> and <see cref="UnfusedStepBenchmarks"/>.
 /// Both take <c>--algorithm Adam,SGD</c> and <c>--shape 2000x100</c> to run part of the matrix (a partial quick run
 /// prints its table but rewrites nothing), and <c>--threads N</c> to set ATen's thread count. Quick mode also takes
 /// <c>--out DIR</c> (write the markdown and charts there instead), <c>--no-write</c> and <c>--deadline SECONDS</c> (the
 /// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it).
+/// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>).
 /// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
 /// </summary>
 internal static class Program
@@ -39,6 +40,11 @@ internal static class Program
             TorchSharp.torch.set_num_threads(threads);
             rest = rest.Where((_, i) => i != threadsAt && i != threadsAt + 1).ToArray();
         }
+        if (rest.Contains("--kernel-costs"))
+        {
+            KernelCosts.Run(Console.WriteLine);
+            return 0;
+        }
         if (rest.Contains("--quick"))
         {
             var deadlineAt = Array.IndexOf(rest, "--deadline");
@@ -54,7 +60,7 @@ internal static class Program
 
         // In-process: TorchSharp's native library is patched in this project's output folder by the build, and a
         // generated benchmark project would not be. A short job (3 warm-up and 10 measured iterations of ~250 ms) keeps
-        // the whole matrix (95 cases, about 5 s each) to 10-15 minutes on two cores; BenchmarkDotNet's own options (--job, --filter,
+        // the whole matrix (one case per algorithm, shape and path, about 5 s each) to 10-15 minutes on two cores; BenchmarkDotNet's own options (--job, --filter,
         // --iterationCount...) still apply on top.
         var job = Job.Default
             .WithWarmupCount(3)
@@ -67,8 +73,8 @@ internal static class Program
             .AddColumn(FullRunRecords.Columns)
             .WithOptions(ConfigOptions.DisableOptimizationsValidator | ConfigOptions.JoinSummary);
         var types = new List<Type>();
-        if (selection.Algorithms.Any(a => Catalog.HasPath(a, StepPath.Fused))) types.Add(typeof(StepBenchmarks));
-        if (selection.Algorithms.Contains(Algorithm.RMSprop)) types.Add(typeof(RmspropStepBenchmarks));
+        if (StepBenchmarks.Names.Any()) types.Add(typeof(StepBenchmarks));
+        if (UnfusedStepBenchmarks.Names.Any()) types.Add(typeof(UnfusedStepBenchmarks));
         BenchmarkSwitcher.FromTypes(types.ToArray()).Run(rest.Any(a => a.StartsWith("--filter", StringComparison.Ordinal) || a == "-f") ? rest : rest.Concat(new[] { "--filter", "*" }).ToArray(), config);
         return 0;
     }
@@ -93,12 +99,8 @@ internal static class Program
         Console.WriteLine(markdown);
         if (docs is not null)
         {
-            // Sections below the marker (measurements of other modes, e.g. --checkpoint-big) survive a quick run.
-            const string Kept = "<!-- Sections below are not written by --quick and are kept when it runs. -->";
-            var target = Path.Combine(docs, "benchmarks.md");
-            var previous = File.Exists(target) ? File.ReadAllText(target) : "";
-            var keptAt = previous.IndexOf(Kept, StringComparison.Ordinal);
-            File.WriteAllText(target, keptAt >= 0 ? markdown.TrimEnd() + Environment.NewLine + Environment.NewLine + previous[keptAt..] : markdown);
+            var docsFile = Path.Combine(docs, "benchmarks.md");
+            File.WriteAllText(docsFile, Report.WithNotes(markdown, docsFile));
             var readme = outFolder is null && Report.UpdateReadme(Path.Combine(root!, "README.md"), Report.Summary(results, elapsed, others));
             Console.WriteLine($"Wrote {Path.Combine(docs, "benchmarks.md")} and {charts.Count} chart(s){(readme ? "; updated README.md" : "")}.");
         }

@@ -26,9 +26,9 @@ public sealed record PathResult(StepPath Path, double MedianMs, int Steps, doubl
 /// <param name="Algorithm">The algorithm.</param>
 /// <param name="Shape">The shape.</param>
 /// <param name="CopyBytesPerSecond">Copy bandwidth over buffers of the shape's size (see <see cref="Workload.CopyBandwidth"/>).</param>
-/// <param name="Paths">The paths measured (RMSprop has no fused one).</param>
+/// <param name="Paths">The paths measured (see <see cref="Catalog.HasPath"/>).</param>
 /// <param name="BudgetScale">1, or less where the time budget was shrunk to meet the deadline (see <see cref="QuickRun.Deadline"/>).</param>
-public sealed record CellResult(Algorithm Algorithm, Shape Shape, double CopyBytesPerSecond, IReadOnlyList<PathResult> Paths, double BudgetScale = 1)
+public sealed record CellResult(AlgorithmInfo Algorithm, Shape Shape, double CopyBytesPerSecond, IReadOnlyList<PathResult> Paths, double BudgetScale = 1)
 {
     /// <summary>The time an fp32 step needs at copy bandwidth: bytes it must move ÷ bandwidth.</summary>
     public double BoundMs => Catalog.BytesPerParameter(Algorithm) * (double)Shape.Parameters / CopyBytesPerSecond * 1e3;
@@ -39,7 +39,7 @@ public sealed record CellResult(Algorithm Algorithm, Shape Shape, double CopyByt
 
 /// <summary>
 /// The quick mode: a plain Stopwatch harness, not BenchmarkDotNet (whose pilot, warm-up and overhead stages would take
-/// far too long over 95 cells on two cores). Per (algorithm, shape) cell: a fresh copy of the parameters and a fresh
+/// far too long over a hundred cases on two cores). Per (algorithm, shape) cell: a fresh copy of the parameters and a fresh
 /// optimizer for every path, warm-up steps for each (the first creates the state), a full GC, then the timed steps one
 /// by one, taken in interleaved rounds (built-in, for-loop, foreach, fused, auto, copy; again...) so that a burst of
 /// load from another process falls on every path and on the bandwidth probe alike instead of on one of them; the median
@@ -125,7 +125,7 @@ public static class QuickRun
         }
     }
 
-    private static CellResult MeasureCell(Workload workload, Algorithm algorithm, double scale)
+    private static CellResult MeasureCell(Workload workload, AlgorithmInfo algorithm, double scale)
     {
         var runners = new List<Runner>();
         try

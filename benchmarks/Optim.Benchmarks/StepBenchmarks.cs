@@ -34,8 +34,11 @@ public abstract class StepBenchmarksBase
     [ParamsSource(nameof(Shapes))]
     public string Shape { get; set; } = "2000x100";
 
+    /// <summary>The algorithm's catalog name (a string, so BenchmarkDotNet shows and serializes it).</summary>
+    public abstract string Algorithm { get; set; }
+
     /// <summary>The algorithm of the current case.</summary>
-    protected abstract Algorithm Current { get; }
+    protected AlgorithmInfo Current => AlgorithmCatalog.Get(Algorithm);
 
     /// <summary>Builds the path's optimizer and takes the first step (which creates the state).</summary>
     protected void Setup(StepPath path)
@@ -44,7 +47,7 @@ public abstract class StepBenchmarksBase
         _workload = new Workload(shape);
         _path = path;
         // Measured for every case, just before it: the machine's memory bandwidth drifts (other tenants of the host).
-        FullRunRecords.Bandwidth[(Current, Shape, path)] = _workload.CopyBandwidth(TimeSpan.FromSeconds(0.5));
+        FullRunRecords.Bandwidth[(Algorithm, Shape, path)] = _workload.CopyBandwidth(TimeSpan.FromSeconds(0.5));
         _parameters = _workload.NewParameters();
         _optimizer = Catalog.Create(Current, path, _parameters);
         _optimizer.step();
@@ -58,7 +61,7 @@ public abstract class StepBenchmarksBase
     [GlobalCleanup]
     public void Cleanup()
     {
-        FullRunRecords.NativeTensorDelta[(Current, Shape, _path)] = Tensor.TotalCount - _tensorsBefore;
+        FullRunRecords.NativeTensorDelta[(Algorithm, Shape, _path)] = Tensor.TotalCount - _tensorsBefore;
         _optimizer?.Dispose();
         if (_parameters is not null) Workload.Free(_parameters);
         _workload?.Dispose();
@@ -103,18 +106,15 @@ public abstract class StepBenchmarksBase
     protected torch.optim.Optimizer? Optimizer => _optimizer;
 }
 
-/// <summary>SGD-momentum, Adam, AdamW and Adagrad: every path, fused included.</summary>
+/// <summary>The algorithms with a fused kernel: every path, fused included.</summary>
 public class StepBenchmarks : StepBenchmarksBase
 {
     /// <summary>The algorithms with a fused kernel that the run covers.</summary>
-    public static IEnumerable<Algorithm> Algorithms => Catalog.Selected.Algorithms.Where(a => Catalog.HasPath(a, StepPath.Fused));
-
-    /// <summary>The algorithm.</summary>
-    [ParamsSource(nameof(Algorithms))]
-    public Algorithm Algorithm { get; set; }
+    public static IEnumerable<string> Names => Catalog.Selected.Algorithms.Where(a => a.HasFusedKernel).Select(a => a.Name);
 
     /// <inheritdoc/>
-    protected override Algorithm Current => Algorithm;
+    [ParamsSource(nameof(Names))]
+    public override string Algorithm { get; set; } = "";
 
     /// <summary>Setup of <see cref="Fused"/>.</summary>
     [GlobalSetup(Target = nameof(Fused))]
@@ -125,39 +125,39 @@ public class StepBenchmarks : StepBenchmarksBase
     public void Fused() => Optimizer!.step();
 }
 
-/// <summary>RMSprop: ATen has no fused RMSprop, so the fused cell is skipped.</summary>
-public class RmspropStepBenchmarks : StepBenchmarksBase
+/// <summary>The algorithms without a fused kernel (RMSprop): every path but fused.</summary>
+public class UnfusedStepBenchmarks : StepBenchmarksBase
 {
-    /// <summary>Always RMSprop (a parameter so the columns read it like the other class's).</summary>
-    [Params(Algorithm.RMSprop)]
-    public Algorithm Algorithm { get; set; } = Algorithm.RMSprop;
+    /// <summary>The algorithms without a fused kernel that the run covers.</summary>
+    public static IEnumerable<string> Names => Catalog.Selected.Algorithms.Where(a => !a.HasFusedKernel).Select(a => a.Name);
 
     /// <inheritdoc/>
-    protected override Algorithm Current => Algorithm;
+    [ParamsSource(nameof(Names))]
+    public override string Algorithm { get; set; } = "";
 }
 
 /// <summary>What the full (BenchmarkDotNet) run records beside BenchmarkDotNet's own statistics; in-process, so shared.</summary>
 public static class FullRunRecords
 {
     /// <summary>Copy bandwidth measured in each case's setup, bytes per second.</summary>
-    public static ConcurrentDictionary<(Algorithm, string, StepPath), double> Bandwidth { get; } = new();
+    public static ConcurrentDictionary<(string, string, StepPath), double> Bandwidth { get; } = new();
 
     /// <summary>Native tensor count change over all of a case's steps.</summary>
-    public static ConcurrentDictionary<(Algorithm, string, StepPath), long> NativeTensorDelta { get; } = new();
+    public static ConcurrentDictionary<(string, string, StepPath), long> NativeTensorDelta { get; } = new();
 
     /// <summary>The extra columns: memory bound, median ÷ bound, native tensor change.</summary>
     public static IColumn[] Columns { get; } = { new BoundColumn(ratio: false), new BoundColumn(ratio: true), new TensorDeltaColumn() };
 
-    internal static (Algorithm Algorithm, string Shape, StepPath Path)? Key(BenchmarkCase c)
+    internal static (string Algorithm, string Shape, StepPath Path)? Key(BenchmarkCase c)
     {
-        if (c.Parameters["Algorithm"] is not Algorithm a || c.Parameters["Shape"] is not string s) return null;
+        if (c.Parameters["Algorithm"] is not string a || c.Parameters["Shape"] is not string s) return null;
         return Enum.TryParse<StepPath>(c.Descriptor.WorkloadMethod.Name, out var p) ? (a, s, p) : null;
     }
 
     internal static double? BoundNs(BenchmarkCase c)
     {
         if (Key(c) is not { } k || !Bandwidth.TryGetValue(k, out var bw)) return null;
-        return Catalog.BytesPerParameter(k.Algorithm) * (double)Benchmarks.Shape.Parse(k.Shape).Parameters / bw * 1e9;
+        return Catalog.BytesPerParameter(AlgorithmCatalog.Get(k.Algorithm)) * (double)Benchmarks.Shape.Parse(k.Shape).Parameters / bw * 1e9;
     }
 
     private abstract class Column : IColumn

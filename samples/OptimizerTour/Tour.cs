@@ -1,10 +1,11 @@
 using System;
 using System.Collections.Generic;
 using System.Globalization;
+using System.Linq;
 using Optim;
 using TorchSharp;
-using Parameter = TorchSharp.Modules.Parameter;
 using static TorchSharp.torch;
+using Parameter = TorchSharp.Modules.Parameter;
 
 namespace OptimizerTour;
 
@@ -34,30 +35,46 @@ internal sealed record Surface(
     public static readonly IReadOnlyList<Surface> All = new[] { Rosenbrock, Himmelblau };
 }
 
-/// <summary>One optimizer with its settings for each surface (learning rates differ: the surfaces' scales do).</summary>
+/// <summary>
+/// One algorithm of <see cref="AlgorithmCatalog"/> with settings (PyTorch's option names; the rest at their defaults)
+/// and a learning rate for each surface (they differ: the surfaces' scales do).
+/// </summary>
 internal sealed record Contender(
-    string Name, IReadOnlyDictionary<string, double> LearningRates, string Extra,
-    Func<IEnumerable<Parameter>, double, torch.optim.Optimizer> Create)
+    string Name, AlgorithmInfo Algorithm, IReadOnlyDictionary<string, double> LearningRates,
+    IReadOnlyList<KeyValuePair<string, object?>> Options)
 {
     public double LearningRate(Surface surface) => LearningRates[surface.Slug];
 
     public string Settings(Surface surface) =>
-        "lr " + LearningRate(surface).ToString("g", CultureInfo.InvariantCulture) + (Extra.Length > 0 ? ", " + Extra : "");
+        string.Join(", ", new[] { "lr " + Text(LearningRate(surface)) }.Concat(Options.Select(o => o.Value switch
+        {
+            true => o.Key,
+            false => "no " + o.Key,
+            _ => $"{o.Key} {Text(o.Value)}",
+        })));
+
+    public torch.optim.Optimizer Create(IEnumerable<Parameter> parameters, Surface surface) =>
+        Algorithm.Create(parameters, Options.Prepend(new KeyValuePair<string, object?>("lr", LearningRate(surface))));
+
+    private static string Text(object? value) => value is IFormattable f ? f.ToString("g", CultureInfo.InvariantCulture) : value?.ToString() ?? "None";
 
     private static Dictionary<string, double> Lr(double rosenbrock, double himmelblau) =>
         new() { [Surface.Rosenbrock.Slug] = rosenbrock, [Surface.Himmelblau.Slug] = himmelblau };
 
+    private static KeyValuePair<string, object?>[] With(params (string Name, object? Value)[] options) =>
+        options.Select(o => new KeyValuePair<string, object?>(o.Name, o.Value)).ToArray();
+
     public static readonly IReadOnlyList<Contender> All = new Contender[]
     {
-        new("SGD", Lr(1.5e-3, 1e-2), "", (p, lr) => new SGD(p, lr)),
-        new("SGD + momentum", Lr(1e-3, 1e-2), "momentum 0.9", (p, lr) => new SGD(p, lr, momentum: 0.9)),
-        new("SGD + Nesterov", Lr(1e-3, 1e-2), "momentum 0.9, nesterov", (p, lr) => new SGD(p, lr, momentum: 0.9, nesterov: true)),
+        new("SGD", SGD.Info, Lr(1.5e-3, 1e-2), With()),
+        new("SGD + momentum", SGD.Info, Lr(1e-3, 1e-2), With(("momentum", 0.9))),
+        new("SGD + Nesterov", SGD.Info, Lr(1e-3, 1e-2), With(("momentum", 0.9), ("nesterov", true))),
         // With SGD's settings it is SGD + Nesterov exactly (the tests prove it); a heavier momentum shows something new.
-        new("SGDMomentumNesterov", Lr(1e-3, 5e-3), "momentum 0.95", (p, lr) => new SGDMomentumNesterov(p, lr, momentum: 0.95)),
-        new("Adagrad", Lr(1.0, 0.5), "", (p, lr) => new Adagrad(p, lr)),
-        new("RMSprop", Lr(2e-2, 5e-2), "alpha 0.99", (p, lr) => new RMSprop(p, lr)),
-        new("Adam", Lr(0.1, 0.1), "betas (0.9, 0.999)", (p, lr) => new Adam(p, lr)),
-        new("AdamW", Lr(0.1, 0.1), "weight decay 0.01", (p, lr) => new AdamW(p, lr)),
+        new("SGDMomentumNesterov", SGDMomentumNesterov.Info, Lr(1e-3, 5e-3), With(("momentum", 0.95))),
+        new("Adagrad", Adagrad.Info, Lr(1.0, 0.5), With()),
+        new("RMSprop", RMSprop.Info, Lr(2e-2, 5e-2), With()),
+        new("Adam", Adam.Info, Lr(0.1, 0.1), With()),
+        new("AdamW", AdamW.Info, Lr(0.1, 0.1), With()),
     };
 }
 
@@ -86,7 +103,7 @@ internal static class Tour
     public static TourRun Run(Surface surface, Contender contender)
     {
         using var point = new Parameter(torch.tensor(new[] { surface.Start.X, surface.Start.Y }, dtype: ScalarType.Float64));
-        using var optimizer = contender.Create(new[] { point }, contender.LearningRate(surface));
+        using var optimizer = contender.Create(new[] { point }, surface);
         var path = new List<(double X, double Y)> { surface.Start };
         var losses = new List<double> { surface.Value(surface.Start.X, surface.Start.Y) };
         for (var step = 1; step <= surface.Steps; step++)

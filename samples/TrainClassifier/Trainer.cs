@@ -9,12 +9,12 @@ using System.Linq;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
-using Optim;
 using TorchSharp;
 using TorchSharp.Modules;
+using static TorchSharp.torch;
+using Optim;
 using AdamW = Optim.AdamW;
 using LRScheduler = TorchSharp.torch.optim.lr_scheduler.LRScheduler;
-using static TorchSharp.torch;
 
 namespace TrainClassifier;
 

@@ -223,7 +223,7 @@ public class ASGDTests
         var c = GoldenCase.Get("asgd.json", id);
         c.ExpectedState.Should().NotBeNull();
         var ps = c.MakeParameters();
-        using var opt = (ASGD)Factories.Create(c, ps, Implementation.ForLoop);
+        using var opt = (ASGD)c.Create(ps, Implementation.ForLoop);
         for (var s = 0; s < c.Grads.Count; s++)
         {
             c.SetGradients(ps, s);

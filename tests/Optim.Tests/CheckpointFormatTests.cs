@@ -244,7 +244,7 @@ public class CheckpointFormatTests : IDisposable
         using var memory = new MemoryStream();
         opt.Save(memory);
         var bytes = memory.ToArray();
-        var before = CheckpointTests.Snapshot(opt, ps);
+        var before = StateSnapshot.Of(opt, ps);
         for (var length = 0; length < bytes.Length; length++)
         {
             foreach (var forwardOnly in new[] { false, true })
@@ -263,7 +263,7 @@ public class CheckpointFormatTests : IDisposable
             var load = () => opt.Load(new MemoryStream(damaged));
             load.Should().Throw<InvalidDataException>($"flipping a bit of byte {at} corrupts the checkpoint");
         }
-        CheckpointTests.Snapshot(opt, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
+        StateSnapshot.Of(opt, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
     }
 
     // A file with one tensor entry whose frame the test then damages: returns the bytes and the frame's offset.

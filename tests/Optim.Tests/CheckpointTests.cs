@@ -142,7 +142,7 @@ public class CheckpointTests : IDisposable
         var targetParams = c.MakeParameters();
         using var target = TwoGroupSgd(targetParams);
         c.Run(targetParams, target, 0, 1);
-        var before = Snapshot(target, targetParams);
+        var before = StateSnapshot.Of(target, targetParams);
 
         var bad = mismatch switch
         {
@@ -162,7 +162,7 @@ public class CheckpointTests : IDisposable
         };
         var act = () => target.LoadStateDict(bad);
         act.Should().Throw<ArgumentException>().WithMessage(message);
-        Snapshot(target, targetParams).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
+        StateSnapshot.Of(target, targetParams).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
     }
 
     [Fact]
@@ -257,11 +257,11 @@ public class CheckpointTests : IDisposable
         };
         foreach (var p in ps) p.grad = torch.ones_like(p);
         target.step();
-        var before = Snapshot(target, ps);
+        var before = StateSnapshot.Of(target, ps);
 
         var act = () => target.Load(path);
         act.Should().Throw<ArgumentException>().WithMessage(message);
-        Snapshot(target, ps).Should().Equal(before);
+        StateSnapshot.Of(target, ps).Should().Equal(before);
     }
 
     [Fact]
@@ -275,16 +275,5 @@ public class CheckpointTests : IDisposable
         });
         act.Should().Throw<IOException>();
         Directory.GetFiles(_dir).Should().BeEmpty();
-    }
-
-    internal static List<object> Snapshot(Optimizer opt, IReadOnlyList<Parameter> ps)
-    {
-        var sd = opt.StateDict();
-        var snapshot = new List<object>();
-        snapshot.AddRange(sd.ParamGroups.Select(g => (object)(string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={h.Value}")) + $";initial_lr={g.InitialLr}")));
-        foreach (var (id, state) in sd.State)
-            foreach (var (key, t) in state) snapshot.Add($"{id}.{key}:{Convert.ToBase64String(t.contiguous().bytes)}");
-        snapshot.AddRange(ps.Select(p => (object)Convert.ToBase64String(p.detach().contiguous().bytes)));
-        return snapshot;
     }
 }

@@ -1,7 +1,6 @@
 using System.Linq;
 using Optim.Tests.Support;
 using Xunit.Abstractions;
-using static TorchSharp.torch;
 
 namespace Optim.Tests;
 
@@ -35,19 +34,7 @@ namespace Optim.Tests;
 /// </summary>
 public class GoldenTests(ITestOutputHelper output)
 {
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var file in Factories.GoldenFiles.Concat(Factories.ReplayGoldenFiles))
-            foreach (var c in GoldenCase.Load(file)) data.Add(file, c.ToString());
-        return data;
-    }
-
-    // Which cases are compared bit for bit (see the class summary for why); the others within Tolerances' 2 ulp.
-    private static bool ComparesBits(string file, GoldenCase c) =>
-        c.Algorithm is "SGD" or "SGDMomentumNesterov" or "Rprop"
-        || file == "radam_2x.json"
-        || (file == "nadam_2x.json" && c.Dtype == ScalarType.Float64);
+    public static TheoryData<string, string> Cases() => GoldenFile.Cases(GoldenFile.All);
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -55,10 +42,9 @@ public class GoldenTests(ITestOutputHelper output)
     {
         var c = GoldenCase.Get(file, id);
         var ps = c.MakeParameters();
-        using var opt = Factories.Create(c, ps, Implementation.Auto); // the default constructor's path
+        using var opt = c.Create(ps, Implementation.Auto); // the default constructor's path
         var actual = c.Run(ps, opt);
-        if (IsBitwise(file, c))
-        if (ComparesBits(file, c))
+        if (Algorithms.Profile(c.Info).ComparesBits(file, c.Dtype))
         {
             Trajectories.ShouldBeBitwise(actual, c.Expected);
             output.WriteLine($"{c.Algorithm} {file} {id}: bit for bit");
@@ -70,6 +56,17 @@ public class GoldenTests(ITestOutputHelper output)
         }
     }
 
-    // Which goldens must match bit for bit (see the class remarks for why); the rest within about 2 ulp.
-    internal static bool IsBitwise(string file, GoldenCase c) => c.Algorithm is "SGD" or "SGDMomentumNesterov" or "ASGD" || file == "adamax_2x.json";
+    [Fact]
+    public void Every_algorithm_of_the_catalog_has_golden_cases_and_every_golden_file_names_one()
+    {
+        GoldenFile.All.Select(f => f.Algorithm).Distinct().Should().BeEquivalentTo(Algorithms.Names,
+            "adding an algorithm means adding its golden cases (tools/golden/generate.py)");
+        foreach (var file in GoldenFile.All)
+        {
+            var cases = GoldenCase.Load(file.File).ToList();
+            cases.Should().NotBeEmpty(file.File);
+            // Every case's options name hyperparameters of the algorithm's schema, with values of their declared types.
+            foreach (var c in cases) c.OptionsRecord().Should().NotBeNull();
+        }
+    }
 }

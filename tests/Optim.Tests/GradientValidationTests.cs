@@ -16,7 +16,7 @@ public class GradientValidationTests
     public static TheoryData<string, Implementation, string> Cases()
     {
         var data = new TheoryData<string, Implementation, string>();
-        foreach (var (algorithm, impl) in ImplementationTests.AlgorithmsAndPaths().Select(r => ((string)r[0], (Implementation)r[1])))
+        foreach (var (algorithm, impl) in Algorithms.AlgorithmsAndPaths().Select(r => ((string)r[0], (Implementation)r[1])))
             foreach (var kind in new[] { "sparse", "shape", "dtype", "device", "non-finite (checked)" })
                 data.Add(algorithm, impl, kind);
         return data;
@@ -36,9 +36,8 @@ public class GradientValidationTests
 
     private static string ExpectedMessage(string algorithm, string kind) => kind switch
     {
-        // PyTorch's text for Adam and RMSprop; PyTorch's SGD and Adagrad do take sparse gradients, ours refuse them.
-        "sparse" when algorithm == "Adam" => "Adam does not support sparse gradients, please consider SparseAdam instead",
-        "sparse" => $"{algorithm} does not support sparse gradients",
+        // PyTorch's text where it has one; PyTorch's SGD and Adagrad do take sparse gradients, ours refuse them.
+        "sparse" => Algorithms.Profile(Algorithms.Get(algorithm)).SparseGradientMessage ?? $"{algorithm} does not support sparse gradients",
         "shape" => "the gradient of parameter '0.2' is Float32 [4, 3] on cpu, but the parameter is Float32 [3, 4] on cpu",
         "dtype" => "the gradient of parameter '0.2' is Float64 [3, 4] on cpu, but the parameter is Float32 [3, 4] on cpu",
         "device" => "the gradient of parameter '0.2' is Float32 [3, 4] on meta, but the parameter is Float32 [3, 4] on cpu",
@@ -61,7 +60,7 @@ public class GradientValidationTests
         foreach (var p in ps) p.grad = torch.randn_like(p);
         ps[2].grad = BadGradient(kind);
         var goodGradients = ps.Take(2).Select(p => p.grad!.clone()).ToList();
-        var before = CheckpointTests.Snapshot(opt, ps);
+        var before = StateSnapshot.Of(opt, ps);
 
         var act = () => opt.step();
         var thrown = kind == "sparse"
@@ -69,7 +68,7 @@ public class GradientValidationTests
             : act.Should().Throw<InvalidOperationException>().Which;
         thrown.Message.Should().Be(ExpectedMessage(algorithm, kind));
 
-        CheckpointTests.Snapshot(opt, ps).Should().Equal(before);
+        StateSnapshot.Of(opt, ps).Should().Equal(before);
         for (var i = 0; i < 2; i++) Trajectories.BitwiseEqual(ps[i].grad!, goodGradients[i]).Should().BeTrue("gradients are never modified");
     }
 
@@ -84,11 +83,11 @@ public class GradientValidationTests
             new ParamGroupSpec<AdamOptions>(ps.Skip(2), o => o with { Lr = 0.5 }),
         }, implementation: Implementation.Fused) { GradScale = torch.ones(2) };
         foreach (var p in ps) p.grad = torch.randn_like(p);
-        var before = CheckpointTests.Snapshot(opt, ps);
+        var before = StateSnapshot.Of(opt, ps);
         var act = () => opt.step();
         act.Should().Throw<InvalidOperationException>().WithMessage("GradScale must hold one element, not 2.");
         opt.State.Should().BeEmpty();
-        CheckpointTests.Snapshot(opt, ps).Should().Equal(before);
+        StateSnapshot.Of(opt, ps).Should().Equal(before);
     }
 
     [Fact]
@@ -108,16 +107,16 @@ public class GradientValidationTests
         opt.LoadStateDict(saved with { State = saved.State.Where(s => s.Key == 0).ToDictionary(s => s.Key, s => s.Value) });
         opt.ParamGroups[1].Options = opt.ParamGroups[1].Options with { InitialAccumulatorValue = 1e5 }; // overflows float16
         foreach (var p in new[] { a, c, b }) p.grad = torch.ones_like(p);
-        var before = CheckpointTests.Snapshot(opt, new[] { a, c, b });
+        var before = StateSnapshot.Of(opt, new[] { a, c, b });
 
         var act = () => opt.step();
         act.Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "initial_accumulator_value");
         opt.State.Keys.Should().Equal(a);
-        CheckpointTests.Snapshot(opt, new[] { a, c, b }).Should().Equal(before);
+        StateSnapshot.Of(opt, new[] { a, c, b }).Should().Equal(before);
     }
 
     [Theory]
-    [MemberData(nameof(ImplementationTests.AlgorithmsAndPaths), MemberType = typeof(ImplementationTests))]
+    [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
     public void Without_the_opt_in_check_NaN_and_infinity_propagate_as_in_PyTorch(string algorithm, Implementation impl)
     {
         // PyTorch checks nothing: a non-finite gradient element makes that parameter element non-finite, and only it.
@@ -139,12 +138,12 @@ public class GradientValidationTests
     }
 
     [Theory]
-    [MemberData(nameof(ImplementationTests.AlgorithmsAndPaths), MemberType = typeof(ImplementationTests))]
+    [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
     public void A_bad_gradient_on_the_first_step_creates_no_state(string algorithm, Implementation impl)
     {
         var ps = ThreeParameters();
         using var opt = Algorithms.Create(algorithm, ps, impl);
-        var before = CheckpointTests.Snapshot(opt, ps); // Adagrad's state exists from construction; the others' does not
+        var before = StateSnapshot.Of(opt, ps); // Adagrad's state exists from construction; the others' does not
         var stateBefore = opt.StateDict().State.Count;
         ps[0].grad = torch.randn(5);
         ps[1].grad = torch.randn(2, 3);
@@ -152,6 +151,6 @@ public class GradientValidationTests
         var act = () => opt.step();
         act.Should().Throw<NotSupportedException>();
         opt.StateDict().State.Count.Should().Be(stateBefore);
-        CheckpointTests.Snapshot(opt, ps).Should().Equal(before);
+        StateSnapshot.Of(opt, ps).Should().Equal(before);
     }
 }

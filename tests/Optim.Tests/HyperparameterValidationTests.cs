@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.Linq;
 using System.Reflection;
 using System.Runtime.ExceptionServices;
+using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch.optim;
@@ -167,11 +168,11 @@ public class HyperparameterValidationTests
         return rows;
     }
 
-    public static TheoryData<string> AlgorithmNames() => new(Support.Algorithms.Names);
+    public static TheoryData<string> AlgorithmNames() => Algorithms.NameData();
 
     private static Parameter[] Params() => new[] { new Parameter(torch.ones(2)), new Parameter(torch.ones(3)) };
 
-    private static Type AlgorithmType(string algorithm) => typeof(Optimizer).Assembly.GetType($"Optim.{algorithm}", throwOnError: true)!;
+    private static Type AlgorithmType(string algorithm) => Algorithms.Get(algorithm).OptimizerType;
 
     // The constructor over a plain parameter list, called with every argument at its default but the given ones.
     private static Optimizer Construct(string algorithm, IEnumerable<Parameter> ps, params (string Name, object Value)[] arguments)
@@ -195,48 +196,12 @@ public class HyperparameterValidationTests
     private static KeyValuePair<string, object?>[] Hyper(string name, double value) => new[] { new KeyValuePair<string, object?>(name, value) };
 
     // A one-group optimizer whose group overrides `argument` (PyTorch's {"params": ..., "lr": nan}).
-    private static Optimizer WithGroupOverride(string algorithm, IEnumerable<Parameter> ps, string argument, double value)
-    {
-        ParamGroupSpec<T>[] Spec<T>() where T : OptimizerOptions => new[] { new ParamGroupSpec<T>(ps, o => (T)o.WithHyperparameters(HyperFor(algorithm, argument, value))) };
-        return algorithm switch
-        {
-            "SGD" => new SGD(Spec<SGDOptions>()),
-            "SGDMomentumNesterov" => new SGDMomentumNesterov(Spec<SGDMomentumNesterovOptions>()),
-            "Adam" => new Adam(Spec<AdamOptions>()),
-            "AdamW" => new AdamW(Spec<AdamOptions>()),
-            "Adagrad" => new Adagrad(Spec<AdagradOptions>()),
-            "RMSprop" => new RMSprop(Spec<RMSpropOptions>()),
-            "Adadelta" => new Adadelta(Spec<AdadeltaOptions>()),
-            "Adamax" => new Adamax(Spec<AdamaxOptions>()),
-            "ASGD" => new ASGD(Spec<ASGDOptions>()),
-            "NAdam" => new NAdam(Spec<NAdamOptions>()),
-            "RAdam" => new RAdam(Spec<RAdamOptions>()),
-            "Rprop" => new Rprop(Spec<RpropOptions>()),
-            _ => throw new ArgumentException(algorithm, nameof(algorithm)),
-        };
-    }
+    private static Optimizer WithGroupOverride(string algorithm, IEnumerable<Parameter> ps, string argument, double value) =>
+        Algorithms.Get(algorithm).Create(ps, HyperFor(algorithm, argument, value));
 
     // group.Options = group.Options with { <argument> = value }, on the optimizer's first group.
-    private static void AssignOnFirstGroup(Optimizer opt, string argument, double value)
-    {
-        static void Assign<T>(Optimizer<T> o, string name, double v) where T : OptimizerOptions =>
-            o.ParamGroups[0].Options = (T)o.ParamGroups[0].Options.WithHyperparameters(HyperFor(o.GetType().Name, name, v));
-        switch (opt)
-        {
-            case Optimizer<SGDOptions> o: Assign(o, argument, value); break;
-            case Optimizer<SGDMomentumNesterovOptions> o: Assign(o, argument, value); break;
-            case Optimizer<AdamOptions> o: Assign(o, argument, value); break;
-            case Optimizer<AdagradOptions> o: Assign(o, argument, value); break;
-            case Optimizer<RMSpropOptions> o: Assign(o, argument, value); break;
-            case Optimizer<AdadeltaOptions> o: Assign(o, argument, value); break;
-            case Optimizer<AdamaxOptions> o: Assign(o, argument, value); break;
-            case Optimizer<ASGDOptions> o: Assign(o, argument, value); break;
-            case Optimizer<NAdamOptions> o: Assign(o, argument, value); break;
-            case Optimizer<RAdamOptions> o: Assign(o, argument, value); break;
-            case Optimizer<RpropOptions> o: Assign(o, argument, value); break;
-            default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
-        }
-    }
+    private static void AssignOnFirstGroup(Optimizer opt, string argument, double value) =>
+        TypedGroups.ChangeOptions(opt, 0, o => o.WithHyperparameters(HyperFor(opt.GetType().Name, argument, value)));
 
     // What a rejected change must leave as it was: every group's hyperparameters and initial_lr.
     private static string OptionsOf(Optimizer opt) => string.Join(" | ", opt.StateDict().ParamGroups
@@ -254,9 +219,25 @@ public class HyperparameterValidationTests
     }
 
     [Fact]
+    public void The_table_covers_every_double_int_and_long_hyperparameter_of_every_schema()
+    {
+        var numeric = new[] { HyperparameterType.Double, HyperparameterType.Int, HyperparameterType.Long, HyperparameterType.DoublePair };
+        foreach (var algorithm in AlgorithmCatalog.All)
+        {
+            // A pair is covered through its two halves (the constructor's arguments).
+            Arguments.Where(a => a.Algorithm == algorithm.Name)
+                .Select(a => Halves.TryGetValue((a.Algorithm, a.Argument), out var half) ? half.Pair : a.Argument).Distinct()
+                .Should().BeEquivalentTo(
+                algorithm.Schema.Where(h => numeric.Contains(h.Type)).Select(h => h.Name),
+                $"every number {algorithm}'s schema declares has rows in the table, and the table names no other");
+        }
+        Arguments.Select(a => a.Algorithm).Distinct().Should().BeSubsetOf(Algorithms.Names, "every row names an algorithm of the catalog");
+    }
+
+    [Fact]
     public void The_table_covers_every_numeric_argument_of_every_constructor()
     {
-        foreach (var algorithm in Support.Algorithms.Names)
+        foreach (var algorithm in Algorithms.Names)
         {
             var constructors = AlgorithmType(algorithm).GetConstructors();
             constructors.Where(c => !TakesTorchSharpGroups(c)).Should().HaveCount(3, $"{algorithm} has a plain, a named and a grouped constructor");
@@ -332,25 +313,8 @@ public class HyperparameterValidationTests
         }
     }
 
-    private static void AddSecondGroup(Optimizer opt)
-    {
-        var p = new Parameter(torch.ones(4));
-        switch (opt)
-        {
-            case Optimizer<SGDOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<SGDMomentumNesterovOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<AdamOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<AdagradOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<RMSpropOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<AdadeltaOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<AdamaxOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<ASGDOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<NAdamOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<RAdamOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            case Optimizer<RpropOptions> o: o.AddParamGroup(new(new[] { p }, g => g with { Lr = 0.5 })); break;
-            default: throw new ArgumentException(opt.GetType().Name, nameof(opt));
-        }
-    }
+    private static void AddSecondGroup(Optimizer opt) =>
+        TypedGroups.Add(opt, new[] { new Parameter(torch.ones(4)) }, g => g with { Lr = 0.5 });
 
     [Theory]
     [MemberData(nameof(Edges))]
@@ -431,14 +395,14 @@ public class HyperparameterValidationTests
 
         var a = new Parameter(torch.ones(2));
         using var opt = new Adagrad(new[] { a }, 0.1);
-        var before = CheckpointTests.Snapshot(opt, new[] { a });
+        var before = StateSnapshot.Of(opt, new[] { a });
         var fits = new Parameter(torch.ones(2, dtype: torch.ScalarType.Float64));
         var overflows = new Parameter(torch.ones(2, dtype: torch.ScalarType.Float16));
         var add = () => opt.AddParamGroup(new(new[] { fits, overflows }, o => o with { InitialAccumulatorValue = 1e5 }));
         ShouldBeRejected(add, "initial_accumulator_value", "100000.0", "Invalid initial_accumulator_value value");
         opt.ParamGroups.Should().HaveCount(1);
         opt.State.Keys.Should().Equal(a);
-        CheckpointTests.Snapshot(opt, new[] { a }).Should().Equal(before);
+        StateSnapshot.Of(opt, new[] { a }).Should().Equal(before);
 
         opt.AddParamGroup(new(new[] { fits }, o => o with { InitialAccumulatorValue = 1e300 }));
         opt.State[fits]["sum"].data<double>().ToArray().Should().Equal(1e300, 1e300);

@@ -3,10 +3,11 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
+using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 using Xunit.Abstractions;
+using static TorchSharp.torch;
 
 namespace Optim.Tests;
 
@@ -37,11 +38,11 @@ public class LeakTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [MemberData(nameof(ImplementationTests.AlgorithmsAndPaths), MemberType = typeof(ImplementationTests))]
+    [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
     public void Every_algorithm_and_path_keeps_the_native_tensor_count_flat_over_1000_steps(string algorithm, Implementation impl)
     {
         var ps = new[] { new Parameter(torch.randn(10)), new Parameter(torch.randn(3, 3)), new Parameter(torch.randn(System.Array.Empty<long>())) };
-        using var opt = Support.Algorithms.Create(algorithm, ps, impl);
+        using var opt = Algorithms.Create(algorithm, ps, impl);
         LiveTensorsAfter(opt, ps, 1000).Should().Be(0);
     }
 

@@ -44,15 +44,15 @@ public sealed class NAdamRAdamRpropTests : IDisposable
     {
         var c = GoldenCase.Get(file, id);
         var straightParams = c.MakeParameters();
-        using var straight = Factories.Create(c, straightParams, impl);
+        using var straight = c.Create(straightParams, impl);
         var expected = c.Run(straightParams, straight);
 
         var firstParams = c.MakeParameters();
-        using var first = Factories.Create(c, firstParams, impl);
+        using var first = c.Create(firstParams, impl);
         var head = c.Run(firstParams, first, 0, 10);
 
         var resumedParams = firstParams.Select(p => new Parameter(p.detach().clone())).ToList();
-        using var resumed = Factories.Create(c, resumedParams, impl);
+        using var resumed = c.Create(resumedParams, impl);
         if (via == "file")
         {
             var path = Path.Combine(_dir, "opt.ckpt");

@@ -1,8 +1,6 @@
 using System;
 using System.Collections.Generic;
-using System.IO;
 using System.Linq;
-using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -142,7 +140,7 @@ public class OptimizerBaseTests
     [Fact]
     public void Converting_the_module_after_construction_gives_a_clear_error_not_a_KeyNotFoundException()
     {
-        // dotnet/TorchSharp#1455: TorchSharp's optimizers key state by native handle.
+        // TorchSharp's optimizers key state by native handle, which converting the module replaces.
         var lin = nn.Linear(3, 2);
         using var opt = new SGD(lin.named_parameters(), 0.1);
         lin.to(ScalarType.Float64);

@@ -1,4 +1,3 @@
-using System.Linq;
 using Optim.Tests.Support;
 
 namespace Optim.Tests;
@@ -11,18 +10,12 @@ namespace Optim.Tests;
 /// </summary>
 public class PathParityTests
 {
-    public static TheoryData<string, string> Cases()
-    {
-        var data = new TheoryData<string, string>();
-        foreach (var file in Factories.GoldenFiles)
-            foreach (var c in GoldenCase.Load(file)) data.Add(file, c.ToString());
-        return data;
-    }
+    public static TheoryData<string, string> Cases() => GoldenFile.Cases(GoldenFile.Direct);
 
     private static System.Collections.Generic.List<double[][]> Run(GoldenCase c, Implementation impl)
     {
         var ps = c.MakeParameters();
-        using var opt = Factories.Create(c, ps, impl);
+        using var opt = c.Create(ps, impl);
         return c.Run(ps, opt);
     }
 
@@ -31,7 +24,8 @@ public class PathParityTests
     public void Foreach_matches_the_for_loop_bit_for_bit(string file, string id)
     {
         var c = GoldenCase.Get(file, id);
-        if (Factories.ForeachIsBitwise(c.Algorithm))
+        if (!c.Info.HasForeach) return;
+        if (c.Info.ForeachMatchesForLoop)
             Trajectories.ShouldBeBitwise(Run(c, Implementation.Foreach), Run(c, Implementation.ForLoop));
         else
             Trajectories.ShouldBeClose(Run(c, Implementation.Foreach), Run(c, Implementation.ForLoop), Tolerance(c).Atol, Tolerance(c).Rtol);
@@ -51,7 +45,7 @@ public class PathParityTests
     public void Fused_matches_the_for_loop_within_rounding(string file, string id)
     {
         var c = GoldenCase.Get(file, id);
-        if (!Factories.HasFused(c.Algorithm)) return; // RMSprop: ATen has no fused kernel (tested elsewhere).
+        if (!c.Info.HasFusedKernel) return; // ATen has no fused kernel for it (tested elsewhere).
         Trajectories.ShouldBeClose(Run(c, Implementation.Fused), Run(c, Implementation.ForLoop), Tolerance(c).Atol, Tolerance(c).Rtol);
     }
 

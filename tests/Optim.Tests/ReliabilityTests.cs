@@ -6,7 +6,6 @@ using System.Reflection;
 using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
-using static TorchSharp.torch;
 
 namespace Optim.Tests;
 
@@ -32,13 +31,13 @@ public class ReliabilityTests
         var (target, ps, _) = Trained();
         using var __ = target;
         target.ParamGroups[0].LearningRate = 0.3;
-        var before = CheckpointTests.Snapshot(target, ps);
+        var before = StateSnapshot.Of(target, ps);
         for (var length = 0; length < bytes.Length; length++)
         {
             var act = () => target.Load(new MemoryStream(bytes, 0, length));
             act.Should().Throw<InvalidDataException>($"a checkpoint cut at {length} of {bytes.Length} bytes is invalid");
         }
-        CheckpointTests.Snapshot(target, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
+        StateSnapshot.Of(target, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
     }
 
     [Fact]
@@ -48,7 +47,7 @@ public class ReliabilityTests
         using var _ = source;
         var (target, ps, _) = Trained();
         using var __ = target;
-        var before = CheckpointTests.Snapshot(target, ps);
+        var before = StateSnapshot.Of(target, ps);
         var random = new Random(1234);
         for (var trial = 0; trial < 300; trial++)
         {
@@ -58,7 +57,7 @@ public class ReliabilityTests
             var act = () => target.Load(new MemoryStream(corrupted));
             act.Should().Throw<InvalidDataException>($"flipping a bit of byte {at} corrupts the checkpoint");
         }
-        CheckpointTests.Snapshot(target, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
+        StateSnapshot.Of(target, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
     }
 
     [Fact]
@@ -97,7 +96,7 @@ public class ReliabilityTests
         var (opt, ps) = V1Fixtures.Trained("sgd-momentum");
         using var _ = opt;
         var bytes = File.ReadAllBytes(Path.Combine(AppContext.BaseDirectory, "Fixtures", V1Fixtures.FileName("sgd-momentum")));
-        var before = CheckpointTests.Snapshot(opt, ps);
+        var before = StateSnapshot.Of(opt, ps);
         // Version 1: the i64 payload length follows the magic number and the u16 version; claim 256 MiB.
         BitConverter.GetBytes(1L << 28).CopyTo(bytes, 10);
         foreach (var seekable in new[] { true, false })
@@ -107,7 +106,7 @@ public class ReliabilityTests
             act.Should().Throw<InvalidDataException>().WithMessage("checkpoint is truncated.");
             (GC.GetAllocatedBytesForCurrentThread() - allocated).Should().BeLessThan(16 << 20, $"a {(seekable ? "seekable" : "forward-only")} stream holds only {bytes.Length} bytes");
         }
-        CheckpointTests.Snapshot(opt, ps).Should().Equal(before);
+        StateSnapshot.Of(opt, ps).Should().Equal(before);
     }
 
     [Fact]

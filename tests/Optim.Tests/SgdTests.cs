@@ -1,7 +1,4 @@
 using System;
-using System.IO;
-using System.Linq;
-using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using System.IO;
 using System.Linq;
 using Optim.Formats;
+using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -89,14 +90,14 @@ public class TorchSharpFormatTests : IDisposable
         var ps = Params();
         using var ours = Ours(algorithm, ps);
         ours.LoadTorchSharp(new MemoryStream(bytes));
-        var before = CheckpointTests.Snapshot(ours, ps);
+        var before = StateSnapshot.Of(ours, ps);
 
         for (var length = 0; length < bytes.Length; length++)
         {
             var load = () => ours.LoadTorchSharp(new MemoryStream(bytes, 0, length));
             load.Should().Throw<InvalidDataException>($"the file cut at {length} of {bytes.Length} bytes");
         }
-        CheckpointTests.Snapshot(ours, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
+        StateSnapshot.Of(ours, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering());
 
         // The format has no checksum: a flip inside tensor data or a double loads as another value. Anything else must be
         // InvalidDataException (damaged) or ArgumentException (well-formed, but not for this optimizer), and change nothing.
@@ -113,7 +114,7 @@ public class TorchSharpFormatTests : IDisposable
             }
             catch (Exception e) when (e is InvalidDataException or ArgumentException)
             {
-                CheckpointTests.Snapshot(ours, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering(), $"a failed load of a flip at byte {at} changes nothing");
+                StateSnapshot.Of(ours, ps).Should().BeEquivalentTo(before, o => o.WithStrictOrdering(), $"a failed load of a flip at byte {at} changes nothing");
             }
         }
     }

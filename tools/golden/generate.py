@@ -2,16 +2,12 @@
 """Generate golden optimizer trajectories from PyTorch's torch.optim.
 
 Writes one JSON file per algorithm (sgd.json, adam.json, adamw.json,
-adagrad.json, rmsprop.json, sgd_momentum_nesterov.json) into
-tests/Optim.Tests/Goldens/ (or --out DIR), plus adam_2x.json, adamw_2x.json,
-adagrad_2x.json, rmsprop_2x.json and adamax_2x.json: the same cases replayed in
-PyTorch 2.x's op order. Also adadelta.json, adamax.json and asgd.json (with `--only
-FILE,...` only those files are written). See README.md next to this file.
-adagrad.json, rmsprop.json, sgd_momentum_nesterov.json, radam.json, rprop.json)
-into tests/Optim.Tests/Goldens/ (or --out DIR), plus adam_2x.json,
-adamw_2x.json, adagrad_2x.json, rmsprop_2x.json, nadam_2x.json and
-radam_2x.json: the same cases replayed in PyTorch 2.x's op order. See README.md
-next to this file.
+adagrad.json, rmsprop.json, sgd_momentum_nesterov.json, adadelta.json,
+adamax.json, asgd.json, radam.json, rprop.json) into tests/Optim.Tests/Goldens/
+(or --out DIR), plus adam_2x.json, adamw_2x.json, adagrad_2x.json,
+rmsprop_2x.json, adamax_2x.json, nadam_2x.json and radam_2x.json: the same cases
+replayed in PyTorch 2.x's op order (with `--only FILE ...` only those files are
+written). See README.md next to this file.
 
 Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/generate.py
 """
@@ -394,6 +390,29 @@ def _single_tensor_adamax_2x(params, grads, exp_avgs, exp_infs, state_steps,
         grad = grad if not maximize else -grad
         exp_avg = exp_avgs[i]
         exp_inf = exp_infs[i]
+        step_t = state_steps[i]
+
+        # update step
+        step_t += 1
+
+        if weight_decay != 0:
+            grad = grad.add(param, alpha=weight_decay)
+
+        # Update biased first moment estimate.
+        exp_avg.lerp_(grad, 1 - beta1)
+        # Update the exponentially weighted infinity norm.
+        torch.maximum(
+            exp_inf.mul_(beta2),
+            grad.abs().add_(eps),
+            out=exp_inf,
+        )
+
+        bias_correction = 1 - beta1 ** _get_value(step_t)
+        clr = lr / bias_correction
+
+        param.addcdiv_(exp_avg, exp_inf, value=-clr)
+
+
 # NAdam, RAdam and Rprop (read from pytorch/pytorch main's mirror, as above):
 #   torch/optim/nadam.py   _single_tensor_nadam   cyyever/pytorch@a9e0fe668ff539039e38d2d9a78c31ef9e07dfbe
 #   torch/optim/radam.py   _single_tensor_radam   cyyever/pytorch@7b617aebb825668b8c24695ccda3e13ab3986f14
@@ -416,23 +435,6 @@ def _single_tensor_nadam_2x(params, grads, exp_avgs, exp_avg_sqs, mu_products, s
 
         # update step
         step_t += 1
-
-        if weight_decay != 0:
-            grad = grad.add(param, alpha=weight_decay)
-
-        # Update biased first moment estimate.
-        exp_avg.lerp_(grad, 1 - beta1)
-        # Update the exponentially weighted infinity norm.
-        torch.maximum(
-            exp_inf.mul_(beta2),
-            grad.abs().add_(eps),
-            out=exp_inf,
-        )
-
-        bias_correction = 1 - beta1 ** _get_value(step_t)
-        clr = lr / bias_correction
-
-        param.addcdiv_(exp_avg, exp_inf, value=-clr)
         step = _get_value(step_t)
 
         bias_correction2 = 1 - beta2**step
@@ -681,6 +683,31 @@ class RMSprop2x(_Replay2x):
 class Adamax2x(_Replay2x):
     # torch.optim.Adamax defaults (betas written as beta1/beta2).
     DEFAULTS = dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, maximize=False)
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, exp_avgs, exp_infs, state_steps = [], [], [], [], []
+        # Adamax._init_group: lazy state initialization.
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+                state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+                state["exp_inf"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            exp_avgs.append(state["exp_avg"])
+            exp_infs.append(state["exp_inf"])
+            state_steps.append(state["step"])
+        _single_tensor_adamax_2x(
+            params_with_grad, grads, exp_avgs, exp_infs, state_steps, eps=g["eps"],
+            beta1=g["beta1"], beta2=g["beta2"], lr=g["lr"], weight_decay=g["weight_decay"],
+            maximize=g["maximize"])
+
+
 class NAdam2x(_Replay2x):
     # torch.optim.NAdam defaults (betas written as beta1/beta2).
     DEFAULTS = dict(lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0, momentum_decay=4e-3,
@@ -689,8 +716,6 @@ class NAdam2x(_Replay2x):
     @torch.no_grad()
     def step(self):
         g = self.group
-        params_with_grad, grads, exp_avgs, exp_infs, state_steps = [], [], [], [], []
-        # Adamax._init_group: lazy state initialization.
         params_with_grad, grads, exp_avgs, exp_avg_sqs, mu_products, state_steps = \
             [], [], [], [], [], []
         # NAdam._init_group: lazy state initialization, step and mu_product on the CPU.
@@ -735,13 +760,6 @@ class RAdam2x(_Replay2x):
             if len(state) == 0:
                 state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
                 state["exp_avg"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-                state["exp_inf"] = torch.zeros_like(p, memory_format=torch.preserve_format)
-            exp_avgs.append(state["exp_avg"])
-            exp_infs.append(state["exp_inf"])
-            state_steps.append(state["step"])
-        _single_tensor_adamax_2x(
-            params_with_grad, grads, exp_avgs, exp_infs, state_steps, eps=g["eps"],
-            beta1=g["beta1"], beta2=g["beta2"], lr=g["lr"], weight_decay=g["weight_decay"],
                 state["exp_avg_sq"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             exp_avgs.append(state["exp_avg"])
             exp_avg_sqs.append(state["exp_avg_sq"])
@@ -829,6 +847,19 @@ def sgdmn_factory(params, options):
 # Trajectory generation
 # ---------------------------------------------------------------------------
 
+# Cases write Rprop's pairs as TorchSharp's arguments (etaminus/etaplus, min_step/max_step); the files record PyTorch's
+# names, the ones state dicts and Optim's option schema use: etas and step_sizes, each a pair.
+RPROP_PAIRS = {"etas": ("etaminus", "etaplus", (0.5, 1.2)), "step_sizes": ("min_step", "max_step", (1e-6, 50.0))}
+
+
+def pytorch_names(options):
+    out = dict(options)
+    for pair, (first, second, default) in RPROP_PAIRS.items():
+        if first in out or second in out:
+            out[pair] = [float(out.pop(first, default[0])), float(out.pop(second, default[1]))]
+    return out
+
+
 def case_seed(name, dtype_name):
     return zlib.crc32(f"{name}:{dtype_name}".encode("utf-8"))
 
@@ -903,7 +934,7 @@ def build_case(name, options, dtype_name, factory, state_keys=()):
     return {
         "name": f"{name}_{dtype_name}",
         "dtype": dtype_name,
-        "options": dict(options),
+        "options": pytorch_names(options),
         "shapes": [list(s) for s in SHAPES],
         "initial": [flat(t) for t in initial],
         "steps": steps,
@@ -1013,12 +1044,10 @@ def main(argv=None):
         os.path.dirname(os.path.abspath(__file__)), "..", "..", "tests", "Optim.Tests", "Goldens"))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default=default_out, help=f"output folder (default: {default_out})")
-    ap.add_argument("--only", default=None,
-                    help="comma-separated file names to write (default: all); the others stay untouched")
     ap.add_argument("--only", nargs="+", metavar="FILE",
-                    help="write only these files (e.g. nadam_2x.json); the self-checks still run")
+                    help="write only these files (space- or comma-separated); the others stay untouched")
     args = ap.parse_args(argv)
-    only = None if args.only is None else set(args.only.split(","))
+    only = None if args.only is None else {f for arg in args.only for f in arg.split(",") if f}
     if only is not None and not only <= {f for f, *_ in ALGORITHMS}:
         ap.error(f"unknown files in --only: {sorted(only - {f for f, *_ in ALGORITHMS})}")
 
@@ -1029,13 +1058,8 @@ def main(argv=None):
     self_check_replays()
 
     os.makedirs(args.out, exist_ok=True)
-    known = {row[0] for row in ALGORITHMS}
-    unknown = set(args.only or []) - known
-    if unknown:
-        ap.error(f"unknown files {sorted(unknown)}; known: {sorted(known)}")
     for file_name, algorithm, cases, factory, reference in ALGORITHMS:
         if only is not None and file_name not in only:
-        if args.only and file_name not in args.only:
             continue
         names = [n for n, _ in cases]
         if len(set(names)) != len(names):

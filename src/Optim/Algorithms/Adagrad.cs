@@ -1,7 +1,6 @@
-using System;
 using System.Collections.Generic;
-using Optim.Kernels;
 using System.Linq;
+using Optim.Kernels;
 using Optim.Validation;
 using TorchSharp.Modules;
 using static TorchSharp.torch;

@@ -1,7 +1,7 @@
 using System.Collections.Generic;
-using static TorchSharp.torch;
 using Optim.Validation;
 using TorchSharp.Modules;
+using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
 
 namespace Optim;

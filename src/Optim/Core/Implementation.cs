@@ -6,7 +6,11 @@ namespace Optim;
 /// </summary>
 public enum Implementation
 {
-    /// <summary>The fastest path that can serve the parameters, as measured by the benchmarks.</summary>
+    /// <summary>
+    /// PyTorch's default, so PyTorch's numbers: on CPU the for-loop, or foreach where it gives the same bits and is
+    /// faster (smaller tensors); on other devices foreach. Never the fused kernels, which round differently: ask for
+    /// <see cref="Fused"/> to get them.
+    /// </summary>
     Auto,
 
     /// <summary>One ATen call per operation per tensor: PyTorch's <c>_single_tensor_*</c> path.</summary>

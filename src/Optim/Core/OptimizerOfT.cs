@@ -20,7 +20,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 {
     private readonly List<ParamGroup<TOptions>> _groups = new();
 
-    // Keyed by the Parameter object, not its native handle: handles are reused (dotnet/TorchSharp#1455).
+    // Keyed by the Parameter object, not its native handle: TorchSharp reuses the handles of freed tensors, which is
+    // how its own optimizers lose or mix up state.
     private readonly Dictionary<Parameter, ParameterState> _state = new(ReferenceEqualityComparer.Instance);
 
     /// <summary>Creates the optimizer over <paramref name="groups"/>, each deriving its options from <paramref name="defaults"/>.</summary>
@@ -423,9 +424,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <summary>Parameters of at least this many elements on average make the CPU for-loop faster than foreach.</summary>
     internal const long ForLoopMinimumMeanElements = 16_384;
 
-    // Measured on CPU (docs/benchmarks.md, RMSprop): foreach wins while the cost is per tensor (2,000 × 100: 29.9 vs
-    // 31.5 ms), the for-loop once tensors are large (20 × 1,000,000: 14.4 vs 22.2 ms), because it frees each
-    // temporary before the next parameter where foreach holds model-sized temporaries. Both give the same bits (but
+    // On CPU foreach wins while the cost is per tensor, the for-loop once tensors are large, because it frees each
+    // temporary before the next parameter where foreach holds model-sized temporaries (docs/benchmarks.md, RMSprop). Both give the same bits (but
     // Adagrad's, which PyTorch orders differently). Anything off the CPU takes foreach, as PyTorch does.
     internal static Implementation AutoWithoutFusion(IReadOnlyList<Tensor> parameters)
     {
@@ -626,8 +626,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     private static Tensor? AsKernelScalar(Tensor? t, Device device) =>
         t?.to(ScalarType.Float32, device).reshape(Array.Empty<long>());
 
-    // Tensor.shape allocates an array through a native call (~1 µs): ndim and size(d) cost a tenth of that, which
-    // matters when a step checks thousands of gradients.
+    // Tensor.shape allocates an array through a native call; ndim and size(d) do not, which matters when a step checks
+    // thousands of gradients.
     private static bool SameShape(Tensor a, Tensor b)
     {
         var ndim = a.ndim;

@@ -3,7 +3,6 @@ using System.Collections;
 using System.Collections.Generic;
 using System.Diagnostics.CodeAnalysis;
 using System.Linq;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Optim;

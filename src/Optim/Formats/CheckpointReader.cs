@@ -4,7 +4,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Security.Cryptography;
 using System.Text;
-using TorchSharp;
 using static TorchSharp.torch;
 using Tags = Optim.Formats.CheckpointWriter.Tags;
 

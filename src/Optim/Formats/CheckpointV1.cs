@@ -3,7 +3,6 @@ using System.Collections.Generic;
 using System.IO;
 using System.Security.Cryptography;
 using System.Text;
-using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Optim.Formats;

@@ -14,7 +14,7 @@ namespace Optim.Kernels;
 /// </summary>
 /// <remarks>
 /// <para>
-/// TorchScript pitfalls handled here (REFERENCE.md §1): floats arrive as double, <c>double[]</c> is not accepted (per
+/// TorchScript pitfalls handled here: floats arrive as double, <c>double[]</c> is not accepted (per
 /// tensor scalars travel as a 1-D float64 CPU tensor; the script turns it into a <c>List[number]</c>, because ATen's
 /// <c>Scalar[]</c> is <c>List[number]</c> and TorchScript lists are invariant, so a <c>List[float]</c> does not match; ATen
 /// then gets the same double Scalars PyTorch's Python floats give it), a lone <c>Tensor[]</c> must be boxed, invoking
@@ -33,7 +33,7 @@ namespace Optim.Kernels;
 /// </remarks>
 internal static class Aten
 {
-    // Kept in the order of REFERENCE.md §2. Names ending in `_` mutate their first argument and return None.
+    // Names ending in `_` mutate their first argument and return None.
     private const string Script = """
         def lerp_scalar_(self: Tensor, end: Tensor, weight: float):
             self.lerp_(end, weight)

@@ -24,9 +24,41 @@ public sealed record GoldenCase(
 {
     public override string ToString() => $"{Name} ({Dtype})";
 
-    public double Option(string name, double fallback) => Options.TryGetValue(name, out var v) ? v.GetDouble() : fallback;
+    /// <summary>The algorithm's catalog entry.</summary>
+    public AlgorithmInfo Info => AlgorithmCatalog.Get(Algorithm);
 
-    public bool Flag(string name, bool fallback = false) => Options.TryGetValue(name, out var v) ? v.GetBoolean() : fallback;
+    /// <summary>
+    /// The options PyTorch ran with (only those that differ from its defaults), each converted to the type the
+    /// algorithm's schema declares for it.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, object?>> Hyperparameters()
+    {
+        var schema = Info.Schema;
+        return Options.Select(o => new KeyValuePair<string, object?>(o.Key, FromJson(
+            schema.Find(o.Key) ?? throw new InvalidOperationException($"{Algorithm} has no hyperparameter '{o.Key}' (golden case {Name})"),
+            o.Value))).ToList();
+    }
+
+    /// <summary>Our optimizer for this case: the constructor's defaults, the case's options, and <paramref name="impl"/>.</summary>
+    public Optimizer Create(IEnumerable<Parameter> parameters, Implementation impl = Implementation.ForLoop) =>
+        Info.Create(parameters, Hyperparameters().Append(new KeyValuePair<string, object?>("implementation", impl)));
+
+    /// <summary>The case's options applied to the algorithm's defaults.</summary>
+    public OptimizerOptions OptionsRecord() => Info.DefaultOptions.WithHyperparameters(Hyperparameters());
+
+    /// <summary>A JSON value as the declared type of <paramref name="hyperparameter"/>.</summary>
+    public static object? FromJson(Hyperparameter hyperparameter, JsonElement value) => hyperparameter.Type switch
+    {
+        HyperparameterType.Double => value.GetDouble(),
+        HyperparameterType.Bool => value.GetBoolean(),
+        HyperparameterType.Int => value.GetInt32(),
+        HyperparameterType.Long => value.GetInt64(),
+        HyperparameterType.String => value.ValueKind == JsonValueKind.Null ? null : value.GetString(),
+        HyperparameterType.Enum => Enum.Parse(hyperparameter.ValueType, value.GetString()!, ignoreCase: true),
+        HyperparameterType.DoublePair => (value[0].GetDouble(), value[1].GetDouble()),
+        HyperparameterType.DoubleList => value.EnumerateArray().Select(v => v.GetDouble()).ToArray(),
+        _ => throw new NotSupportedException($"{hyperparameter.Name}: {hyperparameter.Type}"),
+    };
 
     /// <summary>Fresh parameters holding the initial values.</summary>
     public List<Parameter> MakeParameters() =>

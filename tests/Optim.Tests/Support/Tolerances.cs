@@ -5,7 +5,7 @@ namespace Optim.Tests.Support;
 /// <summary>
 /// Tolerances for the PyTorch 1.13 goldens of the algorithms whose kernels changed between 1.13 and libtorch 2.10
 /// (Adam, AdamW, Adagrad, RMSprop: sqrt/addcmul/addcdiv differ by 1-2 ulp, and 1.13 uses mul_().add_() where 2.x uses
-/// lerp_; REFERENCE.md §4). They are kept at about 2 ulp, so wrong math or wrong scalars fail; what they cannot see
+/// lerp_). They are kept at about 2 ulp, so wrong math or wrong scalars fail; what they cannot see
 /// is exactly what they absorb (lerp_ versus mul_().add_(), sqrt(v)/c versus sqrt(v/c)): only bitwise goldens from
 /// PyTorch 2.x can check that.
 /// </summary>

@@ -126,9 +126,7 @@ public sealed class CosineAnnealingWarmRestarts : LRScheduler
     protected override Action PrepareOwnState(StateReader reader)
     {
         var t0 = reader.Int("T_0", min: 1);
-        var tI = reader.State.GetInt64("T_i");
-        reader.Double("T_i");
-        if (tI < 1) throw reader.Bad("T_i", "it must be positive");
+        var tI = reader.Int64("T_i", min: 1);
         var tMult = reader.Int("T_mult", min: 1);
         var etaMin = reader.Double("eta_min");
         var tCur = reader.Double("T_cur");

@@ -339,6 +339,25 @@ public sealed class StateReader
         return values;
     }
 
+    /// <summary>A list of finite doubles of any length.</summary>
+    /// <param name="key">The entry.</param>
+    public IReadOnlyList<double> Doubles(string key)
+    {
+        var values = Wrap(key, () => State.GetDoubles(key));
+        if (values.Any(v => !double.IsFinite(v))) throw Bad(key, "a value is not finite");
+        return values;
+    }
+
+    /// <summary>A 64-bit integer entry within [<paramref name="min"/>, <paramref name="max"/>].</summary>
+    /// <param name="key">The entry.</param>
+    /// <param name="min">The smallest value allowed.</param>
+    /// <param name="max">The largest value allowed.</param>
+    public long Int64(string key, long min = long.MinValue, long max = long.MaxValue)
+    {
+        var value = Wrap(key, () => State.GetInt64(key));
+        return value >= min && value <= max ? value : throw Bad(key, $"{value} is out of range [{min}, {max}]");
+    }
+
     /// <summary>A list of integers.</summary>
     /// <param name="key">The entry.</param>
     public IReadOnlyList<long> Int64s(string key) => Wrap(key, () => State.GetInt64s(key));

@@ -242,8 +242,7 @@ public sealed class OneCycleLR : LRScheduler
     {
         var groups = Groups;
         var totalSteps = reader.Int("total_steps", min: 1);
-        var phases = reader.State.GetDoubles("_schedule_phases");
-        reader.PerGroup("_schedule_phases", phases.Count);
+        var phases = reader.Doubles("_schedule_phases");
         if (phases.Count is not (2 or 3) || phases[^1] != totalSteps - 1)
             throw reader.Bad("_schedule_phases", $"expected 2 or 3 phase ends, the last {totalSteps - 1}");
         var anneal = reader.String("_anneal_func_type", "cos", "linear");

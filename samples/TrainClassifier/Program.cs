@@ -1,5 +1,5 @@
 // Trains a small MLP classifier on a synthetic data set it generates itself (no downloads) with Optim's AdamW,
-// TorchSharp's OneCycleLR and gradient-norm clipping; checkpoints every N steps and resumes bit for bit.
+// Optim.Schedulers' OneCycleLR and gradient-norm clipping; checkpoints every N steps and resumes bit for bit.
 //
 //   dotnet run --project samples/TrainClassifier -c Release                     train (about 10 s)
 //   dotnet run --project samples/TrainClassifier -c Release -- --stop-after 500 stop early, as if interrupted

@@ -9,12 +9,12 @@ using System.Linq;
 using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using Optim;
+using Optim.Schedulers;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
-using Optim;
 using AdamW = Optim.AdamW;
-using LRScheduler = TorchSharp.torch.optim.lr_scheduler.LRScheduler;
 
 namespace TrainClassifier;
 
@@ -69,19 +69,17 @@ internal sealed record TrainingPosition
 /// <summary>The small JSON file of a checkpoint; the tensors live beside it.</summary>
 internal sealed record CheckpointState
 {
-    public int FormatVersion { get; init; } = 1;
+    public int FormatVersion { get; init; } = 2;
     public required TrainerOptions Options { get; init; }
     public required TrainingPosition Position { get; init; }
-    /// <summary>TorchSharp's schedulers have no state dict: the checkpoint records how often ours was stepped.</summary>
-    public required SchedulerState Scheduler { get; init; }
+    /// <summary>The scheduler's state dict, in its own small JSON file beside this one.</summary>
+    public required string Scheduler { get; init; }
     public required ShuffleState Shuffle { get; init; }
     /// <summary>The learning rate of the next step, checked bit for bit after resuming.</summary>
     public required double LearningRate { get; init; }
     public required string Model { get; init; }
     public required string Optimizer { get; init; }
 }
-
-internal sealed record SchedulerState(string Name, int TotalSteps, double MaxLr, int StepsTaken);
 
 /// <summary>The shuffle of epoch e is a pure function of (algorithm, seed, stream, e): nothing else to save.</summary>
 internal sealed record ShuffleState(string Algorithm, long Seed, ulong Stream, int Epoch);
@@ -123,12 +121,12 @@ internal sealed class TrainingResult
 }
 
 /// <summary>
-/// Trains an MLP with <see cref="AdamW"/>, TorchSharp's <c>OneCycleLR</c> (stepped per batch) and gradient-norm
+/// Trains an MLP with <see cref="AdamW"/>, Optim's <see cref="OneCycleLR"/> (stepped per batch) and gradient-norm
 /// clipping; writes a checkpoint folder every <see cref="TrainerOptions.CheckpointEvery"/> steps and at the end.
 /// </summary>
 internal sealed class Trainer
 {
-    public const string ModelFile = "model.bin", OptimizerFile = "optimizer.ckpt", StateFile = "state.json";
+    public const string ModelFile = "model.bin", OptimizerFile = "optimizer.ckpt", SchedulerFile = "scheduler.json", StateFile = "state.json";
     private const string CheckpointPrefix = "step-", TemporaryPrefix = ".tmp-";
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
@@ -158,7 +156,6 @@ internal sealed class Trainer
         InitializeWeights(model, _options.Seed);
         using var optimizer = new AdamW(model.named_parameters(), lr: _options.MaxLr, weight_decay: _options.WeightDecay);
         var scheduler = CreateScheduler(optimizer);
-        var schedulerSteps = 0;
 
         var position = new TrainingPosition();
         if (resume)
@@ -169,14 +166,12 @@ internal sealed class Trainer
             if (state.Options != _options)
                 throw new InvalidOperationException($"{latest} was written with different options; start over without --resume");
             model.load(Path.Combine(latest, state.Model));
-            // TorchSharp 0.107's schedulers have no state dict, and OneCycleLR(last_epoch: n) cannot resume when it
-            // cycles momentum (it never sets up its momentum phases). So: a fresh scheduler, stepped as often as the
-            // interrupted run stepped it (plain double arithmetic, so the same values), then the optimizer's own state,
-            // whose saved hyperparameters (lr, betas) win.
-            for (; schedulerSteps < state.Scheduler.StepsTaken; schedulerSteps++) scheduler.step();
+            // As in PyTorch: a fresh optimizer and scheduler, then both states. The optimizer's saved hyperparameters
+            // (lr, betas, initial_lr) win; the scheduler's state dict restores its position and schedule.
             optimizer.Load(Path.Combine(latest, state.Optimizer));
+            scheduler.LoadStateDict(SchedulerStateJson.Read(Path.Combine(latest, state.Scheduler)));
             var lr = CurrentLearningRate(optimizer);
-            var scheduled = scheduler.get_last_lr().First();
+            var scheduled = scheduler.get_last_lr()[0];
             if (BitConverter.DoubleToInt64Bits(lr) != BitConverter.DoubleToInt64Bits(state.LearningRate)
                 || BitConverter.DoubleToInt64Bits(scheduled) != BitConverter.DoubleToInt64Bits(state.LearningRate))
                 throw new InvalidOperationException(
@@ -229,13 +224,8 @@ internal sealed class Trainer
                     observer.Stepped(new StepReport(step, epoch, batchLoss, lossSum / seen, (double)correct / seen, lr));
                 }
 
-                // The scheduler sets the rate of the next step; after the last one there is none (and TorchSharp's
-                // OneCycleLR, asked for step total_steps, sets the rate and beta1 to 0).
-                if (step < _options.TotalSteps)
-                {
-                    scheduler.step();
-                    schedulerSteps++;
-                }
+                // The scheduler sets the rate of the next step; after the last one there is none.
+                if (step < _options.TotalSteps) scheduler.step();
 
                 var endOfEpoch = batch + 1 == _options.StepsPerEpoch;
                 if (!endOfEpoch && CheckpointDue())
@@ -264,7 +254,7 @@ internal sealed class Trainer
 
         void Checkpoint(TrainingPosition here)
         {
-            lastCheckpoint = WriteCheckpoint(checkpointDirectory, model, optimizer, here, schedulerSteps);
+            lastCheckpoint = WriteCheckpoint(checkpointDirectory, model, optimizer, scheduler, here);
             observer.CheckpointWritten(lastCheckpoint, step);
         }
 
@@ -318,8 +308,8 @@ internal sealed class Trainer
         }
     }
 
-    private LRScheduler CreateScheduler(AdamW optimizer) =>
-        optim.lr_scheduler.OneCycleLR(optimizer, max_lr: _options.MaxLr, total_steps: _options.TotalSteps);
+    private OneCycleLR CreateScheduler(AdamW optimizer) =>
+        new(optimizer, max_lr: _options.MaxLr, total_steps: _options.TotalSteps);
 
     private static double CurrentLearningRate(AdamW optimizer) => optimizer.ParamGroups[0].LearningRate;
 
@@ -346,7 +336,7 @@ internal sealed class Trainer
     /// <c>step-NNNNNNN</c>: a reader sees a complete checkpoint or none. Older checkpoints beyond
     /// <see cref="TrainerOptions.KeepCheckpoints"/> are removed afterwards.
     /// </summary>
-    private string WriteCheckpoint(string directory, Sequential model, AdamW optimizer, TrainingPosition position, int schedulerSteps)
+    private string WriteCheckpoint(string directory, Sequential model, AdamW optimizer, LRScheduler scheduler, TrainingPosition position)
     {
         var name = CheckpointPrefix + position.Step.ToString("D7", CultureInfo.InvariantCulture);
         var final = Path.Combine(directory, name);
@@ -356,11 +346,12 @@ internal sealed class Trainer
         {
             model.save(Path.Combine(temporary, ModelFile));
             optimizer.Save(Path.Combine(temporary, OptimizerFile));
+            SchedulerStateJson.Write(Path.Combine(temporary, SchedulerFile), scheduler.StateDict());
             var state = new CheckpointState
             {
                 Options = _options,
                 Position = position,
-                Scheduler = new SchedulerState("OneCycleLR", _options.TotalSteps, _options.MaxLr, schedulerSteps),
+                Scheduler = SchedulerFile,
                 Shuffle = new ShuffleState("SplitMix64 Fisher-Yates", _options.Seed, SyntheticData.ShuffleStream, position.Epoch),
                 LearningRate = CurrentLearningRate(optimizer),
                 Model = ModelFile,
@@ -486,4 +477,97 @@ internal static class ResumeCheck
         for (var i = 0; i < a.Length; i++) if (a[i] != b[i]) count++;
         return count;
     }
+}
+
+/// <summary>
+/// A scheduler state dict as a small JSON file: <c>{"scheduler": "OneCycleLR", "entries": [{"key": ..., "type": ...,
+/// "value": ...}]}</c>. Doubles are written as round-trip strings ("R", so infinities and every bit survive).
+/// </summary>
+internal static class SchedulerStateJson
+{
+    public static void Write(string path, SchedulerStateDict state)
+    {
+        using var stream = File.Create(path);
+        using var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
+        WriteState(writer, state);
+    }
+
+    public static SchedulerStateDict Read(string path)
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(path));
+        return ReadState(doc.RootElement);
+    }
+
+    private static void WriteState(Utf8JsonWriter writer, SchedulerStateDict state)
+    {
+        writer.WriteStartObject();
+        writer.WriteString("scheduler", state.Scheduler);
+        writer.WriteStartArray("entries");
+        foreach (var (key, value) in state)
+        {
+            writer.WriteStartObject();
+            writer.WriteString("key", key);
+            switch (value)
+            {
+                case null: writer.WriteString("type", "none"); break;
+                case double d: writer.WriteString("type", "double"); writer.WriteString("value", Format(d)); break;
+                case long l: writer.WriteString("type", "long"); writer.WriteNumber("value", l); break;
+                case bool b: writer.WriteString("type", "bool"); writer.WriteBoolean("value", b); break;
+                case string s: writer.WriteString("type", "string"); writer.WriteString("value", s); break;
+                case IReadOnlyList<double> ds:
+                    writer.WriteString("type", "doubles");
+                    writer.WriteStartArray("value");
+                    foreach (var d in ds) writer.WriteStringValue(Format(d));
+                    writer.WriteEndArray();
+                    break;
+                case IReadOnlyList<long> ls:
+                    writer.WriteString("type", "longs");
+                    writer.WriteStartArray("value");
+                    foreach (var l in ls) writer.WriteNumberValue(l);
+                    writer.WriteEndArray();
+                    break;
+                case IReadOnlyList<SchedulerStateDict> children:
+                    writer.WriteString("type", "states");
+                    writer.WriteStartArray("value");
+                    foreach (var child in children) WriteState(writer, child);
+                    writer.WriteEndArray();
+                    break;
+                default: throw new InvalidDataException($"cannot write {value.GetType().Name} '{key}'");
+            }
+
+            writer.WriteEndObject();
+        }
+
+        writer.WriteEndArray();
+        writer.WriteEndObject();
+    }
+
+    private static SchedulerStateDict ReadState(JsonElement element)
+    {
+        var entries = new List<KeyValuePair<string, object?>>();
+        foreach (var entry in element.GetProperty("entries").EnumerateArray())
+        {
+            var key = entry.GetProperty("key").GetString() ?? throw new InvalidDataException("an entry has no key");
+            var type = entry.GetProperty("type").GetString();
+            object? value = type switch
+            {
+                "none" => null,
+                "double" => Parse(entry.GetProperty("value")),
+                "long" => entry.GetProperty("value").GetInt64(),
+                "bool" => entry.GetProperty("value").GetBoolean(),
+                "string" => entry.GetProperty("value").GetString(),
+                "doubles" => entry.GetProperty("value").EnumerateArray().Select(Parse).ToArray(),
+                "longs" => entry.GetProperty("value").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
+                "states" => entry.GetProperty("value").EnumerateArray().Select(ReadState).ToArray(),
+                _ => throw new InvalidDataException($"unknown entry type '{type}' of '{key}'"),
+            };
+            entries.Add(new KeyValuePair<string, object?>(key, value));
+        }
+
+        return new SchedulerStateDict(element.GetProperty("scheduler").GetString() ?? "", entries);
+    }
+
+    private static string Format(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    private static double Parse(JsonElement value) => double.Parse(value.GetString() ?? "", NumberStyles.Float, CultureInfo.InvariantCulture);
 }

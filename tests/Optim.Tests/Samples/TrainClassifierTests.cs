@@ -82,12 +82,15 @@ public class TrainClassifierTests : IDisposable
         var folders = Directory.GetDirectories(_dir).Select(Path.GetFileName).Order().ToList();
         folders.Should().Equal("step-0000030", "step-0000040");  // KeepCheckpoints = 2, no temporary folders left
         Directory.GetFiles(Path.Combine(_dir, "step-0000040")).Select(Path.GetFileName).Order()
-            .Should().Equal(Trainer.ModelFile, Trainer.OptimizerFile, Trainer.StateFile);
+            .Should().Equal(Trainer.ModelFile, Trainer.OptimizerFile, Trainer.SchedulerFile, Trainer.StateFile);
 
         var state = Trainer.ReadState(Path.Combine(_dir, "step-0000040"));
         state.Options.Should().Be(Small);
         state.Position.Should().Be(new TrainingPosition { Step = 40, Epoch = 2, NextBatch = 8, EpochLossSum = state.Position.EpochLossSum, EpochCorrect = state.Position.EpochCorrect, EpochSeen = 256 });
-        state.Scheduler.StepsTaken.Should().Be(40);
+        var scheduler = SchedulerStateJson.Read(Path.Combine(_dir, "step-0000040", state.Scheduler));
+        scheduler.Scheduler.Should().Be("OneCycleLR");
+        scheduler.GetInt64("last_epoch").Should().Be(40);      // stepped after each of the 40 optimizer steps
+        scheduler.GetInt64("total_steps").Should().Be(64);
         state.Shuffle.Epoch.Should().Be(2);
         Trainer.FindLatestCheckpoint(_dir).Should().EndWith("step-0000040");
     }
@@ -122,9 +125,10 @@ public class TrainClassifierTests : IDisposable
     }
 
     /// <summary>
-    /// Why the trainer replays the scheduler instead of passing <c>last_epoch</c>: TorchSharp 0.107's OneCycleLR only
-    /// sets up its momentum phases when <c>last_epoch</c> is -1, so a scheduler created to resume fails on its first step.
-    /// If this starts passing, TorchSharp has fixed it and the replay could become <c>last_epoch: n</c>.
+    /// One reason the sample uses Optim.Schedulers (which resume through their state dicts, or through
+    /// <c>last_epoch</c>): TorchSharp 0.107's OneCycleLR only sets up its momentum phases when <c>last_epoch</c> is
+    /// -1, so a scheduler created to resume fails, and it has no state dict. If this starts failing, TorchSharp has
+    /// fixed the first part.
     /// </summary>
     [Fact]
     public void TorchSharp_OneCycleLR_cannot_be_recreated_with_last_epoch_when_it_cycles_momentum()

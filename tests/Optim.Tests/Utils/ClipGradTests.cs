@@ -148,6 +148,32 @@ public class ClipGradTests
         }
     }
 
+    public static TheoryData<double> NormTypes => new() { 2.0, double.PositiveInfinity, double.NegativeInfinity, 1.0, 3.0, 0.5, 0.0 };
+
+    // The CPU foreach path norms tensors of one size in batches (one row-wise vector_norm over their stack): the same
+    // bits as ATen's _foreach_norm, which runs one reduction per tensor. Sizes met once, large tensors and chunked
+    // batches included, in an order that interleaves them.
+    [Theory, MemberData(nameof(NormTypes))]
+    public void Batched_CPU_norms_give_foreach_norms_bits(double ord)
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(13);
+        var sizes = new long[] { 100, 7, 100, 1, 20_000, 7, 100, 33, 0, 16_384, 16_384, 3 }
+            .Concat(Enumerable.Repeat(16_384L, 70)).Concat(new long[] { 100, 1 })
+            .Select(n => n == 0 && double.IsInfinity(ord) ? 2 : n) // ATen has no inf norm of an empty tensor (PyTorch's error too)
+            .ToArray();
+        foreach (var dtype in new[] { ScalarType.Float32, ScalarType.Float64, ScalarType.BFloat16, ScalarType.Float16 })
+        {
+            var tensors = sizes.Select(n => torch.randn(n, generator: gen).mul(3).to(dtype)).ToList();
+            tensors[2] = torch.randn(new long[] { 10, 20 }, generator: gen).to(dtype)[.., ..10]; // strided, 100 elements
+            tensors[6] = torch.randn(new long[] { 20, 5 }, generator: gen).to(dtype).t(); // transposed, 100 elements
+            var expected = torch.linalg.vector_norm(torch.stack(Optim.Kernels.Aten.ForeachNorm(tensors, ord)), ord);
+            var actual = ClipGrad.get_total_norm(tensors, ord);
+            Trajectories.BitwiseEqual(actual, expected).Should().BeTrue($"{dtype}: {actual.to(ScalarType.Float64).item<double>():R} vs {expected.to(ScalarType.Float64).item<double>():R}");
+            Trajectories.BitwiseEqual(ClipGrad.get_total_norm(tensors, ord, @foreach: false), expected).Should().BeTrue($"{dtype}, per tensor");
+        }
+    }
+
     [Fact]
     public void Error_if_nonfinite_throws_PyTorchs_message_before_changing_anything()
     {

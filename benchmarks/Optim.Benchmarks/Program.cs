@@ -18,7 +18,8 @@ namespace Optim.Benchmarks;
 /// Both take <c>--algorithm Adam,SGD</c> and <c>--shape 2000x100</c> to run part of the matrix (a partial quick run
 /// prints its table but rewrites nothing), and <c>--threads N</c> to set ATen's thread count. Quick mode also takes
 /// <c>--out DIR</c> (write the markdown and charts there instead), <c>--no-write</c> and <c>--deadline SECONDS</c> (the
-/// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it).
+/// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it). <c>--clip</c> measures
+/// gradient clipping instead (<see cref="ClipBenchmark"/>).
 /// </summary>
 internal static class Program
 {
@@ -37,6 +38,9 @@ internal static class Program
             TorchSharp.torch.set_num_threads(threads);
             rest = rest.Where((_, i) => i != threadsAt && i != threadsAt + 1).ToArray();
         }
+        // --clip: clip_grad_norm_ against TorchSharp's (ClipBenchmark); 2,000 x 100 unless --shape says otherwise.
+        if (rest.Contains("--clip"))
+            return ClipBenchmark.Run(args.Contains("--shape") ? selection.Shapes : new[] { Shape.Parse("2000x100") }, Console.WriteLine);
         if (rest.Contains("--quick"))
         {
             var deadlineAt = Array.IndexOf(rest, "--deadline");

@@ -50,7 +50,7 @@ public static class ScalerScript
         var grads = TrueGrads(step, ps[0].dtype);
         for (var i = 0; i < ps.Count; i++)
         {
-            var g = grads[i].to(ScalarType.Float32).mul(scale).to(ps[i].dtype);
+            var g = grads[i].to(ScalarType.Float32).mul(scale).to(ps[i].dtype).to(ps[i].device);
             if (kind != Grad.Clean && i == 1)
                 g.view(-1)[step % 12] = torch.full(Array.Empty<long>(), kind == Grad.Inf ? float.PositiveInfinity : float.NaN, ps[i].dtype);
             ps[i].grad = g;

@@ -18,7 +18,8 @@ namespace Optim.Benchmarks;
 /// Both take <c>--algorithm Adam,SGD</c> and <c>--shape 2000x100</c> to run part of the matrix (a partial quick run
 /// prints its table but rewrites nothing), and <c>--threads N</c> to set ATen's thread count. Quick mode also takes
 /// <c>--out DIR</c> (write the markdown and charts there instead), <c>--no-write</c> and <c>--deadline SECONDS</c> (the
-/// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it).
+/// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it). <c>--clip</c> measures
+/// gradient clipping instead (<see cref="ClipBenchmark"/>).
 /// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>).
 /// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
 /// </summary>
@@ -45,6 +46,9 @@ internal static class Program
             KernelCosts.Run(Console.WriteLine);
             return 0;
         }
+        // --clip: clip_grad_norm_ against TorchSharp's (ClipBenchmark); 2,000 x 100 unless --shape says otherwise.
+        if (rest.Contains("--clip"))
+            return ClipBenchmark.Run(args.Contains("--shape") ? selection.Shapes : new[] { Shape.Parse("2000x100") }, Console.WriteLine);
         if (rest.Contains("--quick"))
         {
             var deadlineAt = Array.IndexOf(rest, "--deadline");

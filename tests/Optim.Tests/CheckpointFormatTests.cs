@@ -13,6 +13,8 @@ using static TorchSharp.torch;
 namespace Optim.Tests;
 
 /// <summary>Checkpoint format version 2: every value type, streaming, bounded memory, and damage of every kind.</summary>
+// Counts native tensors and seeds the global generator: runs alone (see LeakTests).
+[Collection(nameof(LeakTests))]
 public class CheckpointFormatTests : IDisposable
 {
     private readonly string _dir = Directory.CreateTempSubdirectory("optim-format").FullName;

@@ -47,6 +47,14 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// <summary>Per-parameter state (PyTorch's <c>optimizer.state</c>); a parameter has an entry once it has state.</summary>
     public abstract IReadOnlyDictionary<Parameter, ParameterState> State { get; }
 
+    /// <summary>
+    /// Whether <c>step</c> takes <see cref="GradScale"/> and <see cref="FoundInf"/> (PyTorch's
+    /// <c>_step_supports_amp_scaling</c>): true when every group asks for <see cref="Implementation.Fused"/>. A gradient
+    /// scaler then hands them to the fused kernels instead of unscaling the gradients and reading the overflow flag back.
+    /// Computed from the groups' current options on each read.
+    /// </summary>
+    public abstract bool StepSupportsAmpScaling { get; }
+
     /// <summary>The parameter groups, as TorchSharp's schedulers see them (stable order and count).</summary>
     public sealed override IEnumerable<ILearningRateController> ParamGroups => GroupControllers;
 

@@ -54,6 +54,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     private protected override IEnumerable<ILearningRateController> GroupControllers => _groups;
 
+    /// <inheritdoc/>
+    public override bool StepSupportsAmpScaling =>
+        HasFusedKernel && _groups.TrueForAll(g => g.Options.Implementation == Implementation.Fused);
+
     /// <summary>Whether state is created for every parameter when its group is added (Adagrad) rather than on its first step.</summary>
     protected virtual bool InitializesStateEagerly => false;
 

@@ -181,7 +181,7 @@ internal static class Aten
         Interlocked.Increment(ref _compilations);
         // TorchScript's C++ parser trips (an internal assert in parseAssign) on a final statement that spans lines
         // and ends without a newline; a raw string literal drops the last newline, so add it back.
-        return jit.compile(Script + "\n");
+        return jit.compile(Script + "\n" + AmpScript + "\n");
     }
 
     /// <summary>Runs a script function that returns None. Scalars are passed as <see cref="Scalar"/>s we dispose.</summary>
@@ -613,4 +613,80 @@ internal static class Aten
         if (self.Count == 0) return;
         Invoke("foreach_sign_", (object)List(self));
     }
+    #region Mixed precision and gradient clipping (Optim.Amp.GradScaler, Optim.Utils.ClipGrad)
+
+    // Compiled into the same unit as Script (see Compile). Same conventions: `_` names mutate and return None.
+    // growth_interval travels as a float (an exact small integer) and is turned back into an int in the script.
+    private const string AmpScript = """
+        def amp_foreach_non_finite_check_and_unscale_(self: List[Tensor], found_inf: Tensor, inv_scale: Tensor):
+            torch._amp_foreach_non_finite_check_and_unscale_(self, found_inf, inv_scale)
+
+        def amp_update_scale_(self: Tensor, growth_tracker: Tensor, found_inf: Tensor, growth_factor: float,
+                              backoff_factor: float, growth_interval: float):
+            torch._amp_update_scale_(self, growth_tracker, found_inf, growth_factor, backoff_factor, int(growth_interval))
+
+        def foreach_norm(self: List[Tensor], ord: float) -> List[Tensor]:
+            return torch._foreach_norm(self, ord)
+
+        def foreach_mul_tensor_(self: List[Tensor], other: Tensor):
+            torch._foreach_mul_(self, other)
+
+        def foreach_clamp_min_scalar_(self: List[Tensor], scalar: float):
+            torch._foreach_clamp_min_(self, scalar)
+
+        def foreach_clamp_max_scalar_(self: List[Tensor], scalar: float):
+            torch._foreach_clamp_max_(self, scalar)
+        """;
+
+    /// <summary>
+    /// <c>torch._amp_foreach_non_finite_check_and_unscale_(self, found_inf, inv_scale)</c>: multiplies every tensor by
+    /// <paramref name="invScale"/> in place and sets <paramref name="foundInf"/> to 1.0 if any element of any tensor is
+    /// NaN or infinite (it never resets it to 0). All tensors on one device; <paramref name="foundInf"/> and
+    /// <paramref name="invScale"/> are one-element float32 tensors on that device.
+    /// </summary>
+    public static void AmpForeachNonFiniteCheckAndUnscale_(IReadOnlyList<Tensor> self, Tensor foundInf, Tensor invScale)
+    {
+        if (self.Count == 0) return;
+        Invoke("amp_foreach_non_finite_check_and_unscale_", List(self), foundInf, invScale);
+    }
+
+    /// <summary>
+    /// <c>torch._amp_update_scale_(scale, growth_tracker, found_inf, growth_factor, backoff_factor, growth_interval)</c>:
+    /// if <paramref name="foundInf"/> is non-zero, multiplies <paramref name="scale"/> by the backoff factor and resets the
+    /// tracker; otherwise counts a clean step and, after <paramref name="growthInterval"/> of them, multiplies the scale by
+    /// the growth factor and resets the tracker. <paramref name="scale"/> and <paramref name="foundInf"/> are one-element
+    /// float32 tensors, <paramref name="growthTracker"/> an int32 one, all on one device.
+    /// </summary>
+    public static void AmpUpdateScale_(Tensor scale, Tensor growthTracker, Tensor foundInf, double growthFactor, double backoffFactor, int growthInterval) =>
+        Invoke("amp_update_scale_", scale, growthTracker, foundInf, S(growthFactor), S(backoffFactor), S(growthInterval));
+
+    /// <summary><c>torch._foreach_norm(self, ord)</c>: each tensor's vector norm as a 0-dim tensor, owned by the caller.</summary>
+    public static Tensor[] ForeachNorm(IReadOnlyList<Tensor> self, double ord)
+    {
+        if (self.Count == 0) return Array.Empty<Tensor>();
+        return InvokeList("foreach_norm", List(self), S(ord));
+    }
+
+    /// <summary><c>torch._foreach_mul_(self, other)</c> with one tensor <paramref name="other"/> (0-dim) for every tensor.</summary>
+    public static void ForeachMulTensor_(IReadOnlyList<Tensor> self, Tensor other)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_mul_tensor_", List(self), other);
+    }
+
+    /// <summary><c>torch._foreach_clamp_min_(self, scalar)</c>.</summary>
+    public static void ForeachClampMin_(IReadOnlyList<Tensor> self, double scalar)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_clamp_min_scalar_", List(self), S(scalar));
+    }
+
+    /// <summary><c>torch._foreach_clamp_max_(self, scalar)</c>.</summary>
+    public static void ForeachClampMax_(IReadOnlyList<Tensor> self, double scalar)
+    {
+        if (self.Count == 0) return;
+        Invoke("foreach_clamp_max_scalar_", List(self), S(scalar));
+    }
+
+    #endregion
 }

@@ -24,12 +24,18 @@ public static class Tamper
     /// <summary>A trained optimizer over three parameters (a 0-dim one among them), with state.</summary>
     public static (Optimizer Opt, List<Parameter> Params) Trained(AlgorithmInfo info, Implementation path, int seed)
     {
-        torch.manual_seed(seed);
-        var ps = new List<Parameter> { new(torch.randn(4)), new(torch.randn(3, 5)), new(torch.randn(Array.Empty<long>())) };
+        // A generator of its own: tests run in parallel, and the global one is shared.
+        using var generator = new torch.Generator((ulong)seed);
+        var ps = new List<Parameter>
+        {
+            new(torch.randn(new long[] { 4 }, generator: generator)),
+            new(torch.randn(new long[] { 3, 5 }, generator: generator)),
+            new(torch.randn(Array.Empty<long>(), generator: generator)),
+        };
         var opt = info.Create(ps, new[] { new KeyValuePair<string, object?>("implementation", path) });
         for (var s = 0; s < 2; s++)
         {
-            foreach (var p in ps) p.grad = torch.randn(p.shape);
+            foreach (var p in ps) p.grad = torch.randn(p.shape, generator: generator);
             opt.step();
         }
         return (opt, ps);

@@ -11,6 +11,8 @@ using static TorchSharp.torch;
 namespace Optim.Tests.Schedulers;
 
 /// <summary>swa_utils: AveragedModel (SWA and EMA, with and without buffers), update_bn, and an exact resume with EMA.</summary>
+// Counts native tensors and seeds the global generator: runs alone (see LeakTests).
+[Collection(nameof(LeakTests))]
 public class SwaTests
 {
     private static Sequential Net(long seed)

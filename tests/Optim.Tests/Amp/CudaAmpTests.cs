@@ -1,0 +1,54 @@
+using System.Linq;
+using Optim.Amp;
+using Optim.Tests.Support;
+using Optim.Utils;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim.Tests.Amp;
+
+/// <summary>The scaler and clipping on CUDA tensors; reported as skipped where no CUDA device exists.</summary>
+public class CudaAmpTests
+{
+    [CudaFact]
+    public void The_scaler_skips_and_backs_off_on_CUDA_on_the_fused_and_foreach_routes()
+    {
+        using var scope = NewDisposeScope();
+        foreach (var impl in new[] { Implementation.Fused, Implementation.Foreach })
+        {
+            var ps = ScalerScript.MakeParameters(ScalarType.BFloat16).Select(p => new Parameter(p.detach().cuda(), requires_grad: true)).ToList();
+            using var optimizer = new Adam(ps, 0.01, implementation: impl);
+            using var scaler = new GradScaler(init_scale: 1024, growth_interval: 2);
+            var script = new[] { Grad.Clean, Grad.Inf, Grad.Clean, Grad.Clean, Grad.NaN };
+            var model = new ScalerScript.ScaleModel(1024, 2, 0.5, 2);
+            for (var s = 0; s < script.Length; s++)
+            {
+                scaler.scale(torch.ones(1, device: torch.CUDA));
+                var before = ScalerScript.Snapshot(ps);
+                ScalerScript.SetScaledGrads(ps, s, script[s], model.Scale);
+                scaler.step(optimizer);
+                scaler.update();
+                model.Update(script[s] != Grad.Clean);
+                scaler.get_scale().Should().Be(model.Scale, $"{impl}, iteration {s}");
+                if (script[s] != Grad.Clean)
+                    ScalerScript.ParametersShouldBeBitwise(ps, before.Select(t => new Parameter(t)).ToList(), $"{impl}: a skipped step");
+            }
+            optimizer.State[ps[0]]["step"].item<float>().Should().Be(3, impl.ToString());
+        }
+    }
+
+    [CudaFact]
+    public void Clip_grad_norm_on_CUDA_matches_the_CPU()
+    {
+        using var scope = NewDisposeScope();
+        var gen = new Generator(3);
+        var cpu = Enumerable.Range(0, 20).Select(i => new Parameter(torch.zeros(10 + i), requires_grad: true) { grad = torch.randn(10 + i, generator: gen) }).ToList();
+        var cuda = cpu.Select(p => new Parameter(p.detach().cuda(), requires_grad: true) { grad = p.grad!.cuda() }).ToList();
+        var expected = ClipGrad.clip_grad_norm_(cpu, 1.0);
+        var actual = ClipGrad.clip_grad_norm_(cuda, 1.0);
+        actual.device_type.Should().Be(DeviceType.CUDA);
+        actual.cpu().allclose(expected, rtol: 1e-5).Should().BeTrue();
+        for (var i = 0; i < cpu.Count; i++) cuda[i].grad!.cpu().allclose(cpu[i].grad!, rtol: 1e-5, atol: 1e-7).Should().BeTrue();
+    }
+}

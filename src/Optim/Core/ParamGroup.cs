@@ -77,7 +77,7 @@ public class ParamGroup<TOptions> : ILearningRateController where TOptions : Opt
 
 /// <summary>A group of an algorithm with momentum; TorchSharp's <c>CyclicLR</c> and <c>OneCycleLR</c> cycle it.</summary>
 /// <typeparam name="TOptions">The algorithm's options; they implement <see cref="IMomentumOptions"/>.</typeparam>
-public sealed class MomentumParamGroup<TOptions> : ParamGroup<TOptions>, IMomentum where TOptions : OptimizerOptions
+internal sealed class MomentumParamGroup<TOptions> : ParamGroup<TOptions>, IMomentum where TOptions : OptimizerOptions
 {
     internal MomentumParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, TOptions options)
         : base(parameters, names, options) { }
@@ -92,7 +92,7 @@ public sealed class MomentumParamGroup<TOptions> : ParamGroup<TOptions>, IMoment
 
 /// <summary>A group of an Adam-like algorithm; TorchSharp's <c>OneCycleLR</c> cycles its beta1.</summary>
 /// <typeparam name="TOptions">The algorithm's options; they implement <see cref="IBetasOptions"/>.</typeparam>
-public sealed class BetasParamGroup<TOptions> : ParamGroup<TOptions>, IBetas where TOptions : OptimizerOptions
+internal sealed class BetasParamGroup<TOptions> : ParamGroup<TOptions>, IBetas where TOptions : OptimizerOptions
 {
     internal BetasParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, TOptions options)
         : base(parameters, names, options) { }

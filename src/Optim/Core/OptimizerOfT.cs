@@ -380,7 +380,11 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 {
                     var hadEntry = _state.TryGetValue(p, out var existing);
                     if (!hadEntry || !existing!.IsInitialized) fresh.Add((p, hadEntry));
-                    else if (StateSchema.FindProblem(p, existing, name) is { } problem) throw new InvalidOperationException(problem);
+                    else if (!existing.UnchangedSinceCheck(p))
+                    {
+                        if (StateSchema.FindProblem(p, existing, name) is { } problem) throw new InvalidOperationException(problem);
+                        existing.MarkChecked(p);
+                    }
                     batch.Add(p, grad, EnsureState(_groups[g].Options, p), name);
                 }
                 batches.Add(batch);

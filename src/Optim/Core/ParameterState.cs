@@ -3,6 +3,7 @@ using System.Collections;
 using System.Collections.Generic;
 using System.Diagnostics.CodeAnalysis;
 using System.Linq;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace Optim;
@@ -14,6 +15,53 @@ namespace Optim;
 public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
 {
     private readonly List<KeyValuePair<string, Tensor>> _entries = new(4);
+
+    // What the last full check against the state schema saw: the state's version (bumped by every change made through
+    // this class) and its parameter's geometry. A step re-checks fully only when either changed.
+    private int _version;
+    private int _checkedVersion = -1;
+    private long[] _checkedShape = Array.Empty<long>();
+    private long[] _checkedNumels = Array.Empty<long>();
+    private torch.ScalarType[] _checkedDtypes = Array.Empty<torch.ScalarType>();
+    private torch.ScalarType _checkedDtype;
+    private DeviceType _checkedDevice;
+    private int _checkedDeviceIndex;
+
+    /// <summary>Records that the state was checked against <paramref name="parameter"/> as it is now.</summary>
+    internal void MarkChecked(Tensor parameter)
+    {
+        var ndim = (int)parameter.ndim;
+        _checkedShape = new long[ndim];
+        for (var d = 0; d < ndim; d++) _checkedShape[d] = parameter.size(d);
+        _checkedNumels = _entries.Select(e => e.Value.numel()).ToArray();
+        _checkedDtypes = _entries.Select(e => e.Value.dtype).ToArray();
+        _checkedDtype = parameter.dtype;
+        _checkedDevice = parameter.device_type;
+        _checkedDeviceIndex = parameter.device_index;
+        _checkedVersion = _version;
+    }
+
+    /// <summary>
+    /// Whether nothing changed since <see cref="MarkChecked"/>: no entry replaced or removed, the parameter's shape,
+    /// dtype and device, and every state tensor alive with the element count and dtype it had (a few property reads
+    /// instead of the full check).
+    /// </summary>
+    internal bool UnchangedSinceCheck(Tensor parameter)
+    {
+        if (_checkedVersion != _version || parameter.dtype != _checkedDtype || parameter.device_type != _checkedDevice
+            || parameter.device_index != _checkedDeviceIndex || parameter.ndim != _checkedShape.Length)
+            return false;
+        for (var d = 0; d < _checkedShape.Length; d++)
+        {
+            if (parameter.size(d) != _checkedShape[d]) return false;
+        }
+        for (var i = 0; i < _entries.Count; i++)
+        {
+            var t = _entries[i].Value;
+            if (t.IsInvalid || t.numel() != _checkedNumels[i] || t.dtype != _checkedDtypes[i]) return false;
+        }
+        return true;
+    }
 
     /// <summary>Whether the algorithm has initialized this state (it may legitimately hold no tensors).</summary>
     public bool IsInitialized { get; internal set; }
@@ -57,6 +105,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// </summary>
     public void Set(string key, Tensor value)
     {
+        _version++;
         ArgumentNullException.ThrowIfNull(value);
         value.DetachFromDisposeScope();
         IsInitialized = true;
@@ -74,6 +123,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <param name="key">The key.</param>
     public bool Remove(string key)
     {
+        _version++;
         var i = _entries.FindIndex(e => e.Key == key);
         if (i < 0) return false;
         _entries[i].Value.Dispose();
@@ -84,6 +134,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <summary>Disposes every tensor and forgets them.</summary>
     internal void Clear()
     {
+        _version++;
         foreach (var entry in _entries) entry.Value.Dispose();
         _entries.Clear();
         IsInitialized = false;
@@ -92,6 +143,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <summary>Moves the contents of <paramref name="other"/> into this state (used by loads, after validation).</summary>
     internal void ReplaceWith(ParameterState other)
     {
+        _version++;
         Clear();
         _entries.AddRange(other._entries);
         IsInitialized = other.IsInitialized;

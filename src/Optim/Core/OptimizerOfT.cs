@@ -133,6 +133,13 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             throw new ArgumentException($"the state dict has optimizer-wide state '{key}', which {GetType().Name} does not keep", nameof(global));
     }
 
+    /// <summary>
+    /// Why a group cannot be added to an optimizer that has <paramref name="existingGroups"/> groups, or null when it can.
+    /// The default accepts any number; LBFGS accepts one.
+    /// </summary>
+    /// <param name="existingGroups">How many groups the optimizer has.</param>
+    protected virtual string? RejectParamGroup(int existingGroups) => null;
+
     /// <summary>The message for a sparse gradient (PyTorch's text where it has one).</summary>
     protected virtual string SparseGradientMessage => $"{GetType().Name} does not support sparse gradients";
 
@@ -150,6 +157,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(spec);
+        if (RejectParamGroup(_groups.Count) is { } rejected) throw new ArgumentException(rejected, nameof(spec));
         var parameters = spec.Parameters.ToList();
         var names = spec.Names ?? ParamGroupFactory.DefaultNames(_groups.Count, parameters.Count);
         if (names.Count != parameters.Count)

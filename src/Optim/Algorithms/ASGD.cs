@@ -115,7 +115,7 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     // A Python float as torch.as_tensor(x) holds it (the default dtype), before it is copied into eta or mu.
     private static double AsDefaultDtype(double value) => get_default_dtype() == ScalarType.Float64 ? value : (float)value;
 
-    private static readonly StateSchema States = new StateSchema().Step("step").Scalar("eta").Scalar("mu").LikeParameter("ax");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).Scalar(StateKeys.Eta).Scalar(StateKeys.Mu).LikeParameter(StateKeys.Ax);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -125,10 +125,10 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     {
         // PyTorch's key order: step, eta, mu, ax; the 0-dim ones on the parameter's device, in the scalar dtype.
         var device = parameter.device;
-        state.Set("step", zeros(System.Array.Empty<long>(), ScalarDtype, device));
-        state.Set("eta", torch.tensor(options.Lr, ScalarDtype, device));
-        state.Set("mu", ones(System.Array.Empty<long>(), ScalarDtype, device));
-        state.Set("ax", zeros_like(parameter));
+        state.Set(StateKeys.Step, zeros(System.Array.Empty<long>(), ScalarDtype, device));
+        state.Set(StateKeys.Eta, torch.tensor(options.Lr, ScalarDtype, device));
+        state.Set(StateKeys.Mu, ones(System.Array.Empty<long>(), ScalarDtype, device));
+        state.Set(StateKeys.Ax, zeros_like(parameter));
     }
 
     // PyTorch's _single_tensor_asgd (not capturable).
@@ -141,10 +141,10 @@ public sealed class ASGD : Optimizer<ASGDOptions>
             var param = batch.Params[i];
             var state = batch.States[i];
             var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var mu = state["mu"];
-            var ax = state["ax"];
-            var eta = state["eta"];
-            var stepT = state["step"];
+            var mu = state[StateKeys.Mu];
+            var ax = state[StateKeys.Ax];
+            var eta = state[StateKeys.Eta];
+            var stepT = state[StateKeys.Step];
 
             stepT.add_(1);
 
@@ -170,10 +170,10 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket)
     {
         IReadOnlyList<Tensor> grads = bucket.Grads;
-        var axs = bucket.States.Select(s => s["ax"]).ToList();
-        var mus = bucket.States.Select(s => s["mu"]).ToList();
-        var etas = bucket.States.Select(s => s["eta"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var axs = bucket.States.Select(s => s[StateKeys.Ax]).ToList();
+        var mus = bucket.States.Select(s => s[StateKeys.Mu]).ToList();
+        var etas = bucket.States.Select(s => s[StateKeys.Eta]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
         if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);

@@ -88,7 +88,7 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
             Rho = t.rho ?? o.Rho, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay, Maximize = t.maximize ?? o.Maximize,
         }), lr, rho, eps, weight_decay, maximize, implementation) { }
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("square_avg").LikeParameter("acc_delta");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.SquareAvg).LikeParameter(StateKeys.AccDelta);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -97,9 +97,9 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     protected override void InitializeState(AdadeltaOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, square_avg, acc_delta.
-        state.Set("step", StateTensors.NewStep());
-        state.Set("square_avg", zeros_like(parameter));
-        state.Set("acc_delta", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.SquareAvg, zeros_like(parameter));
+        state.Set(StateKeys.AccDelta, zeros_like(parameter));
     }
 
     // PyTorch's _single_tensor_adadelta.
@@ -111,10 +111,10 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var squareAvg = state["square_avg"];
-            var accDelta = state["acc_delta"];
+            var squareAvg = state[StateKeys.SquareAvg];
+            var accDelta = state[StateKeys.AccDelta];
             // `step += 1`: counted (and saved), not used by the update.
-            state["step"].add_(1);
+            state[StateKeys.Step].add_(1);
             var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
 
             if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
@@ -133,10 +133,10 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket)
     {
         IReadOnlyList<Tensor> grads = bucket.Grads;
-        var squareAvgs = bucket.States.Select(s => s["square_avg"]).ToList();
-        var accDeltas = bucket.States.Select(s => s["acc_delta"]).ToList();
+        var squareAvgs = bucket.States.Select(s => s[StateKeys.SquareAvg]).ToList();
+        var accDeltas = bucket.States.Select(s => s[StateKeys.AccDelta]).ToList();
 
-        Aten.ForeachAdd_(bucket.States.Select(s => s["step"]).ToList(), 1.0);
+        Aten.ForeachAdd_(bucket.States.Select(s => s[StateKeys.Step]).ToList(), 1.0);
         if (o.Maximize) grads = Aten.ForeachNeg(grads);
         if (o.WeightDecay != 0)
         {

@@ -90,7 +90,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <inheritdoc/>
     protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("sum");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.Sum);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -100,8 +100,8 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     {
         // ATen refuses to fill a tensor with a value its dtype cannot hold; say which hyperparameter it was.
         var initial = Check.FitsDtype(options.InitialAccumulatorValue, parameter.dtype, "initial_accumulator_value", "Invalid initial_accumulator_value value");
-        state.Set("step", StateTensors.NewStep());
-        state.Set("sum", full_like(parameter, initial));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.Sum, full_like(parameter, initial));
     }
 
     /// <inheritdoc/>
@@ -116,12 +116,12 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var step = StateTensors.IncrementStep(state["step"]);
+            var step = StateTensors.IncrementStep(state[StateKeys.Step]);
             var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
 
             var clr = o.Lr / (1 + (step - 1) * o.LrDecay);
-            var sum = state["sum"];
+            var sum = state[StateKeys.Sum];
             sum.addcmul_(grad, grad, 1);
             var std = sum.sqrt().add_(o.Eps);
             param.addcdiv_(grad, std, -clr);
@@ -134,8 +134,8 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     protected override void MultiTensorStep(AdagradOptions o, StepBatch bucket)
     {
         IReadOnlyList<Tensor> grads = bucket.Grads;
-        var sums = bucket.States.Select(s => s["sum"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var sums = bucket.States.Select(s => s[StateKeys.Sum]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
         if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
@@ -170,7 +170,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     {
         var steps = StateTensors.FusedSteps(bucket);
         Aten.ForeachAdd_(steps, 1.0);
-        Aten.FusedAdagrad_(bucket.Params, bucket.Grads, bucket.States.Select(s => s["sum"]).ToList(), steps,
+        Aten.FusedAdagrad_(bucket.Params, bucket.Grads, bucket.States.Select(s => s[StateKeys.Sum]).ToList(), steps,
             o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf);
         if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
     }
@@ -192,17 +192,17 @@ internal sealed class AdagradTorchSharpLayout : ITorchSharpLayout
     public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
     {
         var step = reader.ReadStep();
-        var sum = reader.ReadTensor("sum");
+        var sum = reader.ReadTensor(StateKeys.Sum);
         var state = new ParameterState();
-        state.Set("step", StateTensors.NewStep(step));
-        state.Set("sum", sum);
+        state.Set(StateKeys.Step, StateTensors.NewStep(step));
+        state.Set(StateKeys.Sum, sum);
         return state;
     }
 
     public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
     {
         Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
-        writer.WriteStep(Get("step"));
-        writer.WriteTensor(Get("sum") ?? full_like(parameter, (double)group["initial_accumulator_value"]!));
+        writer.WriteStep(Get(StateKeys.Step));
+        writer.WriteTensor(Get(StateKeys.Sum) ?? full_like(parameter, (double)group["initial_accumulator_value"]!));
     }
 }

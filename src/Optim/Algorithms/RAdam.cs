@@ -107,7 +107,7 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     /// <inheritdoc/>
     protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("exp_avg").LikeParameter("exp_avg_sq");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.ExpAvg).LikeParameter(StateKeys.ExpAvgSq);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -116,9 +116,9 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     protected override void InitializeState(RAdamOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, exp_avg, exp_avg_sq.
-        state.Set("step", StateTensors.NewStep());
-        state.Set("exp_avg", zeros_like(parameter));
-        state.Set("exp_avg_sq", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.ExpAvg, zeros_like(parameter));
+        state.Set(StateKeys.ExpAvgSq, zeros_like(parameter));
     }
 
     // The maximum length of the approximated SMA, ρ∞ = 2 / (1 - β2) - 1, in Python floats.
@@ -143,9 +143,9 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
             var param = batch.Params[i];
             var state = batch.States[i];
             var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var expAvg = state["exp_avg"];
-            var expAvgSq = state["exp_avg_sq"];
-            var step = StateTensors.IncrementStep(state["step"]);
+            var expAvg = state[StateKeys.ExpAvg];
+            var expAvgSq = state[StateKeys.ExpAvgSq];
+            var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
             if (o.WeightDecay != 0)
             {
@@ -182,9 +182,9 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     protected override void MultiTensorStep(RAdamOptions o, StepBatch bucket)
     {
         IReadOnlyList<Tensor> grads = bucket.Grads;
-        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
-        var expAvgSqs = bucket.States.Select(s => s["exp_avg_sq"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
+        var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
         Aten.ForeachAdd_(steps, 1.0);
         if (o.Maximize) grads = Aten.ForeachNeg(grads);

@@ -21,7 +21,7 @@ internal static class StateTensors
         using var scope = NewDisposeScope();
         foreach (var (key, tensor) in state)
         {
-            if (key != "step" && tensor.count_nonzero().item<long>() != 0) return false;
+            if (key != StateKeys.Step && tensor.count_nonzero().item<long>() != 0) return false;
         }
         return true;
     }
@@ -66,12 +66,12 @@ internal static class StateTensors
         var steps = new List<Tensor>(bucket.Count);
         for (var i = 0; i < bucket.Count; i++)
         {
-            var step = bucket.States[i]["step"];
+            var step = bucket.States[i][StateKeys.Step];
             var p = bucket.Params[i];
             if (step.dtype != ScalarType.Float32 || step.device_type != p.device_type || step.device_index != p.device_index)
             {
                 step = step.to(ScalarType.Float32, p.device);
-                bucket.States[i].Set("step", step);
+                bucket.States[i].Set(StateKeys.Step, step);
             }
             steps.Add(step);
         }

@@ -164,16 +164,11 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
         Aten.ForeachAddcdiv_(bucket.Params, numerator, std);
     }
 
-    // PyTorch's _fused_adagrad: steps advanced first, taken back where found_inf says the step was skipped.
+    // PyTorch's _fused_adagrad (the kernel does not count steps: see StateTensors.CountFusedStep).
     /// <inheritdoc/>
-    protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf)
-    {
-        var steps = StateTensors.FusedSteps(bucket);
-        Aten.ForeachAdd_(steps, 1.0);
-        Aten.FusedAdagrad_(bucket.Params, bucket.Grads, bucket.States.Select(s => s[StateKeys.Sum]).ToList(), steps,
-            o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf);
-        if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
-    }
+    protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        StateTensors.CountFusedStep(bucket, foundInf, steps => Aten.FusedAdagrad_(bucket.Params, bucket.Grads,
+            bucket.States.Select(s => s[StateKeys.Sum]).ToList(), steps, o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf));
 }
 
 /// <summary>

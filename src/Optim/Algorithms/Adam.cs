@@ -226,19 +226,16 @@ public class Adam : Optimizer<AdamOptions>, IBetas
         Aten.ForeachAddcdiv_(bucket.Params, expAvgs, denoms, stepSizes);
     }
 
-    // PyTorch's _fused_adam: the kernel does not count steps, so they are advanced first, and taken back where
-    // found_inf says the step was skipped.
+    // PyTorch's _fused_adam (the kernel does not count steps: see StateTensors.CountFusedStep).
     private static void Fused(StepBatch bucket, AdamOptions o, bool decoupledWeightDecay, Tensor? gradScale, Tensor? foundInf)
     {
-        var steps = StateTensors.FusedSteps(bucket);
         var maxExpAvgSqs = o.Amsgrad
             ? bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, StateKeys.MaxExpAvgSq, bucket.Params[i])).ToList()
             : new List<Tensor>();
-        Aten.ForeachAdd_(steps, 1.0);
         var kernel = decoupledWeightDecay ? (FusedKernel)Aten.FusedAdamW_ : Aten.FusedAdam_;
-        kernel(bucket.Params, bucket.Grads, bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList(), bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList(),
-            maxExpAvgSqs, steps, o.Lr, o.Beta1, o.Beta2, o.WeightDecay, o.Eps, o.Amsgrad, o.Maximize, gradScale, foundInf);
-        if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
+        StateTensors.CountFusedStep(bucket, foundInf, steps => kernel(bucket.Params, bucket.Grads,
+            bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList(), bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList(),
+            maxExpAvgSqs, steps, o.Lr, o.Beta1, o.Beta2, o.WeightDecay, o.Eps, o.Amsgrad, o.Maximize, gradScale, foundInf));
     }
 
     private delegate void FusedKernel(IReadOnlyList<Tensor> parameters, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,

@@ -140,7 +140,6 @@ public sealed class ASGD : Optimizer<ASGDOptions>
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var mu = state[StateKeys.Mu];
             var ax = state[StateKeys.Ax];
             var eta = state[StateKeys.Eta];
@@ -148,7 +147,7 @@ public sealed class ASGD : Optimizer<ASGDOptions>
 
             stepT.add_(1);
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             var etaValue = StateTensors.Value(eta);
             param.mul_(1 - o.Lambd * etaValue);     // decay term
@@ -169,29 +168,20 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     /// <inheritdoc/>
     protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var axs = bucket.States.Select(s => s[StateKeys.Ax]).ToList();
         var mus = bucket.States.Select(s => s[StateKeys.Mu]).ToList();
         var etas = bucket.States.Select(s => s[StateKeys.Eta]).ToList();
         var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
-        // intermediate = grad + param * lambd
+        // intermediate = grad + param * lambd: in place into the copy weight decay made, out of place otherwise.
         IReadOnlyList<Tensor> intermediate;
         if (o.WeightDecay != 0)
         {
-            if (o.Maximize)
-            {
-                Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-                intermediate = grads;
-            }
-            else
-            {
-                intermediate = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-            }
-            Aten.ForeachAdd_(intermediate, bucket.Params, o.Lambd);
+            Aten.ForeachAdd_(grads, bucket.Params, o.Lambd);
+            intermediate = grads;
         }
         else
         {

@@ -115,9 +115,8 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
             var accDelta = state[StateKeys.AccDelta];
             // `step += 1`: counted (and saved), not used by the update.
             state[StateKeys.Step].add_(1);
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             squareAvg.mul_(o.Rho).addcmul_(grad, grad, 1 - o.Rho);
             var std = squareAvg.add(o.Eps).sqrt_();
@@ -132,18 +131,11 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     /// <inheritdoc/>
     protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var squareAvgs = bucket.States.Select(s => s[StateKeys.SquareAvg]).ToList();
         var accDeltas = bucket.States.Select(s => s[StateKeys.AccDelta]).ToList();
 
         Aten.ForeachAdd_(bucket.States.Select(s => s[StateKeys.Step]).ToList(), 1.0);
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
-        if (o.WeightDecay != 0)
-        {
-            // Reuses the negated gradients where maximize made them; never writes the caller's.
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         Aten.ForeachMul_(squareAvgs, o.Rho);
         Aten.ForeachAddcmul_(squareAvgs, grads, grads, 1 - o.Rho);

@@ -117,8 +117,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
             var param = batch.Params[i];
             var state = batch.States[i];
             var step = StateTensors.IncrementStep(state[StateKeys.Step]);
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             var clr = o.Lr / (1 + (step - 1) * o.LrDecay);
             var sum = state[StateKeys.Sum];
@@ -133,17 +132,11 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <inheritdoc/>
     protected override void MultiTensorStep(AdagradOptions o, StepBatch bucket)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var sums = bucket.States.Select(s => s[StateKeys.Sum]).ToList();
         var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         var minusClr = steps.Select(s => -o.Lr / (1 + (StateTensors.Value(s) - 1) * o.LrDecay)).ToList();
         Aten.ForeachAddcmul_(sums, grads, grads, 1);

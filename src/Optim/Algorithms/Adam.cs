@@ -148,16 +148,11 @@ public class Adam : Optimizer<AdamOptions>, IBetas
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var expAvg = state[StateKeys.ExpAvg];
             var expAvgSq = state[StateKeys.ExpAvgSq];
             var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
-            if (o.WeightDecay != 0)
-            {
-                if (decoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
-                else grad = grad.add(param, o.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, decoupledWeightDecay);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
             expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
@@ -188,19 +183,12 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     // PyTorch's _multi_tensor_adam (non-capturable): the same ops as the for-loop, over lists.
     private static void MultiTensor(StepBatch bucket, AdamOptions o, bool decoupledWeightDecay)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
         var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();
         var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (decoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
-            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize, decoupledWeightDecay);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expAvgSqs, o.Beta2);

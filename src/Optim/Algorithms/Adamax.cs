@@ -127,12 +127,11 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var expAvg = state[StateKeys.ExpAvg];
             var expInf = state[StateKeys.ExpInf];
             var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
             // torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf): TorchSharp has no out=; same bits.
@@ -149,18 +148,12 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
     /// <inheritdoc/>
     protected override void MultiTensorStep(AdamaxOptions o, StepBatch bucket)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
         var expInfs = bucket.States.Select(s => s[StateKeys.ExpInf]).ToList();
         var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expInfs, o.Beta2);

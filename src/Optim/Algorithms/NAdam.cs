@@ -145,7 +145,6 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var expAvg = state[StateKeys.ExpAvg];
             var expAvgSq = state[StateKeys.ExpAvgSq];
             var muProduct = state[StateKeys.MuProduct];
@@ -153,11 +152,7 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
 
             var biasCorrection2 = 1 - Math.Pow(o.Beta2, step);
 
-            if (o.WeightDecay != 0)
-            {
-                if (o.DecoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
-                else grad = grad.add(param, o.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
             var mu = Mu(o, step);
             var muNext = Mu(o, step + 1);
@@ -181,21 +176,14 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     /// <inheritdoc/>
     protected override void MultiTensorStep(NAdamOptions o, StepBatch bucket)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
         var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();
         var muProducts = bucket.States.Select(s => s[StateKeys.MuProduct]).ToList();
         var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
 
-        if (o.WeightDecay != 0)
-        {
-            if (o.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
-            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expAvgSqs, o.Beta2);

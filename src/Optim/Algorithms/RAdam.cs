@@ -142,16 +142,11 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var expAvg = state[StateKeys.ExpAvg];
             var expAvgSq = state[StateKeys.ExpAvgSq];
             var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
-            if (o.WeightDecay != 0)
-            {
-                if (o.DecoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
-                else grad = grad.add(param, o.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
             expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
@@ -181,24 +176,17 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     /// <inheritdoc/>
     protected override void MultiTensorStep(RAdamOptions o, StepBatch bucket)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
         var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();
         var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
 
         var rhoInf = RhoInf(o);
         var stepValues = steps.Select(StateTensors.Value).ToList();
         var rhoTs = stepValues.Select(step => RhoT(o, rhoInf, step)).ToList();
 
-        if (o.WeightDecay != 0)
-        {
-            if (o.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
-            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expAvgSqs, o.Beta2);

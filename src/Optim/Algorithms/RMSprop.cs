@@ -121,12 +121,11 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var squareAvg = state[StateKeys.SquareAvg];
             // PyTorch's `step += 1`: the count is kept (and saved), but the update does not use it.
             state[StateKeys.Step].add_(1);
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             squareAvg.mul_(o.Alpha).addcmul_(grad, grad, 1 - o.Alpha);
 
@@ -160,16 +159,10 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
     /// <inheritdoc/>
     protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
         var squareAvgs = bucket.States.Select(s => s[StateKeys.SquareAvg]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(bucket.States.Select(s => s[StateKeys.Step]).ToList(), 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         Aten.ForeachMul_(squareAvgs, o.Alpha);
         Aten.ForeachAddcmul_(squareAvgs, grads, grads, 1 - o.Alpha);

@@ -125,6 +125,7 @@ public sealed class Rprop : Optimizer<RpropOptions>
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
+            // Not GradientPreparation: Rprop has no weight decay, and its foreach path negates signs and prevs, not gradients.
             var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var prev = state[StateKeys.Prev];
             var stepSize = state[StateKeys.StepSize];

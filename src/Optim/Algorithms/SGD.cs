@@ -135,12 +135,7 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
-            var grad = h.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            if (h.WeightDecay != 0)
-            {
-                if (h.DecoupledWeightDecay) param.mul_(1 - h.Lr * h.WeightDecay);
-                else grad = grad.add(param, h.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], h.Lr, h.WeightDecay, h.Maximize, h.DecoupledWeightDecay);
 
             if (h.Momentum != 0)
             {
@@ -166,14 +161,7 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
     // momentum into the caller's .grad tensors when neither maximize nor weight decay made a copy first.
     internal static void MultiTensor(StepBatch bucket, SgdHyperparameters h)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        if (h.Maximize) grads = Aten.ForeachNeg(grads);
-        if (h.WeightDecay != 0)
-        {
-            if (h.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - h.Lr * h.WeightDecay);
-            else if (h.Maximize) Aten.ForeachAdd_(grads, bucket.Params, h.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, h.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, h.Lr, h.WeightDecay, h.Maximize, h.DecoupledWeightDecay);
 
         if (h.Momentum != 0)
         {

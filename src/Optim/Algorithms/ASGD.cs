@@ -131,9 +131,14 @@ public sealed class ASGD : Optimizer<ASGDOptions>
         state.Set(StateKeys.Ax, zeros_like(parameter));
     }
 
-    // PyTorch's _single_tensor_asgd (not capturable).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(ASGDOptions o, StepBatch batch)
+    protected override void SingleTensorStep(ASGDOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_asgd (not capturable).
+    private static void SingleTensor(StepBatch batch, ASGDOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -165,8 +170,7 @@ public sealed class ASGD : Optimizer<ASGDOptions>
 
     // PyTorch's _multi_tensor_asgd (not capturable): param - eta * (grad [+ wd * param] + lambd * param) in one addcmul_,
     // ax += (param - ax) * mu even while mu is 1, and eta from the step tensor with tensor ops in its dtype.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, ASGDOptions o)
     {
         var axs = bucket.States.Select(s => s[StateKeys.Ax]).ToList();
         var mus = bucket.States.Select(s => s[StateKeys.Mu]).ToList();

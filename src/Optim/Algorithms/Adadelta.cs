@@ -102,9 +102,14 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
         state.Set(StateKeys.AccDelta, zeros_like(parameter));
     }
 
-    // PyTorch's _single_tensor_adadelta.
     /// <inheritdoc/>
-    protected override void SingleTensorStep(AdadeltaOptions o, StepBatch batch)
+    protected override void SingleTensorStep(AdadeltaOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_adadelta.
+    private static void SingleTensor(StepBatch batch, AdadeltaOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -128,8 +133,7 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     }
 
     // PyTorch's _multi_tensor_adadelta: the for-loop's ops over lists, so the same bits on CPU.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, AdadeltaOptions o)
     {
         var squareAvgs = bucket.States.Select(s => s[StateKeys.SquareAvg]).ToList();
         var accDeltas = bucket.States.Select(s => s[StateKeys.AccDelta]).ToList();

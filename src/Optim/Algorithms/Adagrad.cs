@@ -107,9 +107,18 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <inheritdoc/>
     protected override bool HasFusedKernel => Info.HasFusedKernel;
 
-    // PyTorch's _single_tensor_adagrad (dense gradients).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(AdagradOptions o, StepBatch batch)
+    protected override void SingleTensorStep(AdagradOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdagradOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    /// <inheritdoc/>
+    protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        Fused(bucket, o, gradScale, foundInf);
+
+    // PyTorch's _single_tensor_adagrad (dense gradients).
+    private static void SingleTensor(StepBatch batch, AdagradOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -129,8 +138,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
 
     // PyTorch's _multi_tensor_adagrad. It scales the gradient by -clr before dividing (the for-loop divides first and
     // passes -clr as addcdiv's value), so even in PyTorch foreach and for-loop differ in the last bit.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(AdagradOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, AdagradOptions o)
     {
         var sums = bucket.States.Select(s => s[StateKeys.Sum]).ToList();
         var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
@@ -158,8 +166,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     }
 
     // PyTorch's _fused_adagrad (the kernel does not count steps: see StateTensors.CountFusedStep).
-    /// <inheritdoc/>
-    protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+    private static void Fused(StepBatch bucket, AdagradOptions o, Tensor? gradScale, Tensor? foundInf) =>
         StateTensors.CountFusedStep(bucket, foundInf, steps => Aten.FusedAdagrad_(bucket.Params, bucket.Grads,
             bucket.States.Select(s => s[StateKeys.Sum]).ToList(), steps, o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf));
 }

@@ -118,9 +118,14 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
         state.Set(StateKeys.ExpInf, zeros_like(parameter));
     }
 
-    // PyTorch's _single_tensor_adamax (not differentiable: torch.maximum, not cat + amax; same values).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(AdamaxOptions o, StepBatch batch)
+    protected override void SingleTensorStep(AdamaxOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdamaxOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_adamax (not differentiable: torch.maximum, not cat + amax; same values).
+    private static void SingleTensor(StepBatch batch, AdamaxOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -145,8 +150,7 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
     }
 
     // PyTorch's _multi_tensor_adamax: the for-loop's ops over lists, so the same bits on CPU.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(AdamaxOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, AdamaxOptions o)
     {
         var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
         var expInfs = bucket.States.Select(s => s[StateKeys.ExpInf]).ToList();

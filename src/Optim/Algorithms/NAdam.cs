@@ -136,9 +136,14 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     // μ_t = β1 (1 - 0.5 · 0.96^(t ψ)), in Python floats (0.96 ** x is C's pow, as Math.Pow is).
     private static double Mu(NAdamOptions o, double step) => o.Beta1 * (1.0 - 0.5 * Math.Pow(0.96, step * o.MomentumDecay));
 
-    // PyTorch's _single_tensor_nadam (real params, capturable=False, differentiable=False).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(NAdamOptions o, StepBatch batch)
+    protected override void SingleTensorStep(NAdamOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(NAdamOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_nadam (real params, capturable=False, differentiable=False).
+    private static void SingleTensor(StepBatch batch, NAdamOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -173,8 +178,7 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     }
 
     // PyTorch's _multi_tensor_nadam (non-capturable).
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(NAdamOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, NAdamOptions o)
     {
         var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
         var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();

@@ -132,9 +132,14 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     private static double Rect(double rhoT, double rhoInf) =>
         Math.Pow((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT), 0.5);
 
-    // PyTorch's _single_tensor_radam (real params, capturable=False, differentiable=False).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(RAdamOptions o, StepBatch batch)
+    protected override void SingleTensorStep(RAdamOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RAdamOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_radam (real params, capturable=False, differentiable=False).
+    private static void SingleTensor(StepBatch batch, RAdamOptions o)
     {
         var rhoInf = RhoInf(o);
         for (var i = 0; i < batch.Count; i++)
@@ -173,8 +178,7 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     }
 
     // PyTorch's _multi_tensor_radam (non-capturable).
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(RAdamOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, RAdamOptions o)
     {
         var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
         var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();

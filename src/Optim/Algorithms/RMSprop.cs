@@ -114,7 +114,13 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
     }
 
     /// <inheritdoc/>
-    protected override void SingleTensorStep(RMSpropOptions o, StepBatch batch)
+    protected override void SingleTensorStep(RMSpropOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_rmsprop.
+    private static void SingleTensor(StepBatch batch, RMSpropOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -156,8 +162,7 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
     }
 
     // PyTorch's _multi_tensor_rmsprop (ATen has no fused RMSprop).
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, RMSpropOptions o)
     {
         var squareAvgs = bucket.States.Select(s => s[StateKeys.SquareAvg]).ToList();
 

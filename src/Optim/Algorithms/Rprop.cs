@@ -116,9 +116,14 @@ public sealed class Rprop : Optimizer<RpropOptions>
         sign.masked_fill_(sign.eq(0), 1);
     }
 
-    // PyTorch's _single_tensor_rprop (real params, capturable=False, differentiable=False).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(RpropOptions o, StepBatch batch)
+    protected override void SingleTensorStep(RpropOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RpropOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_rprop (real params, capturable=False, differentiable=False).
+    private static void SingleTensor(StepBatch batch, RpropOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
@@ -148,8 +153,7 @@ public sealed class Rprop : Optimizer<RpropOptions>
 
     // PyTorch's _multi_tensor_rprop (non-capturable). Its `grads[i].copy_(torch.where(signs[i].eq(etaminus), 0, grads[i]))`
     // is a masked fill with zero here: the same values.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(RpropOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, RpropOptions o)
     {
         var prevs = bucket.States.Select(s => s[StateKeys.Prev]).ToList();
         var stepSizes = bucket.States.Select(s => s[StateKeys.StepSize]).ToList();

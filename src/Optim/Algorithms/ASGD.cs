@@ -115,7 +115,7 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     // A Python float as torch.as_tensor(x) holds it (the default dtype), before it is copied into eta or mu.
     private static double AsDefaultDtype(double value) => get_default_dtype() == ScalarType.Float64 ? value : (float)value;
 
-    private static readonly StateSchema States = new StateSchema().Step("step").Scalar("eta").Scalar("mu").LikeParameter("ax");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).Scalar(StateKeys.Eta).Scalar(StateKeys.Mu).LikeParameter(StateKeys.Ax);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -125,30 +125,34 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     {
         // PyTorch's key order: step, eta, mu, ax; the 0-dim ones on the parameter's device, in the scalar dtype.
         var device = parameter.device;
-        state.Set("step", zeros(System.Array.Empty<long>(), ScalarDtype, device));
-        state.Set("eta", torch.tensor(options.Lr, ScalarDtype, device));
-        state.Set("mu", ones(System.Array.Empty<long>(), ScalarDtype, device));
-        state.Set("ax", zeros_like(parameter));
+        state.Set(StateKeys.Step, zeros(System.Array.Empty<long>(), ScalarDtype, device));
+        state.Set(StateKeys.Eta, torch.tensor(options.Lr, ScalarDtype, device));
+        state.Set(StateKeys.Mu, ones(System.Array.Empty<long>(), ScalarDtype, device));
+        state.Set(StateKeys.Ax, zeros_like(parameter));
     }
 
-    // PyTorch's _single_tensor_asgd (not capturable).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(ASGDOptions o, StepBatch batch)
+    protected override void SingleTensorStep(ASGDOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_asgd (not capturable).
+    private static void SingleTensor(StepBatch batch, ASGDOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var mu = state["mu"];
-            var ax = state["ax"];
-            var eta = state["eta"];
-            var stepT = state["step"];
+            var mu = state[StateKeys.Mu];
+            var ax = state[StateKeys.Ax];
+            var eta = state[StateKeys.Eta];
+            var stepT = state[StateKeys.Step];
 
             stepT.add_(1);
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             var etaValue = StateTensors.Value(eta);
             param.mul_(1 - o.Lambd * etaValue);     // decay term
@@ -166,32 +170,22 @@ public sealed class ASGD : Optimizer<ASGDOptions>
 
     // PyTorch's _multi_tensor_asgd (not capturable): param - eta * (grad [+ wd * param] + lambd * param) in one addcmul_,
     // ax += (param - ax) * mu even while mu is 1, and eta from the step tensor with tensor ops in its dtype.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, ASGDOptions o)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var axs = bucket.States.Select(s => s["ax"]).ToList();
-        var mus = bucket.States.Select(s => s["mu"]).ToList();
-        var etas = bucket.States.Select(s => s["eta"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var axs = bucket.States.Select(s => s[StateKeys.Ax]).ToList();
+        var mus = bucket.States.Select(s => s[StateKeys.Mu]).ToList();
+        var etas = bucket.States.Select(s => s[StateKeys.Eta]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
-        // intermediate = grad + param * lambd
+        // intermediate = grad + param * lambd: in place into the copy weight decay made, out of place otherwise.
         IReadOnlyList<Tensor> intermediate;
         if (o.WeightDecay != 0)
         {
-            if (o.Maximize)
-            {
-                Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-                intermediate = grads;
-            }
-            else
-            {
-                intermediate = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-            }
-            Aten.ForeachAdd_(intermediate, bucket.Params, o.Lambd);
+            Aten.ForeachAdd_(grads, bucket.Params, o.Lambd);
+            intermediate = grads;
         }
         else
         {

@@ -88,7 +88,7 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
             Rho = t.rho ?? o.Rho, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay, Maximize = t.maximize ?? o.Maximize,
         }), lr, rho, eps, weight_decay, maximize, implementation) { }
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("square_avg").LikeParameter("acc_delta");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.SquareAvg).LikeParameter(StateKeys.AccDelta);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -97,27 +97,31 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     protected override void InitializeState(AdadeltaOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, square_avg, acc_delta.
-        state.Set("step", StateTensors.NewStep());
-        state.Set("square_avg", zeros_like(parameter));
-        state.Set("acc_delta", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.SquareAvg, zeros_like(parameter));
+        state.Set(StateKeys.AccDelta, zeros_like(parameter));
     }
 
-    // PyTorch's _single_tensor_adadelta.
     /// <inheritdoc/>
-    protected override void SingleTensorStep(AdadeltaOptions o, StepBatch batch)
+    protected override void SingleTensorStep(AdadeltaOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_adadelta.
+    private static void SingleTensor(StepBatch batch, AdadeltaOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var squareAvg = state["square_avg"];
-            var accDelta = state["acc_delta"];
+            var squareAvg = state[StateKeys.SquareAvg];
+            var accDelta = state[StateKeys.AccDelta];
             // `step += 1`: counted (and saved), not used by the update.
-            state["step"].add_(1);
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
+            state[StateKeys.Step].add_(1);
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             squareAvg.mul_(o.Rho).addcmul_(grad, grad, 1 - o.Rho);
             var std = squareAvg.add(o.Eps).sqrt_();
@@ -129,21 +133,13 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     }
 
     // PyTorch's _multi_tensor_adadelta: the for-loop's ops over lists, so the same bits on CPU.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, AdadeltaOptions o)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var squareAvgs = bucket.States.Select(s => s["square_avg"]).ToList();
-        var accDeltas = bucket.States.Select(s => s["acc_delta"]).ToList();
+        var squareAvgs = bucket.States.Select(s => s[StateKeys.SquareAvg]).ToList();
+        var accDeltas = bucket.States.Select(s => s[StateKeys.AccDelta]).ToList();
 
-        Aten.ForeachAdd_(bucket.States.Select(s => s["step"]).ToList(), 1.0);
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
-        if (o.WeightDecay != 0)
-        {
-            // Reuses the negated gradients where maximize made them; never writes the caller's.
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        Aten.ForeachAdd_(bucket.States.Select(s => s[StateKeys.Step]).ToList(), 1.0);
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         Aten.ForeachMul_(squareAvgs, o.Rho);
         Aten.ForeachAddcmul_(squareAvgs, grads, grads, 1 - o.Rho);

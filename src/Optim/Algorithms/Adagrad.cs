@@ -90,7 +90,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <inheritdoc/>
     protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("sum");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.Sum);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -100,28 +100,36 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     {
         // ATen refuses to fill a tensor with a value its dtype cannot hold; say which hyperparameter it was.
         var initial = Check.FitsDtype(options.InitialAccumulatorValue, parameter.dtype, "initial_accumulator_value", "Invalid initial_accumulator_value value");
-        state.Set("step", StateTensors.NewStep());
-        state.Set("sum", full_like(parameter, initial));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.Sum, full_like(parameter, initial));
     }
 
     /// <inheritdoc/>
     protected override bool HasFusedKernel => Info.HasFusedKernel;
 
-    // PyTorch's _single_tensor_adagrad (dense gradients).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(AdagradOptions o, StepBatch batch)
+    protected override void SingleTensorStep(AdagradOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdagradOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    /// <inheritdoc/>
+    protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        Fused(bucket, o, gradScale, foundInf);
+
+    // PyTorch's _single_tensor_adagrad (dense gradients).
+    private static void SingleTensor(StepBatch batch, AdagradOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var step = StateTensors.IncrementStep(state["step"]);
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var step = StateTensors.IncrementStep(state[StateKeys.Step]);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             var clr = o.Lr / (1 + (step - 1) * o.LrDecay);
-            var sum = state["sum"];
+            var sum = state[StateKeys.Sum];
             sum.addcmul_(grad, grad, 1);
             var std = sum.sqrt().add_(o.Eps);
             param.addcdiv_(grad, std, -clr);
@@ -130,20 +138,13 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
 
     // PyTorch's _multi_tensor_adagrad. It scales the gradient by -clr before dividing (the for-loop divides first and
     // passes -clr as addcdiv's value), so even in PyTorch foreach and for-loop differ in the last bit.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(AdagradOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, AdagradOptions o)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var sums = bucket.States.Select(s => s["sum"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var sums = bucket.States.Select(s => s[StateKeys.Sum]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         var minusClr = steps.Select(s => -o.Lr / (1 + (StateTensors.Value(s) - 1) * o.LrDecay)).ToList();
         Aten.ForeachAddcmul_(sums, grads, grads, 1);
@@ -164,16 +165,10 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
         Aten.ForeachAddcdiv_(bucket.Params, numerator, std);
     }
 
-    // PyTorch's _fused_adagrad: steps advanced first, taken back where found_inf says the step was skipped.
-    /// <inheritdoc/>
-    protected override void FusedStep(AdagradOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf)
-    {
-        var steps = StateTensors.FusedSteps(bucket);
-        Aten.ForeachAdd_(steps, 1.0);
-        Aten.FusedAdagrad_(bucket.Params, bucket.Grads, bucket.States.Select(s => s["sum"]).ToList(), steps,
-            o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf);
-        if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
-    }
+    // PyTorch's _fused_adagrad (the kernel does not count steps: see StateTensors.CountFusedStep).
+    private static void Fused(StepBatch bucket, AdagradOptions o, Tensor? gradScale, Tensor? foundInf) =>
+        StateTensors.CountFusedStep(bucket, foundInf, steps => Aten.FusedAdagrad_(bucket.Params, bucket.Grads,
+            bucket.States.Select(s => s[StateKeys.Sum]).ToList(), steps, o.Lr, o.LrDecay, o.WeightDecay, o.Eps, o.Maximize, gradScale, foundInf));
 }
 
 /// <summary>
@@ -192,17 +187,17 @@ internal sealed class AdagradTorchSharpLayout : ITorchSharpLayout
     public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
     {
         var step = reader.ReadStep();
-        var sum = reader.ReadTensor("sum");
+        var sum = reader.ReadTensor(StateKeys.Sum);
         var state = new ParameterState();
-        state.Set("step", StateTensors.NewStep(step));
-        state.Set("sum", sum);
+        state.Set(StateKeys.Step, StateTensors.NewStep(step));
+        state.Set(StateKeys.Sum, sum);
         return state;
     }
 
     public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
     {
         Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
-        writer.WriteStep(Get("step"));
-        writer.WriteTensor(Get("sum") ?? full_like(parameter, (double)group["initial_accumulator_value"]!));
+        writer.WriteStep(Get(StateKeys.Step));
+        writer.WriteTensor(Get(StateKeys.Sum) ?? full_like(parameter, (double)group["initial_accumulator_value"]!));
     }
 }

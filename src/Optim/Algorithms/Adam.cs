@@ -112,7 +112,7 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "Adam does not support sparse gradients, please consider SparseAdam instead";
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("exp_avg").LikeParameter("exp_avg_sq").LikeParameter("max_exp_avg_sq", required: false);
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.ExpAvg).LikeParameter(StateKeys.ExpAvgSq).LikeParameter(StateKeys.MaxExpAvgSq, required: false);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -121,10 +121,10 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     protected override void InitializeState(AdamOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, exp_avg, exp_avg_sq, max_exp_avg_sq.
-        state.Set("step", StateTensors.NewStep());
-        state.Set("exp_avg", zeros_like(parameter));
-        state.Set("exp_avg_sq", zeros_like(parameter));
-        if (options.Amsgrad) state.Set("max_exp_avg_sq", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.ExpAvg, zeros_like(parameter));
+        state.Set(StateKeys.ExpAvgSq, zeros_like(parameter));
+        if (options.Amsgrad) state.Set(StateKeys.MaxExpAvgSq, zeros_like(parameter));
     }
 
     /// <inheritdoc/>
@@ -148,16 +148,11 @@ public class Adam : Optimizer<AdamOptions>, IBetas
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var expAvg = state["exp_avg"];
-            var expAvgSq = state["exp_avg_sq"];
-            var step = StateTensors.IncrementStep(state["step"]);
+            var expAvg = state[StateKeys.ExpAvg];
+            var expAvgSq = state[StateKeys.ExpAvgSq];
+            var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
-            if (o.WeightDecay != 0)
-            {
-                if (decoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
-                else grad = grad.add(param, o.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, decoupledWeightDecay);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
             expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
@@ -171,7 +166,7 @@ public class Adam : Optimizer<AdamOptions>, IBetas
             Tensor denom;
             if (o.Amsgrad)
             {
-                var maxExpAvgSq = StateTensors.GetOrAddZeros(state, "max_exp_avg_sq", param);
+                var maxExpAvgSq = StateTensors.GetOrAddZeros(state, StateKeys.MaxExpAvgSq, param);
                 // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq): TorchSharp has no out=; same bits.
                 maxExpAvgSq.copy_(maximum(maxExpAvgSq, expAvgSq));
                 denom = maxExpAvgSq.sqrt().div(biasCorrection2Sqrt).add_(o.Eps);
@@ -188,19 +183,12 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     // PyTorch's _multi_tensor_adam (non-capturable): the same ops as the for-loop, over lists.
     private static void MultiTensor(StepBatch bucket, AdamOptions o, bool decoupledWeightDecay)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
-        var expAvgSqs = bucket.States.Select(s => s["exp_avg_sq"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
+        var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (decoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
-            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize, decoupledWeightDecay);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expAvgSqs, o.Beta2);
@@ -213,7 +201,7 @@ public class Adam : Optimizer<AdamOptions>, IBetas
         Tensor[] denoms;
         if (o.Amsgrad)
         {
-            var maxExpAvgSqs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "max_exp_avg_sq", bucket.Params[i])).ToList();
+            var maxExpAvgSqs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, StateKeys.MaxExpAvgSq, bucket.Params[i])).ToList();
             Aten.ForeachMaximum_(maxExpAvgSqs, expAvgSqs);
             denoms = Aten.ForeachSqrt(maxExpAvgSqs);
         }
@@ -226,19 +214,16 @@ public class Adam : Optimizer<AdamOptions>, IBetas
         Aten.ForeachAddcdiv_(bucket.Params, expAvgs, denoms, stepSizes);
     }
 
-    // PyTorch's _fused_adam: the kernel does not count steps, so they are advanced first, and taken back where
-    // found_inf says the step was skipped.
+    // PyTorch's _fused_adam (the kernel does not count steps: see StateTensors.CountFusedStep).
     private static void Fused(StepBatch bucket, AdamOptions o, bool decoupledWeightDecay, Tensor? gradScale, Tensor? foundInf)
     {
-        var steps = StateTensors.FusedSteps(bucket);
         var maxExpAvgSqs = o.Amsgrad
-            ? bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "max_exp_avg_sq", bucket.Params[i])).ToList()
+            ? bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, StateKeys.MaxExpAvgSq, bucket.Params[i])).ToList()
             : new List<Tensor>();
-        Aten.ForeachAdd_(steps, 1.0);
         var kernel = decoupledWeightDecay ? (FusedKernel)Aten.FusedAdamW_ : Aten.FusedAdam_;
-        kernel(bucket.Params, bucket.Grads, bucket.States.Select(s => s["exp_avg"]).ToList(), bucket.States.Select(s => s["exp_avg_sq"]).ToList(),
-            maxExpAvgSqs, steps, o.Lr, o.Beta1, o.Beta2, o.WeightDecay, o.Eps, o.Amsgrad, o.Maximize, gradScale, foundInf);
-        if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
+        StateTensors.CountFusedStep(bucket, foundInf, steps => kernel(bucket.Params, bucket.Grads,
+            bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList(), bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList(),
+            maxExpAvgSqs, steps, o.Lr, o.Beta1, o.Beta2, o.WeightDecay, o.Eps, o.Amsgrad, o.Maximize, gradScale, foundInf));
     }
 
     private delegate void FusedKernel(IReadOnlyList<Tensor> parameters, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
@@ -262,12 +247,12 @@ internal sealed class AdamTorchSharpLayout(string className) : ITorchSharpLayout
     public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
     {
         var step = reader.ReadStep();
-        var read = new List<KeyValuePair<string, Tensor>> { new("exp_avg", reader.ReadTensor("exp_avg")), new("exp_avg_sq", reader.ReadTensor("exp_avg_sq")) };
-        if (reader.ReadOptionalTensor("max_exp_avg_sq") is { } max) read.Add(new("max_exp_avg_sq", max));
+        var read = new List<KeyValuePair<string, Tensor>> { new(StateKeys.ExpAvg, reader.ReadTensor(StateKeys.ExpAvg)), new(StateKeys.ExpAvgSq, reader.ReadTensor(StateKeys.ExpAvgSq)) };
+        if (reader.ReadOptionalTensor(StateKeys.MaxExpAvgSq) is { } max) read.Add(new(StateKeys.MaxExpAvgSq, max));
         // A parameter TorchSharp never stepped (step 0, all-zero buffers) has no state in PyTorch.
         if (step == 0 && StateTensors.AllZeroExceptStep(read.ToDictionary())) return null;
         var state = new ParameterState();
-        state.Set("step", StateTensors.NewStep(step));
+        state.Set(StateKeys.Step, StateTensors.NewStep(step));
         foreach (var (key, tensor) in read) state.Set(key, tensor);
         return state;
     }
@@ -275,10 +260,10 @@ internal sealed class AdamTorchSharpLayout(string className) : ITorchSharpLayout
     public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
     {
         Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
-        writer.WriteStep(Get("step"));
-        writer.WriteTensor(Get("exp_avg") ?? zeros_like(parameter));
-        writer.WriteTensor(Get("exp_avg_sq") ?? zeros_like(parameter));
+        writer.WriteStep(Get(StateKeys.Step));
+        writer.WriteTensor(Get(StateKeys.ExpAvg) ?? zeros_like(parameter));
+        writer.WriteTensor(Get(StateKeys.ExpAvgSq) ?? zeros_like(parameter));
         // TorchSharp has max_exp_avg_sq exactly when the group was created with amsgrad.
-        writer.WriteOptionalTensor(Get("max_exp_avg_sq") ?? ((bool)group["amsgrad"]! ? zeros_like(parameter) : null));
+        writer.WriteOptionalTensor(Get(StateKeys.MaxExpAvgSq) ?? ((bool)group["amsgrad"]! ? zeros_like(parameter) : null));
     }
 }

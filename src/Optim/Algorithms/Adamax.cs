@@ -104,7 +104,7 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
         set => SetOnAllGroups(o => o with { Beta1 = value.Item1, Beta2 = value.Item2 });
     }
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("exp_avg").LikeParameter("exp_inf");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.ExpAvg).LikeParameter(StateKeys.ExpInf);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -113,26 +113,30 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
     protected override void InitializeState(AdamaxOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, exp_avg, exp_inf.
-        state.Set("step", StateTensors.NewStep());
-        state.Set("exp_avg", zeros_like(parameter));
-        state.Set("exp_inf", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.ExpAvg, zeros_like(parameter));
+        state.Set(StateKeys.ExpInf, zeros_like(parameter));
     }
 
-    // PyTorch's _single_tensor_adamax (not differentiable: torch.maximum, not cat + amax; same values).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(AdamaxOptions o, StepBatch batch)
+    protected override void SingleTensorStep(AdamaxOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(AdamaxOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_adamax (not differentiable: torch.maximum, not cat + amax; same values).
+    private static void SingleTensor(StepBatch batch, AdamaxOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var expAvg = state["exp_avg"];
-            var expInf = state["exp_inf"];
-            var step = StateTensors.IncrementStep(state["step"]);
+            var expAvg = state[StateKeys.ExpAvg];
+            var expInf = state[StateKeys.ExpInf];
+            var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
             // torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf): TorchSharp has no out=; same bits.
@@ -146,21 +150,14 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
     }
 
     // PyTorch's _multi_tensor_adamax: the for-loop's ops over lists, so the same bits on CPU.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(AdamaxOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, AdamaxOptions o)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
-        var expInfs = bucket.States.Select(s => s["exp_inf"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
+        var expInfs = bucket.States.Select(s => s[StateKeys.ExpInf]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expInfs, o.Beta2);

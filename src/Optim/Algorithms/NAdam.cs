@@ -118,7 +118,7 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
 
     // mu_product is Scalar state: a load keeps it as saved (a float32 CPU scalar). PyTorch's load casts it to the
     // parameter's dtype, so a float64 run resumed there multiplies it in float64 and leaves the uninterrupted run's bits.
-    private static readonly StateSchema States = new StateSchema().Step("step").Scalar("mu_product").LikeParameter("exp_avg").LikeParameter("exp_avg_sq");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).Scalar(StateKeys.MuProduct).LikeParameter(StateKeys.ExpAvg).LikeParameter(StateKeys.ExpAvgSq);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -127,37 +127,37 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     protected override void InitializeState(NAdamOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, mu_product (both 0-dim CPU tensors of the scalar dtype), exp_avg, exp_avg_sq.
-        state.Set("step", StateTensors.NewStep());
-        state.Set("mu_product", StateTensors.NewScalar(1.0));
-        state.Set("exp_avg", zeros_like(parameter));
-        state.Set("exp_avg_sq", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.MuProduct, StateTensors.NewScalar(1.0));
+        state.Set(StateKeys.ExpAvg, zeros_like(parameter));
+        state.Set(StateKeys.ExpAvgSq, zeros_like(parameter));
     }
 
     // μ_t = β1 (1 - 0.5 · 0.96^(t ψ)), in Python floats (0.96 ** x is C's pow, as Math.Pow is).
     private static double Mu(NAdamOptions o, double step) => o.Beta1 * (1.0 - 0.5 * Math.Pow(0.96, step * o.MomentumDecay));
 
-    // PyTorch's _single_tensor_nadam (real params, capturable=False, differentiable=False).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(NAdamOptions o, StepBatch batch)
+    protected override void SingleTensorStep(NAdamOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(NAdamOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_nadam (real params, capturable=False, differentiable=False).
+    private static void SingleTensor(StepBatch batch, NAdamOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var expAvg = state["exp_avg"];
-            var expAvgSq = state["exp_avg_sq"];
-            var muProduct = state["mu_product"];
-            var step = StateTensors.IncrementStep(state["step"]);
+            var expAvg = state[StateKeys.ExpAvg];
+            var expAvgSq = state[StateKeys.ExpAvgSq];
+            var muProduct = state[StateKeys.MuProduct];
+            var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
             var biasCorrection2 = 1 - Math.Pow(o.Beta2, step);
 
-            if (o.WeightDecay != 0)
-            {
-                if (o.DecoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
-                else grad = grad.add(param, o.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
             var mu = Mu(o, step);
             var muNext = Mu(o, step + 1);
@@ -178,24 +178,16 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     }
 
     // PyTorch's _multi_tensor_nadam (non-capturable).
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(NAdamOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, NAdamOptions o)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
-        var expAvgSqs = bucket.States.Select(s => s["exp_avg_sq"]).ToList();
-        var muProducts = bucket.States.Select(s => s["mu_product"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
+        var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();
+        var muProducts = bucket.States.Select(s => s[StateKeys.MuProduct]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
         Aten.ForeachAdd_(steps, 1.0);
 
-        if (o.WeightDecay != 0)
-        {
-            if (o.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
-            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expAvgSqs, o.Beta2);

@@ -107,7 +107,7 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     /// <inheritdoc/>
     protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("exp_avg").LikeParameter("exp_avg_sq");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.ExpAvg).LikeParameter(StateKeys.ExpAvgSq);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -116,9 +116,9 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     protected override void InitializeState(RAdamOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, exp_avg, exp_avg_sq.
-        state.Set("step", StateTensors.NewStep());
-        state.Set("exp_avg", zeros_like(parameter));
-        state.Set("exp_avg_sq", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.ExpAvg, zeros_like(parameter));
+        state.Set(StateKeys.ExpAvgSq, zeros_like(parameter));
     }
 
     // The maximum length of the approximated SMA, ρ∞ = 2 / (1 - β2) - 1, in Python floats.
@@ -132,9 +132,14 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     private static double Rect(double rhoT, double rhoInf) =>
         Math.Pow((rhoT - 4) * (rhoT - 2) * rhoInf / ((rhoInf - 4) * (rhoInf - 2) * rhoT), 0.5);
 
-    // PyTorch's _single_tensor_radam (real params, capturable=False, differentiable=False).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(RAdamOptions o, StepBatch batch)
+    protected override void SingleTensorStep(RAdamOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RAdamOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_radam (real params, capturable=False, differentiable=False).
+    private static void SingleTensor(StepBatch batch, RAdamOptions o)
     {
         var rhoInf = RhoInf(o);
         for (var i = 0; i < batch.Count; i++)
@@ -142,16 +147,11 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var expAvg = state["exp_avg"];
-            var expAvgSq = state["exp_avg_sq"];
-            var step = StateTensors.IncrementStep(state["step"]);
+            var expAvg = state[StateKeys.ExpAvg];
+            var expAvgSq = state[StateKeys.ExpAvgSq];
+            var step = StateTensors.IncrementStep(state[StateKeys.Step]);
 
-            if (o.WeightDecay != 0)
-            {
-                if (o.DecoupledWeightDecay) param.mul_(1 - o.Lr * o.WeightDecay);
-                else grad = grad.add(param, o.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
             expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
@@ -178,27 +178,19 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     }
 
     // PyTorch's _multi_tensor_radam (non-capturable).
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(RAdamOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, RAdamOptions o)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var expAvgs = bucket.States.Select(s => s["exp_avg"]).ToList();
-        var expAvgSqs = bucket.States.Select(s => s["exp_avg_sq"]).ToList();
-        var steps = bucket.States.Select(s => s["step"]).ToList();
+        var expAvgs = bucket.States.Select(s => s[StateKeys.ExpAvg]).ToList();
+        var expAvgSqs = bucket.States.Select(s => s[StateKeys.ExpAvgSq]).ToList();
+        var steps = bucket.States.Select(s => s[StateKeys.Step]).ToList();
 
         Aten.ForeachAdd_(steps, 1.0);
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
 
         var rhoInf = RhoInf(o);
         var stepValues = steps.Select(StateTensors.Value).ToList();
         var rhoTs = stepValues.Select(step => RhoT(o, rhoInf, step)).ToList();
 
-        if (o.WeightDecay != 0)
-        {
-            if (o.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - o.Lr * o.WeightDecay);
-            else if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
         Aten.ForeachLerp_(expAvgs, grads, 1 - o.Beta1);
         Aten.ForeachMul_(expAvgSqs, o.Beta2);

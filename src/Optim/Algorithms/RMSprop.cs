@@ -98,7 +98,7 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         set => SetOnAllGroups(o => o with { Momentum = value });
     }
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("square_avg").LikeParameter("momentum_buffer", required: false).LikeParameter("grad_avg", required: false);
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.SquareAvg).LikeParameter(StateKeys.MomentumBuffer, required: false).LikeParameter(StateKeys.GradAvg, required: false);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -107,33 +107,38 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
     protected override void InitializeState(RMSpropOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step, square_avg, momentum_buffer (momentum > 0), grad_avg (centered).
-        state.Set("step", StateTensors.NewStep());
-        state.Set("square_avg", zeros_like(parameter));
-        if (options.Momentum > 0) state.Set("momentum_buffer", zeros_like(parameter));
-        if (options.Centered) state.Set("grad_avg", zeros_like(parameter));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.SquareAvg, zeros_like(parameter));
+        if (options.Momentum > 0) state.Set(StateKeys.MomentumBuffer, zeros_like(parameter));
+        if (options.Centered) state.Set(StateKeys.GradAvg, zeros_like(parameter));
     }
 
     /// <inheritdoc/>
-    protected override void SingleTensorStep(RMSpropOptions o, StepBatch batch)
+    protected override void SingleTensorStep(RMSpropOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_rmsprop.
+    private static void SingleTensor(StepBatch batch, RMSpropOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
-            var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var squareAvg = state["square_avg"];
+            var squareAvg = state[StateKeys.SquareAvg];
             // PyTorch's `step += 1`: the count is kept (and saved), but the update does not use it.
-            state["step"].add_(1);
+            state[StateKeys.Step].add_(1);
 
-            if (o.WeightDecay != 0) grad = grad.add(param, o.WeightDecay);
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             squareAvg.mul_(o.Alpha).addcmul_(grad, grad, 1 - o.Alpha);
 
             Tensor avg;
             if (o.Centered)
             {
-                var gradAvg = StateTensors.GetOrAddZeros(state, "grad_avg", param);
+                var gradAvg = StateTensors.GetOrAddZeros(state, StateKeys.GradAvg, param);
                 Aten.Lerp_(gradAvg, grad, 1 - o.Alpha);
                 avg = squareAvg.addcmul(gradAvg, gradAvg, -1).sqrt_();
             }
@@ -145,7 +150,7 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 
             if (o.Momentum > 0)
             {
-                var buf = StateTensors.GetOrAddZeros(state, "momentum_buffer", param);
+                var buf = StateTensors.GetOrAddZeros(state, StateKeys.MomentumBuffer, param);
                 buf.mul_(o.Momentum).addcdiv_(grad, avg);
                 param.add_(buf, -o.Lr);
             }
@@ -157,19 +162,12 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
     }
 
     // PyTorch's _multi_tensor_rmsprop (ATen has no fused RMSprop).
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, RMSpropOptions o)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        var squareAvgs = bucket.States.Select(s => s["square_avg"]).ToList();
+        var squareAvgs = bucket.States.Select(s => s[StateKeys.SquareAvg]).ToList();
 
-        if (o.Maximize) grads = Aten.ForeachNeg(grads);
-        Aten.ForeachAdd_(bucket.States.Select(s => s["step"]).ToList(), 1.0);
-        if (o.WeightDecay != 0)
-        {
-            if (o.Maximize) Aten.ForeachAdd_(grads, bucket.Params, o.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, o.WeightDecay);
-        }
+        Aten.ForeachAdd_(bucket.States.Select(s => s[StateKeys.Step]).ToList(), 1.0);
+        var grads = GradientPreparation.MultiTensor(bucket, o.Lr, o.WeightDecay, o.Maximize);
 
         Aten.ForeachMul_(squareAvgs, o.Alpha);
         Aten.ForeachAddcmul_(squareAvgs, grads, grads, 1 - o.Alpha);
@@ -177,7 +175,7 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         Tensor[] avg;
         if (o.Centered)
         {
-            var gradAvgs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "grad_avg", bucket.Params[i])).ToList();
+            var gradAvgs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, StateKeys.GradAvg, bucket.Params[i])).ToList();
             Aten.ForeachLerp_(gradAvgs, grads, 1 - o.Alpha);
             avg = Aten.ForeachAddcmul(squareAvgs, gradAvgs, gradAvgs, -1);
             Aten.ForeachSqrt_(avg);
@@ -190,7 +188,7 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 
         if (o.Momentum > 0)
         {
-            var bufs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, "momentum_buffer", bucket.Params[i])).ToList();
+            var bufs = bucket.States.Select((s, i) => StateTensors.GetOrAddZeros(s, StateKeys.MomentumBuffer, bucket.Params[i])).ToList();
             Aten.ForeachMul_(bufs, o.Momentum);
             Aten.ForeachAddcdiv_(bufs, grads, avg);
             Aten.ForeachAdd_(bucket.Params, bufs, -o.Lr);
@@ -219,15 +217,15 @@ internal sealed class RMSpropTorchSharpLayout : ITorchSharpLayout
     public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
     {
         var step = reader.ReadStep();
-        var read = new List<KeyValuePair<string, Tensor>> { new("square_avg", reader.ReadTensor("square_avg")) };
-        var momentum = reader.ReadOptionalTensor("momentum_buffer");
-        var gradAvg = reader.ReadOptionalTensor("grad_avg");
-        if (momentum is not null && (double)group["momentum"]! > 0) read.Add(new("momentum_buffer", momentum));
-        if (gradAvg is not null && (bool)group["centered"]!) read.Add(new("grad_avg", gradAvg));
+        var read = new List<KeyValuePair<string, Tensor>> { new(StateKeys.SquareAvg, reader.ReadTensor(StateKeys.SquareAvg)) };
+        var momentum = reader.ReadOptionalTensor(StateKeys.MomentumBuffer);
+        var gradAvg = reader.ReadOptionalTensor(StateKeys.GradAvg);
+        if (momentum is not null && (double)group["momentum"]! > 0) read.Add(new(StateKeys.MomentumBuffer, momentum));
+        if (gradAvg is not null && (bool)group["centered"]!) read.Add(new(StateKeys.GradAvg, gradAvg));
         // A parameter TorchSharp never stepped (step 0, all-zero buffers) has no state in PyTorch.
         if (step == 0 && StateTensors.AllZeroExceptStep(read.ToDictionary())) return null;
         var state = new ParameterState();
-        state.Set("step", StateTensors.NewStep(step));
+        state.Set(StateKeys.Step, StateTensors.NewStep(step));
         foreach (var (key, tensor) in read) state.Set(key, tensor);
         return state;
     }
@@ -235,9 +233,9 @@ internal sealed class RMSpropTorchSharpLayout : ITorchSharpLayout
     public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
     {
         Tensor OrZeros(string key) => state is not null && state.TryGetValue(key, out var t) ? t : zeros_like(parameter);
-        writer.WriteStep(state is not null && state.TryGetValue("step", out var step) ? step : null);
-        writer.WriteTensor(OrZeros("square_avg"));
-        writer.WriteOptionalTensor(OrZeros("momentum_buffer"));
-        writer.WriteOptionalTensor(OrZeros("grad_avg"));
+        writer.WriteStep(state is not null && state.TryGetValue(StateKeys.Step, out var step) ? step : null);
+        writer.WriteTensor(OrZeros(StateKeys.SquareAvg));
+        writer.WriteOptionalTensor(OrZeros(StateKeys.MomentumBuffer));
+        writer.WriteOptionalTensor(OrZeros(StateKeys.GradAvg));
     }
 }

@@ -93,7 +93,7 @@ public sealed class Rprop : Optimizer<RpropOptions>
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "Rprop does not support sparse gradients";
 
-    private static readonly StateSchema States = new StateSchema().Step("step").LikeParameter("prev").LikeParameter("step_size");
+    private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.Prev).LikeParameter(StateKeys.StepSize);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -102,9 +102,9 @@ public sealed class Rprop : Optimizer<RpropOptions>
     protected override void InitializeState(RpropOptions options, Parameter parameter, ParameterState state)
     {
         // PyTorch's key order: step (0-dim CPU tensor of the scalar dtype), prev, step_size (filled with the group's lr).
-        state.Set("step", StateTensors.NewStep());
-        state.Set("prev", zeros_like(parameter));
-        state.Set("step_size", full_like(parameter, options.Lr));
+        state.Set(StateKeys.Step, StateTensors.NewStep());
+        state.Set(StateKeys.Prev, zeros_like(parameter));
+        state.Set(StateKeys.StepSize, full_like(parameter, options.Lr));
     }
 
     // sign[sign.gt(0)] = etaplus; sign[sign.lt(0)] = etaminus; sign[sign.eq(0)] = 1 (the scalars rounded to the dtype).
@@ -116,19 +116,25 @@ public sealed class Rprop : Optimizer<RpropOptions>
         sign.masked_fill_(sign.eq(0), 1);
     }
 
-    // PyTorch's _single_tensor_rprop (real params, capturable=False, differentiable=False).
     /// <inheritdoc/>
-    protected override void SingleTensorStep(RpropOptions o, StepBatch batch)
+    protected override void SingleTensorStep(RpropOptions o, StepBatch batch) => SingleTensor(batch, o);
+
+    /// <inheritdoc/>
+    protected override void MultiTensorStep(RpropOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    // PyTorch's _single_tensor_rprop (real params, capturable=False, differentiable=False).
+    private static void SingleTensor(StepBatch batch, RpropOptions o)
     {
         for (var i = 0; i < batch.Count; i++)
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
             var state = batch.States[i];
+            // Not GradientPreparation: Rprop has no weight decay, and its foreach path negates signs and prevs, not gradients.
             var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            var prev = state["prev"];
-            var stepSize = state["step_size"];
-            state["step"].add_(1);
+            var prev = state[StateKeys.Prev];
+            var stepSize = state[StateKeys.StepSize];
+            state[StateKeys.Step].add_(1);
 
             var sign = grad.mul(prev).sign();
             SignsToFactors(sign, o);
@@ -147,13 +153,12 @@ public sealed class Rprop : Optimizer<RpropOptions>
 
     // PyTorch's _multi_tensor_rprop (non-capturable). Its `grads[i].copy_(torch.where(signs[i].eq(etaminus), 0, grads[i]))`
     // is a masked fill with zero here: the same values.
-    /// <inheritdoc/>
-    protected override void MultiTensorStep(RpropOptions o, StepBatch bucket)
+    private static void MultiTensor(StepBatch bucket, RpropOptions o)
     {
-        var prevs = bucket.States.Select(s => s["prev"]).ToList();
-        var stepSizes = bucket.States.Select(s => s["step_size"]).ToList();
+        var prevs = bucket.States.Select(s => s[StateKeys.Prev]).ToList();
+        var stepSizes = bucket.States.Select(s => s[StateKeys.StepSize]).ToList();
 
-        Aten.ForeachAdd_(bucket.States.Select(s => s["step"]).ToList(), 1.0);
+        Aten.ForeachAdd_(bucket.States.Select(s => s[StateKeys.Step]).ToList(), 1.0);
 
         var signs = Aten.ForeachMul(bucket.Grads, prevs);
         if (o.Maximize) Aten.ForeachNeg_(signs);

@@ -94,7 +94,7 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         set => SetOnAllGroups(o => o with { Momentum = value });
     }
 
-    private static readonly StateSchema States = new StateSchema().LikeParameter("momentum_buffer", required: false);
+    private static readonly StateSchema States = new StateSchema().LikeParameter(StateKeys.MomentumBuffer, required: false);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
@@ -135,21 +135,16 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         {
             using var scope = NewDisposeScope();
             var param = batch.Params[i];
-            var grad = h.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
-            if (h.WeightDecay != 0)
-            {
-                if (h.DecoupledWeightDecay) param.mul_(1 - h.Lr * h.WeightDecay);
-                else grad = grad.add(param, h.WeightDecay);
-            }
+            var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], h.Lr, h.WeightDecay, h.Maximize, h.DecoupledWeightDecay);
 
             if (h.Momentum != 0)
             {
-                var buf = batch.States[i].Get("momentum_buffer");
+                var buf = batch.States[i].Get(StateKeys.MomentumBuffer);
                 if (buf is null)
                 {
                     // The first step copies the gradient: no dampening.
                     buf = grad.detach().clone();
-                    batch.States[i].Set("momentum_buffer", buf);
+                    batch.States[i].Set(StateKeys.MomentumBuffer, buf);
                 }
                 else
                 {
@@ -166,18 +161,11 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
     // momentum into the caller's .grad tensors when neither maximize nor weight decay made a copy first.
     internal static void MultiTensor(StepBatch bucket, SgdHyperparameters h)
     {
-        IReadOnlyList<Tensor> grads = bucket.Grads;
-        if (h.Maximize) grads = Aten.ForeachNeg(grads);
-        if (h.WeightDecay != 0)
-        {
-            if (h.DecoupledWeightDecay) Aten.ForeachMul_(bucket.Params, 1 - h.Lr * h.WeightDecay);
-            else if (h.Maximize) Aten.ForeachAdd_(grads, bucket.Params, h.WeightDecay);
-            else grads = Aten.ForeachAdd(grads, bucket.Params, h.WeightDecay);
-        }
+        var grads = GradientPreparation.MultiTensor(bucket, h.Lr, h.WeightDecay, h.Maximize, h.DecoupledWeightDecay);
 
         if (h.Momentum != 0)
         {
-            var bufs = bucket.States.Select(s => s.Get("momentum_buffer")).ToList();
+            var bufs = bucket.States.Select(s => s.Get(StateKeys.MomentumBuffer)).ToList();
             if (bufs.TrueForAll(b => b is not null))
             {
                 Aten.ForeachMul_(bufs!, h.Momentum);
@@ -190,7 +178,7 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
                     if (bufs[i] is null)
                     {
                         bufs[i] = grads[i].detach().clone();
-                        bucket.States[i].Set("momentum_buffer", bufs[i]!);
+                        bucket.States[i].Set(StateKeys.MomentumBuffer, bufs[i]!);
                     }
                     else
                     {
@@ -221,18 +209,18 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
             Kernel(bucket.Params, bucket.Grads, Array.Empty<Tensor>(), isFirstStep: false);
             return;
         }
-        var fresh = Enumerable.Range(0, bucket.Count).Where(i => bucket.States[i].Get("momentum_buffer") is null).ToList();
+        var fresh = Enumerable.Range(0, bucket.Count).Where(i => bucket.States[i].Get(StateKeys.MomentumBuffer) is null).ToList();
         var warm = Enumerable.Range(0, bucket.Count).Except(fresh).ToList();
-        foreach (var i in fresh) bucket.States[i].Set("momentum_buffer", zeros_like(bucket.Grads[i]));
+        foreach (var i in fresh) bucket.States[i].Set(StateKeys.MomentumBuffer, zeros_like(bucket.Grads[i]));
         foreach (var (indices, first) in new[] { (warm, false), (fresh, true) })
         {
             if (indices.Count == 0) continue;
             Kernel(indices.Select(i => bucket.Params[i]).ToList(), indices.Select(i => bucket.Grads[i]).ToList(),
-                indices.Select(i => bucket.States[i]["momentum_buffer"]).ToList(), first);
+                indices.Select(i => bucket.States[i][StateKeys.MomentumBuffer]).ToList(), first);
         }
         if (fresh.Count > 0 && foundInf is not null && foundInf.item<float>() != 0)
         {
-            foreach (var i in fresh) bucket.States[i].Remove("momentum_buffer");
+            foreach (var i in fresh) bucket.States[i].Remove(StateKeys.MomentumBuffer);
         }
 
         void Kernel(IReadOnlyList<Tensor> ps, IReadOnlyList<Tensor> gs, IReadOnlyList<Tensor> bufs, bool isFirstStep) =>
@@ -268,19 +256,19 @@ internal sealed class SGDTorchSharpLayout : ITorchSharpLayout
 
     public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
     {
-        var buffer = reader.ReadOptionalTensor("momentum_buffer");
+        var buffer = reader.ReadOptionalTensor(StateKeys.MomentumBuffer);
         if (buffer is null) return null;
         // TorchSharp's SGD maximizes by adding lr * update instead of negating the gradient, so its buffer holds the
         // negation of PyTorch's (negated here in place; negation is exact). With weight decay the two algorithms differ
         // (TorchSharp's decay then pushes weights away from zero) and no buffer makes them agree.
         var state = new ParameterState();
-        state.Set("momentum_buffer", (bool)group["maximize"]! ? buffer.neg_() : buffer);
+        state.Set(StateKeys.MomentumBuffer, (bool)group["maximize"]! ? buffer.neg_() : buffer);
         return state;
     }
 
     public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
     {
-        var buffer = state is not null && state.TryGetValue("momentum_buffer", out var b) ? b : null;
+        var buffer = state is not null && state.TryGetValue(StateKeys.MomentumBuffer, out var b) ? b : null;
         writer.WriteOptionalTensor(buffer is not null && (bool)group["maximize"]! ? buffer.neg() : buffer); // see ReadState
     }
 }

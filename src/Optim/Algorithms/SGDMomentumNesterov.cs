@@ -106,7 +106,7 @@ public sealed class SGDMomentumNesterov : Optimizer<SGDMomentumNesterovOptions>,
         set => SetOnAllGroups(o => o with { Momentum = value });
     }
 
-    private static readonly StateSchema States = new StateSchema().LikeParameter("momentum_buffer", required: false);
+    private static readonly StateSchema States = new StateSchema().LikeParameter(StateKeys.MomentumBuffer, required: false);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;

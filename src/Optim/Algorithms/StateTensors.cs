@@ -1,4 +1,7 @@
+using System;
 using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -21,7 +24,7 @@ internal static class StateTensors
         using var scope = NewDisposeScope();
         foreach (var (key, tensor) in state)
         {
-            if (key != "step" && tensor.count_nonzero().item<long>() != 0) return false;
+            if (key != StateKeys.Step && tensor.count_nonzero().item<long>() != 0) return false;
         }
         return true;
     }
@@ -58,20 +61,34 @@ internal static class StateTensors
     }
 
     /// <summary>
+    /// PyTorch's step counting around a fused kernel, which does not count steps itself: the bucket's
+    /// <see cref="FusedSteps"/> are advanced first (<c>torch._foreach_add_(state_steps, 1)</c>), handed to
+    /// <paramref name="kernel"/>, and taken back where <paramref name="foundInf"/> says the step was skipped
+    /// (<c>torch._foreach_sub_(state_steps, [found_inf] * len(state_steps))</c>).
+    /// </summary>
+    public static void CountFusedStep(StepBatch bucket, Tensor? foundInf, Action<IReadOnlyList<Tensor>> kernel)
+    {
+        var steps = FusedSteps(bucket);
+        Aten.ForeachAdd_(steps, 1.0);
+        kernel(steps);
+        if (foundInf is not null) Aten.ForeachSub_(steps, Enumerable.Repeat(foundInf, steps.Count).ToList());
+    }
+
+    /// <summary>
     /// The step counts of a bucket as the fused kernels take them: float32 on the parameters' device (PyTorch creates
     /// them there for fused runs). Steps from another path or a checkpoint are moved once and stay moved.
     /// </summary>
-    public static List<Tensor> FusedSteps(StepBatch bucket)
+    private static List<Tensor> FusedSteps(StepBatch bucket)
     {
         var steps = new List<Tensor>(bucket.Count);
         for (var i = 0; i < bucket.Count; i++)
         {
-            var step = bucket.States[i]["step"];
+            var step = bucket.States[i][StateKeys.Step];
             var p = bucket.Params[i];
             if (step.dtype != ScalarType.Float32 || step.device_type != p.device_type || step.device_index != p.device_index)
             {
                 step = step.to(ScalarType.Float32, p.device);
-                bucket.States[i].Set("step", step);
+                bucket.States[i].Set(StateKeys.Step, step);
             }
             steps.Add(step);
         }

@@ -57,7 +57,8 @@ public sealed class ASGD : Optimizer<ASGDOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<ASGDOptions> Info { get; } =
-        AlgorithmInfo.Of<ASGD, ASGDOptions>("ASGD", g => new ASGD(g), foreachMatchesForLoop: false);
+        AlgorithmInfo.Of<ASGD, ASGDOptions>("ASGD", g => new ASGD(g), foreachMatchesForLoop: false,
+            torchSharpLayout: new ASGDTorchSharpLayout());
 
     /// <summary>
     /// Creates ASGD over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.ASGD</c>, but
@@ -208,4 +209,54 @@ public sealed class ASGD : Optimizer<ASGDOptions>
 
     // Python's max(1, x): x only when x > 1 (so a NaN gives 1, where Math.Max would give NaN).
     private static double PythonMaxOfOne(double x) => x > 1 ? x : 1;
+}
+
+/// <summary>
+/// ASGD's state in the checkpoint format of TorchSharp's <c>ASGD</c>. Options: maximize (bool), lambd, alpha,
+/// weight_decay, t0 (f64). State: step (i64) | eta (f64) | mu (f64) | ax.
+/// </summary>
+/// <remarks>
+/// <para>
+/// TorchSharp keeps <c>eta</c> and <c>mu</c> as doubles; PyTorch (and this library) as 0-dim tensors of the scalar dtype
+/// (float32 unless the default dtype is float64), into which it copies each step's Python float. Reading rounds
+/// TorchSharp's doubles to that dtype, exactly as PyTorch stores the same values (exact under float64); writing widens
+/// ours exactly. Updating a float32 parameter, both use the values rounded to float32, so the two agree.
+/// </para>
+/// <para>
+/// TorchSharp creates state for every parameter up front (step 0, eta = lr, mu = 1, ax zeros); such a parameter has no
+/// state in PyTorch, and one with no state is written that way.
+/// </para>
+/// </remarks>
+internal sealed class ASGDTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "ASGD";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "maximize", "lambd", "alpha", "weight_decay", "t0" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = System.Array.Empty<KeyValuePair<string, object?>>();
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var eta = reader.ReadDouble();
+        var mu = reader.ReadDouble();
+        var ax = reader.ReadTensor("ax");
+        if (step == 0 && eta == (double)group["lr"]! && mu == 1 && StateTensors.AllZeroExceptStep(new Dictionary<string, Tensor> { ["ax"] = ax }))
+            return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        state.Set("eta", StateTensors.NewScalar(eta));
+        state.Set("mu", StateTensors.NewScalar(mu));
+        state.Set("ax", ax);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteDouble(Get("eta") is { } eta ? StateTensors.Value(eta) : (double)group["lr"]!);
+        writer.WriteDouble(Get("mu") is { } mu ? StateTensors.Value(mu) : 1.0);
+        writer.WriteTensor(Get("ax") ?? zeros_like(parameter));
+    }
 }

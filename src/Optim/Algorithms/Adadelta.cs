@@ -44,7 +44,8 @@ public sealed record AdadeltaOptions : OptimizerOptions
 public sealed class Adadelta : Optimizer<AdadeltaOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static AlgorithmInfo<AdadeltaOptions> Info { get; } = AlgorithmInfo.Of<Adadelta, AdadeltaOptions>("Adadelta", g => new Adadelta(g));
+    public static AlgorithmInfo<AdadeltaOptions> Info { get; } = AlgorithmInfo.Of<Adadelta, AdadeltaOptions>("Adadelta", g => new Adadelta(g),
+        torchSharpLayout: new AdadeltaTorchSharpLayout());
 
     /// <summary>Creates Adadelta over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adadelta</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -156,5 +157,45 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
         Aten.ForeachAddcmul_(accDeltas, deltas, deltas, 1 - o.Rho);
 
         Aten.ForeachAdd_(bucket.Params, deltas, -o.Lr);
+    }
+}
+
+/// <summary>
+/// Adadelta's state in the checkpoint format of TorchSharp's <c>Adadelta</c>. Options: rho, eps, weight_decay (f64),
+/// maximize (bool). State: step (i64) | square_avg | acc_delta.
+/// </summary>
+/// <remarks>
+/// TorchSharp's update is PyTorch's, op for op; its state differs in one field: TorchSharp never advances <c>step</c>
+/// (its <c>step()</c> does not increment it), so its files always hold 0, where PyTorch counts the steps taken. Neither
+/// update reads the count, so it is carried as is: read as the file's value, written as ours (TorchSharp keeps whatever
+/// it loaded). Every parameter has state in TorchSharp from the start; one with step 0 and all-zero buffers (never
+/// stepped, or only ever stepped with zero gradients, which leaves both buffers zero) reads as no state, as in PyTorch.
+/// </remarks>
+internal sealed class AdadeltaTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "Adadelta";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "rho", "eps", "weight_decay", "maximize" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = System.Array.Empty<KeyValuePair<string, object?>>();
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var read = new Dictionary<string, Tensor> { ["square_avg"] = reader.ReadTensor("square_avg"), ["acc_delta"] = reader.ReadTensor("acc_delta") };
+        if (step == 0 && StateTensors.AllZeroExceptStep(read)) return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        state.Set("square_avg", read["square_avg"]);
+        state.Set("acc_delta", read["acc_delta"]);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteTensor(Get("square_avg") ?? zeros_like(parameter));
+        writer.WriteTensor(Get("acc_delta") ?? zeros_like(parameter));
     }
 }

@@ -52,7 +52,8 @@ public sealed record AdamaxOptions : OptimizerOptions, IBetasOptions
 public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static AlgorithmInfo<AdamaxOptions> Info { get; } = AlgorithmInfo.Of<Adamax, AdamaxOptions>("Adamax", g => new Adamax(g));
+    public static AlgorithmInfo<AdamaxOptions> Info { get; } = AlgorithmInfo.Of<Adamax, AdamaxOptions>("Adamax", g => new Adamax(g),
+        torchSharpLayout: new AdamaxTorchSharpLayout());
 
     /// <summary>Creates Adamax over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adamax</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -170,5 +171,44 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
 
         var stepSizes = steps.Select(s => o.Lr / (1 - Math.Pow(o.Beta1, StateTensors.Value(s))) * -1).ToList();
         Aten.ForeachAddcdiv_(bucket.Params, expAvgs, expInfs, stepSizes);
+    }
+}
+
+/// <summary>
+/// Adamax's state in the checkpoint format of TorchSharp's <c>Adamax</c>. Options: beta1, beta2, eps, weight_decay
+/// (f64). State: step (i64) | exp_avg | exp_inf.
+/// </summary>
+/// <remarks>
+/// The state is PyTorch's, with TorchSharp's whole-number step. TorchSharp's Adamax has no <c>maximize</c> (it always
+/// minimizes): reading sets maximize=false, writing refuses a maximizing group. Its update runs exp_avg as
+/// <c>mul_(beta1).add_(grad, 1 - beta1)</c> where PyTorch uses <c>lerp_</c>, an ulp apart now and then. A parameter
+/// TorchSharp never stepped (step 0, all-zero buffers) has no state in PyTorch.
+/// </remarks>
+internal sealed class AdamaxTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "Adamax";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "beta1", "beta2", "eps", "weight_decay" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = new KeyValuePair<string, object?>[] { new("maximize", false) };
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var read = new Dictionary<string, Tensor> { ["exp_avg"] = reader.ReadTensor("exp_avg"), ["exp_inf"] = reader.ReadTensor("exp_inf") };
+        if (step == 0 && StateTensors.AllZeroExceptStep(read)) return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        state.Set("exp_avg", read["exp_avg"]);
+        state.Set("exp_inf", read["exp_inf"]);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteTensor(Get("exp_avg") ?? zeros_like(parameter));
+        writer.WriteTensor(Get("exp_inf") ?? zeros_like(parameter));
     }
 }

@@ -65,7 +65,8 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     /// where its for-loop takes <c>sqrt(exp_avg_sq / bias_correction2)</c>, so the two differ in the last bit.
     /// </summary>
     public static AlgorithmInfo<NAdamOptions> Info { get; } =
-        AlgorithmInfo.Of<NAdam, NAdamOptions>("NAdam", g => new NAdam(g), foreachMatchesForLoop: false);
+        AlgorithmInfo.Of<NAdam, NAdamOptions>("NAdam", g => new NAdam(g), foreachMatchesForLoop: false,
+            torchSharpLayout: new NAdamTorchSharpLayout());
 
     /// <summary>Creates NAdam over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.NAdam</c>, then PyTorch's.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -211,5 +212,58 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
 
         Aten.ForeachAddcdiv_(bucket.Params, grads, expAvgSqSqrt, stepSizeGrads);
         Aten.ForeachAddcdiv_(bucket.Params, expAvgs, expAvgSqSqrt, stepSizeExpAvg);
+    }
+}
+
+/// <summary>
+/// NAdam's state in the checkpoint format of TorchSharp's <c>NAdam</c>. Options: beta1, beta2, eps, weight_decay,
+/// momentum_decay (f64). State: step (i64) | mu_product (f64) | exp_avg | exp_avg_sq.
+/// </summary>
+/// <remarks>
+/// <para>
+/// TorchSharp keeps <c>mu_product</c> as a double; PyTorch (and this library) as a 0-dim tensor of the scalar dtype
+/// (float32 unless the default dtype is float64), multiplied in that dtype each step. Reading rounds TorchSharp's double
+/// to that dtype (exact under float64); writing widens ours exactly. So a float32 run's mu_product differs from
+/// TorchSharp's by the float32 rounding, and the two updates drift apart by an ulp now and then (so does TorchSharp's
+/// exp_avg <c>mul_().add_()</c> against PyTorch's <c>lerp_</c>).
+/// </para>
+/// <para>
+/// TorchSharp's NAdam has neither <c>maximize</c> nor <c>decoupled_weight_decay</c>: reading sets both false, writing
+/// refuses a group with either. A parameter TorchSharp never stepped (step 0, mu_product 1, all-zero buffers) has no
+/// state in PyTorch; one with no state is written as TorchSharp creates it.
+/// </para>
+/// </remarks>
+internal sealed class NAdamTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "NAdam";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "beta1", "beta2", "eps", "weight_decay", "momentum_decay" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = new KeyValuePair<string, object?>[]
+    {
+        new("decoupled_weight_decay", false), new("maximize", false),
+    };
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var muProduct = reader.ReadDouble();
+        var read = new Dictionary<string, Tensor> { ["exp_avg"] = reader.ReadTensor("exp_avg"), ["exp_avg_sq"] = reader.ReadTensor("exp_avg_sq") };
+        if (step == 0 && muProduct == 1 && StateTensors.AllZeroExceptStep(read)) return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        state.Set("mu_product", StateTensors.NewScalar(muProduct));
+        state.Set("exp_avg", read["exp_avg"]);
+        state.Set("exp_avg_sq", read["exp_avg_sq"]);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteDouble(Get("mu_product") is { } muProduct ? StateTensors.Value(muProduct) : 1.0);
+        writer.WriteTensor(Get("exp_avg") ?? zeros_like(parameter));
+        writer.WriteTensor(Get("exp_avg_sq") ?? zeros_like(parameter));
     }
 }

@@ -58,7 +58,8 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     /// differ in the last bits.
     /// </summary>
     public static AlgorithmInfo<RAdamOptions> Info { get; } =
-        AlgorithmInfo.Of<RAdam, RAdamOptions>("RAdam", g => new RAdam(g), foreachMatchesForLoop: false);
+        AlgorithmInfo.Of<RAdam, RAdamOptions>("RAdam", g => new RAdam(g), foreachMatchesForLoop: false,
+            torchSharpLayout: new RAdamTorchSharpLayout());
 
     /// <summary>Creates RAdam over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.RAdam</c>, then PyTorch's.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -210,5 +211,49 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
         Aten.ForeachReciprocal_(buffer);
         Aten.ForeachAdd_(buffer, unrectStepSize);
         Aten.ForeachAddcmul_(bucket.Params, expAvgs, buffer);
+    }
+}
+
+/// <summary>
+/// RAdam's state in the checkpoint format of TorchSharp's <c>RAdam</c>. Options: beta1, beta2, eps, weight_decay (f64).
+/// State: step (i64) | exp_avg | exp_avg_sq.
+/// </summary>
+/// <remarks>
+/// The state is PyTorch's, with TorchSharp's whole-number step. TorchSharp's RAdam has neither <c>maximize</c> nor
+/// <c>decoupled_weight_decay</c> (it minimizes, with L2 weight decay): reading sets both false, writing refuses a group
+/// with either. Its update differs from PyTorch's where the variance is rectified (rho_t &gt; 5): it multiplies by
+/// <c>lr</c> twice; before that it is PyTorch's but for exp_avg's <c>mul_().add_()</c> in place of <c>lerp_</c>. The
+/// state (moments and count) does not depend on the update, so it moves between the two unchanged. A parameter
+/// TorchSharp never stepped (step 0, all-zero buffers) has no state in PyTorch.
+/// </remarks>
+internal sealed class RAdamTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "RAdam";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "beta1", "beta2", "eps", "weight_decay" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = new KeyValuePair<string, object?>[]
+    {
+        new("decoupled_weight_decay", false), new("maximize", false),
+    };
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var read = new Dictionary<string, Tensor> { ["exp_avg"] = reader.ReadTensor("exp_avg"), ["exp_avg_sq"] = reader.ReadTensor("exp_avg_sq") };
+        if (step == 0 && StateTensors.AllZeroExceptStep(read)) return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        state.Set("exp_avg", read["exp_avg"]);
+        state.Set("exp_avg_sq", read["exp_avg_sq"]);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteTensor(Get("exp_avg") ?? zeros_like(parameter));
+        writer.WriteTensor(Get("exp_avg_sq") ?? zeros_like(parameter));
     }
 }

@@ -57,7 +57,8 @@ public sealed record RpropOptions : OptimizerOptions
 public sealed class Rprop : Optimizer<RpropOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
-    public static AlgorithmInfo<RpropOptions> Info { get; } = AlgorithmInfo.Of<Rprop, RpropOptions>("Rprop", g => new Rprop(g));
+    public static AlgorithmInfo<RpropOptions> Info { get; } = AlgorithmInfo.Of<Rprop, RpropOptions>("Rprop", g => new Rprop(g),
+        torchSharpLayout: new RpropTorchSharpLayout());
 
     /// <summary>Creates Rprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Rprop</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -182,5 +183,53 @@ public sealed class Rprop : Optimizer<RpropOptions>
 
         var gradSigns = grads.Select(g => g.sign()).ToList();
         Aten.ForeachAddcmul_(bucket.Params, gradSigns, stepSizes, -1);
+    }
+}
+
+/// <summary>
+/// Rprop's state in the checkpoint format of TorchSharp's <c>Rprop</c>. Options: maximize (bool), then TorchSharp's
+/// etaminus, etaplus, min_step, max_step (f64 each), which are PyTorch's pairs <c>etas</c> and <c>step_sizes</c>.
+/// State: step (i64) | prev | step_size.
+/// </summary>
+/// <remarks>
+/// The state is PyTorch's, with TorchSharp's whole-number step; TorchSharp creates it for every parameter up front (step
+/// 0, prev zeros, step_size filled with the group's lr), where PyTorch has none until the first step: such a parameter
+/// reads as no state, and one with no state is written that way (step_size from the group's current lr, as PyTorch's
+/// first step would fill it).
+/// </remarks>
+internal sealed class RpropTorchSharpLayout : ITorchSharpLayout
+{
+    public string ClassName => "Rprop";
+
+    public IReadOnlyList<string> OptionFields { get; } = new[] { "maximize", "etas", "step_sizes" };
+
+    public IReadOnlyList<KeyValuePair<string, object?>> FixedOptions { get; } = System.Array.Empty<KeyValuePair<string, object?>>();
+
+    public IReadOnlyDictionary<string, Tensor>? ReadState(ITorchSharpStateReader reader, ParamGroupState group)
+    {
+        var step = reader.ReadStep();
+        var prev = reader.ReadTensor("prev");
+        var stepSize = reader.ReadTensor("step_size");
+        if (step == 0 && NeverStepped(prev, stepSize, (double)group["lr"]!)) return null;
+        var state = new ParameterState();
+        state.Set("step", StateTensors.NewStep(step));
+        state.Set("prev", prev);
+        state.Set("step_size", stepSize);
+        return state;
+    }
+
+    public void WriteState(ITorchSharpStateWriter writer, ParamGroupState group, Tensor parameter, IReadOnlyDictionary<string, Tensor>? state)
+    {
+        Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
+        writer.WriteStep(Get("step"));
+        writer.WriteTensor(Get("prev") ?? zeros_like(parameter));
+        writer.WriteTensor(Get("step_size") ?? full_like(parameter, (double)group["lr"]!));
+    }
+
+    // State as TorchSharp creates it: prev all zero, step_size all lr (in the parameter's dtype).
+    private static bool NeverStepped(Tensor prev, Tensor stepSize, double lr)
+    {
+        using var scope = NewDisposeScope();
+        return prev.count_nonzero().item<long>() == 0 && stepSize.eq(full_like(stepSize, lr)).all().item<bool>();
     }
 }

@@ -18,7 +18,9 @@ public interface ITorchSharpLayout
     /// <summary>
     /// The hyperparameters TorchSharp writes for each group after <c>initial_lr</c> and <c>lr</c>, in its order, by the
     /// names of the algorithm's <see cref="OptionSchema"/>. Their types come from the schema: each is a
-    /// <see cref="HyperparameterType.Double"/> (an f64) or a <see cref="HyperparameterType.Bool"/> (a byte).
+    /// <see cref="HyperparameterType.Double"/> (an f64), a <see cref="HyperparameterType.Bool"/> (a byte) or a
+    /// <see cref="HyperparameterType.DoublePair"/> (two f64s, first then second: TorchSharp's separate fields for
+    /// PyTorch's pairs, e.g. Rprop's <c>etaminus</c>, <c>etaplus</c> for <c>etas</c>).
     /// </summary>
     IReadOnlyList<string> OptionFields { get; }
 
@@ -55,6 +57,9 @@ public interface ITorchSharpStateReader
     /// <param name="what">What it means, for the error message.</param>
     bool ReadBool(string what);
 
+    /// <summary>A double (an f64; TorchSharp's scalar state, e.g. NAdam's <c>mu_product</c>, ASGD's <c>eta</c>).</summary>
+    double ReadDouble();
+
     /// <summary>A tensor: a new CPU tensor, validated (dtype, dimensions, byte count) before it is created.</summary>
     /// <param name="what">Its key, for error messages.</param>
     Tensor ReadTensor(string what);
@@ -75,6 +80,10 @@ public interface ITorchSharpStateWriter
     /// <summary>A boolean.</summary>
     /// <param name="value">The value.</param>
     void WriteBool(bool value);
+
+    /// <summary>A double (an f64).</summary>
+    /// <param name="value">The value.</param>
+    void WriteDouble(double value);
 
     /// <summary>A tensor (copied to the CPU and made contiguous as needed).</summary>
     /// <param name="tensor">The tensor.</param>

@@ -11,7 +11,8 @@ namespace Optim.Formats;
 /// <summary>
 /// Reads and writes the optimizer checkpoint format of TorchSharp's own optimizers (<c>OptimizerHelper.save_state_dict</c>
 /// / <c>load_state_dict</c>, TorchSharp 0.107), so training can move from TorchSharp's <c>Adam</c>, <c>AdamW</c>,
-/// <c>SGD</c>, <c>Adagrad</c> and <c>RMSProp</c> to this library's optimizer of the same algorithm, and back. What each
+/// <c>SGD</c>, <c>Adagrad</c>, <c>RMSProp</c>, <c>Adadelta</c>, <c>Adamax</c>, <c>ASGD</c>, <c>NAdam</c>, <c>RAdam</c>
+/// and <c>Rprop</c> to this library's optimizer of the same algorithm, and back. What each
 /// algorithm stores is its <see cref="ITorchSharpLayout"/> (declared next to the algorithm, reached through
 /// <see cref="AlgorithmInfo.TorchSharpLayout"/>); this class is the framing around it.
 /// </summary>
@@ -20,7 +21,8 @@ namespace Optim.Formats;
 /// <code>
 /// class name (.NET length-prefixed string: the layout's ClassName)
 /// group count (LEB128) | state count (LEB128; one state per parameter, all groups, in order)
-/// per group: InitialLearningRate (f64) | LearningRate (f64) | the layout's OptionFields (f64 or bool, by the schema)
+/// per group: InitialLearningRate (f64) | LearningRate (f64) | the layout's OptionFields (f64, bool, or two f64s for a
+///            pair, by the schema)
 /// per parameter: the layout's state
 /// tensor: dtype (LEB128, TorchSharp's ScalarType) | ndim (LEB128) | dims (LEB128 each) | raw element bytes
 /// </code>
@@ -91,7 +93,14 @@ internal static class TorchSharpCheckpoint
             var initialLr = reader.ReadDouble();
             var hyperparameters = new List<KeyValuePair<string, object?>> { new("lr", reader.ReadDouble()) };
             foreach (var name in layout.OptionFields)
-                hyperparameters.Add(new(name, OptionType(schema, name) == HyperparameterType.Bool ? reader.ReadBool(name) : reader.ReadDouble()));
+            {
+                hyperparameters.Add(new(name, OptionType(schema, name) switch
+                {
+                    HyperparameterType.Bool => reader.ReadBool(name),
+                    HyperparameterType.DoublePair => (reader.ReadDouble(), reader.ReadDouble()),
+                    _ => reader.ReadDouble(),
+                }));
+            }
             hyperparameters.AddRange(layout.FixedOptions);
             groups.Add(new ParamGroupState(hyperparameters, initialLr, sd.ParamGroups[g].Params));
         }
@@ -117,8 +126,8 @@ internal static class TorchSharpCheckpoint
     /// (see each layout). <c>implementation</c> is not written (TorchSharp has no such option).
     /// </remarks>
     /// <exception cref="NotSupportedException">
-    /// The algorithm has no TorchSharp counterpart, or a group uses an option value TorchSharp's optimizer lacks (Adagrad
-    /// with <c>maximize</c>).
+    /// The algorithm has no TorchSharp counterpart, or a group uses an option value TorchSharp's optimizer lacks (Adagrad,
+    /// Adamax, NAdam or RAdam with <c>maximize</c>; NAdam or RAdam with <c>decoupled_weight_decay</c>).
     /// </exception>
     /// <exception cref="InvalidOperationException">A step count that is not a whole number.</exception>
     public static void Write(Stream stream, Optimizer source)
@@ -156,8 +165,20 @@ internal static class TorchSharpCheckpoint
                 w.WriteDouble((double)group["lr"]!);
                 foreach (var name in layout.OptionFields)
                 {
-                    if (OptionType(schema, name) == HyperparameterType.Bool) w.WriteBool((bool)group[name]!);
-                    else w.WriteDouble((double)group[name]!);
+                    switch (OptionType(schema, name))
+                    {
+                        case HyperparameterType.Bool:
+                            w.WriteBool((bool)group[name]!);
+                            break;
+                        case HyperparameterType.DoublePair:
+                            var (first, second) = ((double, double))group[name]!;
+                            w.WriteDouble(first);
+                            w.WriteDouble(second);
+                            break;
+                        default:
+                            w.WriteDouble((double)group[name]!);
+                            break;
+                    }
                 }
             }
             for (var id = 0; id < parameters.Count; id++)
@@ -176,11 +197,11 @@ internal static class TorchSharpCheckpoint
         AtomicFile.Write(path, stream => Write(stream, source));
     }
 
-    // The type of an option field, from the algorithm's schema: a double or a bool.
+    // The type of an option field, from the algorithm's schema: a double, a bool or a pair of doubles.
     private static HyperparameterType OptionType(OptionSchema schema, string name) =>
-        schema.Find(name)?.Type is { } type && type is HyperparameterType.Double or HyperparameterType.Bool
+        schema.Find(name)?.Type is { } type && type is HyperparameterType.Double or HyperparameterType.Bool or HyperparameterType.DoublePair
             ? type
-            : throw new InvalidOperationException($"the TorchSharp layout names option '{name}', which is not a double or bool of the schema.");
+            : throw new InvalidOperationException($"the TorchSharp layout names option '{name}', which is not a double, bool or pair of doubles of the schema.");
 
     // The group index of every parameter id (ids are positions in parameters(), which is also TorchSharp's state order).
     private static List<int> GroupIndexById(OptimizerStateDict sd)

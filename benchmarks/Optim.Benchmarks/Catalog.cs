@@ -89,6 +89,25 @@ public static class Catalog
         [RMSprop.Info] = new(BuiltIn: (o, ps) => o is RMSpropOptions r
             ? torch.optim.RMSProp(ps, r.Lr, r.Alpha, r.Eps, r.WeightDecay, r.Momentum, r.Centered, r.Maximize)
             : null),
+        [Adadelta.Info] = new(BuiltIn: (o, ps) => o is AdadeltaOptions a
+            ? torch.optim.Adadelta(ps, a.Lr, a.Rho, a.Eps, a.WeightDecay, a.Maximize)
+            : null),
+        // TorchSharp's Adamax, NAdam and RAdam have no maximize (NAdam and RAdam no decoupled decay): no cell then.
+        [Adamax.Info] = new(BuiltIn: (o, ps) => o is AdamaxOptions a && !a.Maximize
+            ? torch.optim.Adamax(ps, a.Lr, a.Beta1, a.Beta2, a.Eps, a.WeightDecay)
+            : null),
+        [ASGD.Info] = new(BuiltIn: (o, ps) => o is ASGDOptions a
+            ? torch.optim.ASGD(ps, a.Lr, a.Lambd, a.Alpha, a.T0, a.WeightDecay, a.Maximize)
+            : null),
+        [NAdam.Info] = new(BuiltIn: (o, ps) => o is NAdamOptions a && !a.Maximize && !a.DecoupledWeightDecay
+            ? torch.optim.NAdam(ps, a.Lr, a.Beta1, a.Beta2, a.Eps, a.WeightDecay, a.MomentumDecay)
+            : null),
+        [RAdam.Info] = new(BuiltIn: (o, ps) => o is RAdamOptions a && !a.Maximize && !a.DecoupledWeightDecay
+            ? torch.optim.RAdam(ps, a.Lr, a.Beta1, a.Beta2, a.Eps, a.WeightDecay)
+            : null),
+        // TorchSharp 0.107's Rprop fails on its first step ("Index put requires the source and destination dtypes
+        // match"; pinned by a test), so it has no built-in cell.
+        [Rprop.Info] = new(),
     };
 
     private static readonly Dictionary<AlgorithmInfo, int> BytesCache = new();

@@ -1,5 +1,6 @@
 // Trains a small MLP classifier on a synthetic data set it generates itself (no downloads) with Optim's AdamW,
-// Optim.Schedulers' OneCycleLR and gradient-norm clipping; checkpoints every N steps and resumes bit for bit.
+// Optim.Schedulers' OneCycleLR and gradient-norm clipping; writes a training checkpoint (one file: model, optimizer,
+// scheduler, RNG and the run's position) every N steps and resumes from it bit for bit.
 //
 //   dotnet run --project samples/TrainClassifier -c Release                     train (about 10 s)
 //   dotnet run --project samples/TrainClassifier -c Release -- --stop-after 500 stop early, as if interrupted
@@ -81,7 +82,7 @@ try
         result = trainer.Run(checkpointDirectory, resume, stopAfter, new PlainObserver());
     }
 }
-catch (InvalidOperationException e)
+catch (Exception e) when (e is InvalidOperationException or InvalidDataException)
 {
     Console.Error.WriteLine($"error: {e.Message}");
     return 1;

@@ -10,6 +10,7 @@ using System.Runtime.InteropServices;
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using Optim;
+using Optim.Formats;
 using Optim.Schedulers;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -66,19 +67,55 @@ internal sealed record TrainingPosition
     public long EpochSeen { get; init; }
 }
 
-/// <summary>The small JSON file of a checkpoint; the tensors live beside it.</summary>
+/// <summary>
+/// The sample's own part of a training checkpoint, stored as its extra values: the options it was written with (as JSON),
+/// where the run stands, the shuffle, and the learning rate of the next step. The model, optimizer, scheduler and RNG are
+/// the checkpoint's other parts.
+/// </summary>
 internal sealed record CheckpointState
 {
-    public int FormatVersion { get; init; } = 2;
     public required TrainerOptions Options { get; init; }
     public required TrainingPosition Position { get; init; }
-    /// <summary>The scheduler's state dict, in its own small JSON file beside this one.</summary>
-    public required string Scheduler { get; init; }
     public required ShuffleState Shuffle { get; init; }
     /// <summary>The learning rate of the next step, checked bit for bit after resuming.</summary>
     public required double LearningRate { get; init; }
-    public required string Model { get; init; }
-    public required string Optimizer { get; init; }
+
+    private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
+
+    public Dictionary<string, object> ToExtra() => new()
+    {
+        ["options"] = JsonSerializer.Serialize(Options, Json),
+        ["step"] = Position.Step,
+        ["epoch"] = Position.Epoch,
+        ["next_batch"] = Position.NextBatch,
+        ["epoch_loss_sum"] = Position.EpochLossSum,
+        ["epoch_correct"] = Position.EpochCorrect,
+        ["epoch_seen"] = Position.EpochSeen,
+        ["shuffle"] = JsonSerializer.Serialize(Shuffle, Json),
+        ["learning_rate"] = LearningRate,
+    };
+
+    public static CheckpointState FromExtra(IReadOnlyDictionary<string, object> extra)
+    {
+        try
+        {
+            return new CheckpointState
+            {
+                Options = JsonSerializer.Deserialize<TrainerOptions>((string)extra["options"], Json) ?? throw new InvalidDataException("no options"),
+                Position = new TrainingPosition
+                {
+                    Step = (long)extra["step"], Epoch = (int)extra["epoch"], NextBatch = (int)extra["next_batch"],
+                    EpochLossSum = (double)extra["epoch_loss_sum"], EpochCorrect = (long)extra["epoch_correct"], EpochSeen = (long)extra["epoch_seen"],
+                },
+                Shuffle = JsonSerializer.Deserialize<ShuffleState>((string)extra["shuffle"], Json) ?? throw new InvalidDataException("no shuffle"),
+                LearningRate = (double)extra["learning_rate"],
+            };
+        }
+        catch (Exception e) when (e is KeyNotFoundException or InvalidCastException or JsonException)
+        {
+            throw new InvalidDataException($"the checkpoint's values are not this sample's: {e.Message}", e);
+        }
+    }
 }
 
 /// <summary>The shuffle of epoch e is a pure function of (algorithm, seed, stream, e): nothing else to save.</summary>
@@ -117,19 +154,19 @@ internal sealed class TrainingResult
     public required IReadOnlyDictionary<string, byte[]> Weights { get; init; }
     /// <summary>The learning rate of each step this run took, by step number (1-based).</summary>
     public required IReadOnlyDictionary<long, double> LearningRates { get; init; }
+    /// <summary>The optimizer's final state as an optimizer checkpoint's bytes (every state tensor and hyperparameter).</summary>
+    public required byte[] OptimizerState { get; init; }
     public string? LastCheckpoint { get; init; }
 }
 
 /// <summary>
 /// Trains an MLP with <see cref="AdamW"/>, Optim's <see cref="OneCycleLR"/> (stepped per batch) and gradient-norm
-/// clipping; writes a checkpoint folder every <see cref="TrainerOptions.CheckpointEvery"/> steps and at the end.
+/// clipping; writes a training checkpoint (one file, <see cref="TrainingCheckpoint"/>) every
+/// <see cref="TrainerOptions.CheckpointEvery"/> steps and at the end.
 /// </summary>
 internal sealed class Trainer
 {
-    public const string ModelFile = "model.bin", OptimizerFile = "optimizer.ckpt", SchedulerFile = "scheduler.json", StateFile = "state.json";
-    private const string CheckpointPrefix = "step-", TemporaryPrefix = ".tmp-";
-
-    private static readonly JsonSerializerOptions Json = new() { WriteIndented = true };
+    private const string CheckpointPrefix = "step-", CheckpointSuffix = ".ckpt";
 
     private readonly TrainerOptions _options;
 
@@ -149,27 +186,24 @@ internal sealed class Trainer
     {
         observer ??= SilentObserver.Instance;
         Directory.CreateDirectory(checkpointDirectory);
-        RemoveTemporaryFolders(checkpointDirectory);
 
         using var data = SyntheticData.Generate(_options);
-        using var model = BuildModel(_options);
-        InitializeWeights(model, _options.Seed);
-        using var optimizer = new AdamW(model.named_parameters(), lr: _options.MaxLr, weight_decay: _options.WeightDecay);
-        var scheduler = CreateScheduler(optimizer);
+        var (model, optimizer, scheduler) = CreateRun(_options);
+        using var ownedModel = model;
+        using var ownedOptimizer = optimizer;
 
         var position = new TrainingPosition();
         if (resume)
         {
             var latest = FindLatestCheckpoint(checkpointDirectory)
                 ?? throw new InvalidOperationException($"no checkpoint to resume from in {checkpointDirectory}");
-            var state = ReadState(latest);
-            if (state.Options != _options)
+            // The options first (the checkpoint's extra values, read and verified without loading anything)...
+            if (ReadState(latest).Options != _options)
                 throw new InvalidOperationException($"{latest} was written with different options; start over without --resume");
-            model.load(Path.Combine(latest, state.Model));
-            // As in PyTorch: a fresh optimizer and scheduler, then both states. The optimizer's saved hyperparameters
-            // (lr, betas, initial_lr) win; the scheduler's state dict restores its position and schedule.
-            optimizer.Load(Path.Combine(latest, state.Optimizer));
-            scheduler.LoadStateDict(SchedulerStateJson.Read(Path.Combine(latest, state.Scheduler)));
+            // ...then, as in PyTorch, a fresh model, optimizer and scheduler receive their states: one call, all or
+            // nothing. The optimizer's saved hyperparameters (lr, betas, initial_lr) win; the scheduler's state dict
+            // restores its position and schedule.
+            var state = CheckpointState.FromExtra(TrainingCheckpoint.Load(latest, model, optimizer, [scheduler]));
             var lr = CurrentLearningRate(optimizer);
             var scheduled = scheduler.get_last_lr()[0];
             if (BitConverter.DoubleToInt64Bits(lr) != BitConverter.DoubleToInt64Bits(state.LearningRate)
@@ -266,20 +300,29 @@ internal sealed class Trainer
             ValidationCeiling = data.ValidationCeiling,
             Weights = Snapshot(model),
             LearningRates = learningRates,
+            OptimizerState = OptimizerBytes(optimizer),
             LastCheckpoint = lastCheckpoint,
         };
     }
 
-    /// <summary>The newest complete checkpoint folder in <paramref name="directory"/>, or null.</summary>
+    /// <summary>The newest checkpoint file in <paramref name="directory"/>, or null.</summary>
     public static string? FindLatestCheckpoint(string directory)
     {
         if (!Directory.Exists(directory)) return null;
-        return CheckpointFolders(directory).LastOrDefault().Path;
+        return CheckpointFiles(directory).LastOrDefault().Path;
     }
 
-    public static CheckpointState ReadState(string checkpoint) =>
-        JsonSerializer.Deserialize<CheckpointState>(File.ReadAllText(Path.Combine(checkpoint, StateFile)), Json)
-        ?? throw new InvalidDataException($"{checkpoint}: empty {StateFile}");
+    /// <summary>The sample's values in a checkpoint (the whole file is read and its checksum verified; nothing is loaded).</summary>
+    public static CheckpointState ReadState(string checkpoint) => CheckpointState.FromExtra(TrainingCheckpoint.ReadExtra(checkpoint));
+
+    /// <summary>A model, optimizer and scheduler as a fresh run starts with them (the model initialized from the seed).</summary>
+    internal static (Sequential Model, AdamW Optimizer, OneCycleLR Scheduler) CreateRun(TrainerOptions options)
+    {
+        var model = BuildModel(options);
+        InitializeWeights(model, options.Seed);
+        var optimizer = new AdamW(model.named_parameters(), lr: options.MaxLr, weight_decay: options.WeightDecay);
+        return (model, optimizer, new OneCycleLR(optimizer, max_lr: options.MaxLr, total_steps: options.TotalSteps));
+    }
 
     private static Sequential BuildModel(TrainerOptions o) => nn.Sequential(
         ("fc1", nn.Linear(o.Features, o.Hidden)), ("relu1", nn.ReLU()),
@@ -308,9 +351,6 @@ internal sealed class Trainer
         }
     }
 
-    private OneCycleLR CreateScheduler(AdamW optimizer) =>
-        new(optimizer, max_lr: _options.MaxLr, total_steps: _options.TotalSteps);
-
     private static double CurrentLearningRate(AdamW optimizer) => optimizer.ParamGroups[0].LearningRate;
 
     private static double Evaluate(Sequential model, Tensor x, Tensor y)
@@ -323,6 +363,13 @@ internal sealed class Trainer
         return (double)correct / y.shape[0];
     }
 
+    private static byte[] OptimizerBytes(AdamW optimizer)
+    {
+        using var stream = new MemoryStream();
+        optimizer.Save(stream);
+        return stream.ToArray();
+    }
+
     private static Dictionary<string, byte[]> Snapshot(Sequential model)
     {
         var weights = new Dictionary<string, byte[]>();
@@ -332,71 +379,37 @@ internal sealed class Trainer
     }
 
     /// <summary>
-    /// Writes the checkpoint into a temporary folder, flushes every file to disk, then renames the folder to
-    /// <c>step-NNNNNNN</c>: a reader sees a complete checkpoint or none. Older checkpoints beyond
-    /// <see cref="TrainerOptions.KeepCheckpoints"/> are removed afterwards.
+    /// Writes the training checkpoint <c>step-NNNNNNN.ckpt</c>: model, optimizer, scheduler, torch's RNG and the run's
+    /// position in one file, written atomically (a reader sees the complete new file or the old one). Older checkpoints
+    /// beyond <see cref="TrainerOptions.KeepCheckpoints"/> are removed afterwards.
     /// </summary>
     private string WriteCheckpoint(string directory, Sequential model, AdamW optimizer, LRScheduler scheduler, TrainingPosition position)
     {
-        var name = CheckpointPrefix + position.Step.ToString("D7", CultureInfo.InvariantCulture);
-        var final = Path.Combine(directory, name);
-        var temporary = Path.Combine(directory, TemporaryPrefix + name + "-" + Guid.NewGuid().ToString("N"));
-        Directory.CreateDirectory(temporary);
-        try
+        var path = Path.Combine(directory, CheckpointPrefix + position.Step.ToString("D7", CultureInfo.InvariantCulture) + CheckpointSuffix);
+        var state = new CheckpointState
         {
-            model.save(Path.Combine(temporary, ModelFile));
-            optimizer.Save(Path.Combine(temporary, OptimizerFile));
-            SchedulerStateJson.Write(Path.Combine(temporary, SchedulerFile), scheduler.StateDict());
-            var state = new CheckpointState
-            {
-                Options = _options,
-                Position = position,
-                Scheduler = SchedulerFile,
-                Shuffle = new ShuffleState("SplitMix64 Fisher-Yates", _options.Seed, SyntheticData.ShuffleStream, position.Epoch),
-                LearningRate = CurrentLearningRate(optimizer),
-                Model = ModelFile,
-                Optimizer = OptimizerFile,
-            };
-            File.WriteAllText(Path.Combine(temporary, StateFile), JsonSerializer.Serialize(state, Json));
-            foreach (var file in Directory.EnumerateFiles(temporary)) FlushToDisk(file);
+            Options = _options,
+            Position = position,
+            Shuffle = new ShuffleState("SplitMix64 Fisher-Yates", _options.Seed, SyntheticData.ShuffleStream, position.Epoch),
+            LearningRate = CurrentLearningRate(optimizer),
+        };
+        TrainingCheckpoint.Save(path, model, optimizer, [scheduler], extra: state.ToExtra());
 
-            if (Directory.Exists(final)) Directory.Delete(final, recursive: true);
-            Directory.Move(temporary, final);
-        }
-        catch
-        {
-            if (Directory.Exists(temporary)) Directory.Delete(temporary, recursive: true);
-            throw;
-        }
-
-        foreach (var (path, _) in CheckpointFolders(directory).SkipLast(_options.KeepCheckpoints))
-            Directory.Delete(path, recursive: true);
-        return final;
+        foreach (var (old, _) in CheckpointFiles(directory).SkipLast(_options.KeepCheckpoints)) File.Delete(old);
+        return path;
     }
 
-    private static void FlushToDisk(string file)
-    {
-        using var stream = new FileStream(file, FileMode.Open, FileAccess.ReadWrite);
-        stream.Flush(flushToDisk: true);
-    }
-
-    private static List<(string Path, long Step)> CheckpointFolders(string directory) =>
-        Directory.EnumerateDirectories(directory, CheckpointPrefix + "*")
-            .Select(path => (Path: path, Name: System.IO.Path.GetFileName(path)))
-            .Where(d => long.TryParse(d.Name.AsSpan(CheckpointPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture, out _)
-                        && File.Exists(System.IO.Path.Combine(d.Path, StateFile)))
-            .Select(d => (d.Path, Step: long.Parse(d.Name.AsSpan(CheckpointPrefix.Length), NumberStyles.None, CultureInfo.InvariantCulture)))
-            .OrderBy(d => d.Step)
+    private static List<(string Path, long Step)> CheckpointFiles(string directory) =>
+        Directory.EnumerateFiles(directory, CheckpointPrefix + "*" + CheckpointSuffix)
+            .Select(path => (Path: path, Digits: System.IO.Path.GetFileName(path)[CheckpointPrefix.Length..^CheckpointSuffix.Length]))
+            .Where(f => long.TryParse(f.Digits, NumberStyles.None, CultureInfo.InvariantCulture, out _))
+            .Select(f => (f.Path, Step: long.Parse(f.Digits, NumberStyles.None, CultureInfo.InvariantCulture)))
+            .OrderBy(f => f.Step)
             .ToList();
 
     private static void RemoveCheckpoints(string directory)
     {
-        foreach (var (path, _) in CheckpointFolders(directory)) Directory.Delete(path, recursive: true);
-    }
-
-    private static void RemoveTemporaryFolders(string directory)
-    {
-        foreach (var path in Directory.EnumerateDirectories(directory, TemporaryPrefix + "*")) Directory.Delete(path, recursive: true);
+        foreach (var (path, _) in CheckpointFiles(directory)) File.Delete(path);
     }
 }
 
@@ -449,9 +462,7 @@ internal static class ResumeCheck
             if (!reference.LearningRates.TryGetValue(step, out var expected) || BitConverter.DoubleToInt64Bits(expected) != BitConverter.DoubleToInt64Bits(lr))
                 differences.Add($"learning rate at step {step}: {lr:R} after resuming, {expected:R} uninterrupted");
 
-        var referenceOptimizer = File.ReadAllBytes(Path.Combine(reference.LastCheckpoint!, Trainer.OptimizerFile));
-        var resumedOptimizer = File.ReadAllBytes(Path.Combine(resumed.LastCheckpoint!, Trainer.OptimizerFile));
-        if (!referenceOptimizer.AsSpan().SequenceEqual(resumedOptimizer)) differences.Add("final optimizer checkpoints differ");
+        if (!reference.OptimizerState.AsSpan().SequenceEqual(resumed.OptimizerState)) differences.Add("final optimizer states differ");
 
         if (BitConverter.DoubleToInt64Bits(reference.ValidationAccuracy) != BitConverter.DoubleToInt64Bits(resumed.ValidationAccuracy))
             differences.Add($"validation accuracy {resumed.ValidationAccuracy:R} after resuming, {reference.ValidationAccuracy:R} uninterrupted");
@@ -477,97 +488,4 @@ internal static class ResumeCheck
         for (var i = 0; i < a.Length; i++) if (a[i] != b[i]) count++;
         return count;
     }
-}
-
-/// <summary>
-/// A scheduler state dict as a small JSON file: <c>{"scheduler": "OneCycleLR", "entries": [{"key": ..., "type": ...,
-/// "value": ...}]}</c>. Doubles are written as round-trip strings ("R", so infinities and every bit survive).
-/// </summary>
-internal static class SchedulerStateJson
-{
-    public static void Write(string path, SchedulerStateDict state)
-    {
-        using var stream = File.Create(path);
-        using var writer = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
-        WriteState(writer, state);
-    }
-
-    public static SchedulerStateDict Read(string path)
-    {
-        using var doc = JsonDocument.Parse(File.ReadAllText(path));
-        return ReadState(doc.RootElement);
-    }
-
-    private static void WriteState(Utf8JsonWriter writer, SchedulerStateDict state)
-    {
-        writer.WriteStartObject();
-        writer.WriteString("scheduler", state.Scheduler);
-        writer.WriteStartArray("entries");
-        foreach (var (key, value) in state)
-        {
-            writer.WriteStartObject();
-            writer.WriteString("key", key);
-            switch (value)
-            {
-                case null: writer.WriteString("type", "none"); break;
-                case double d: writer.WriteString("type", "double"); writer.WriteString("value", Format(d)); break;
-                case long l: writer.WriteString("type", "long"); writer.WriteNumber("value", l); break;
-                case bool b: writer.WriteString("type", "bool"); writer.WriteBoolean("value", b); break;
-                case string s: writer.WriteString("type", "string"); writer.WriteString("value", s); break;
-                case IReadOnlyList<double> ds:
-                    writer.WriteString("type", "doubles");
-                    writer.WriteStartArray("value");
-                    foreach (var d in ds) writer.WriteStringValue(Format(d));
-                    writer.WriteEndArray();
-                    break;
-                case IReadOnlyList<long> ls:
-                    writer.WriteString("type", "longs");
-                    writer.WriteStartArray("value");
-                    foreach (var l in ls) writer.WriteNumberValue(l);
-                    writer.WriteEndArray();
-                    break;
-                case IReadOnlyList<SchedulerStateDict> children:
-                    writer.WriteString("type", "states");
-                    writer.WriteStartArray("value");
-                    foreach (var child in children) WriteState(writer, child);
-                    writer.WriteEndArray();
-                    break;
-                default: throw new InvalidDataException($"cannot write {value.GetType().Name} '{key}'");
-            }
-
-            writer.WriteEndObject();
-        }
-
-        writer.WriteEndArray();
-        writer.WriteEndObject();
-    }
-
-    private static SchedulerStateDict ReadState(JsonElement element)
-    {
-        var entries = new List<KeyValuePair<string, object?>>();
-        foreach (var entry in element.GetProperty("entries").EnumerateArray())
-        {
-            var key = entry.GetProperty("key").GetString() ?? throw new InvalidDataException("an entry has no key");
-            var type = entry.GetProperty("type").GetString();
-            object? value = type switch
-            {
-                "none" => null,
-                "double" => Parse(entry.GetProperty("value")),
-                "long" => entry.GetProperty("value").GetInt64(),
-                "bool" => entry.GetProperty("value").GetBoolean(),
-                "string" => entry.GetProperty("value").GetString(),
-                "doubles" => entry.GetProperty("value").EnumerateArray().Select(Parse).ToArray(),
-                "longs" => entry.GetProperty("value").EnumerateArray().Select(v => v.GetInt64()).ToArray(),
-                "states" => entry.GetProperty("value").EnumerateArray().Select(ReadState).ToArray(),
-                _ => throw new InvalidDataException($"unknown entry type '{type}' of '{key}'"),
-            };
-            entries.Add(new KeyValuePair<string, object?>(key, value));
-        }
-
-        return new SchedulerStateDict(element.GetProperty("scheduler").GetString() ?? "", entries);
-    }
-
-    private static string Format(double value) => value.ToString("R", CultureInfo.InvariantCulture);
-
-    private static double Parse(JsonElement value) => double.Parse(value.GetString() ?? "", NumberStyles.Float, CultureInfo.InvariantCulture);
 }

@@ -340,14 +340,24 @@ public sealed class GradScaler : IDisposable
     /// </summary>
     /// <param name="state">The state; null (a disabled scaler's) is an error for an enabled scaler.</param>
     /// <exception cref="ArgumentException">The state is null or holds an out-of-range value; nothing changed.</exception>
-    public void LoadStateDict(GradScalerState? state)
+    public void LoadStateDict(GradScalerState? state) => PrepareLoad(state)();
+
+    /// <summary>
+    /// <see cref="LoadStateDict"/> in two parts: checks <paramref name="state"/> (throwing as it would, changing
+    /// nothing) and returns the action that applies it, which cannot fail.
+    /// </summary>
+    internal Action PrepareLoad(GradScalerState? state)
     {
-        if (!_enabled) return;
+        if (!_enabled) return () => { };
         ThrowIfDisposed();
         if (state is null)
             throw new ArgumentException("The source state dict is empty, possibly because it was saved from a disabled instance of GradScaler.", nameof(state));
         Validate(state.Scale, state.GrowthFactor, state.BackoffFactor, state.GrowthInterval, state.GrowthTracker, nameof(state));
+        return () => Apply(state);
+    }
 
+    private void Apply(GradScalerState state)
+    {
         _initScale = state.Scale;
         _scale?.fill_(state.Scale);
         _growthFactor = state.GrowthFactor;

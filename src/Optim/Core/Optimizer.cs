@@ -80,6 +80,13 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// <exception cref="ArgumentException">The dict does not fit this optimizer; nothing was changed.</exception>
     public abstract void LoadStateDict(OptimizerStateDict stateDict);
 
+    /// <summary>
+    /// <see cref="LoadStateDict"/> in two parts: validates and stages everything (throwing as it would, changing
+    /// nothing) and returns the staged load, whose <see cref="StagedLoad.Commit"/> cannot fail; a training checkpoint
+    /// stages every part of a run before committing any.
+    /// </summary>
+    internal abstract StagedLoad PrepareLoad(OptimizerStateDict stateDict);
+
     /// <summary>Throws <see cref="ObjectDisposedException"/> once the optimizer is disposed.</summary>
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);
 

@@ -509,7 +509,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     }
 
     /// <inheritdoc/>
-    public override void LoadStateDict(OptimizerStateDict stateDict)
+    public override void LoadStateDict(OptimizerStateDict stateDict) => PrepareLoad(stateDict).Commit();
+
+    /// <inheritdoc/>
+    internal override StagedLoad PrepareLoad(OptimizerStateDict stateDict)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(stateDict);
@@ -568,6 +571,15 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         }
 
         // 2. Commit: nothing below can fail.
+        return new StagedLoad(() => Commit(stateDict, options, stagedGlobal, staged), () =>
+        {
+            foreach (var s in staged.Values) s.Clear();
+            stagedGlobal.Clear();
+        });
+    }
+
+    private void Commit(OptimizerStateDict stateDict, List<TOptions> options, OptimizerGlobalState stagedGlobal, Dictionary<Parameter, ParameterState> staged)
+    {
         for (var g = 0; g < _groups.Count; g++)
         {
             _groups[g].Options = options[g];

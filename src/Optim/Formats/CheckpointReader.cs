@@ -100,7 +100,7 @@ internal sealed class CheckpointReader : IDisposable
                 return RecordKind.Section;
             case Tags.Entry:
                 name = ReadString("entry name");
-                value = ReadValue(name);
+                value = ReadValue(name, depth: 0);
                 return RecordKind.Entry;
             case Tags.End:
                 _ended = true;
@@ -142,7 +142,7 @@ internal sealed class CheckpointReader : IDisposable
         _stream.Dispose();
     }
 
-    private object? ReadValue(string name)
+    private object? ReadValue(string name, int depth)
     {
         var type = ReadByte();
         switch (type)
@@ -176,6 +176,15 @@ internal sealed class CheckpointReader : IDisposable
                 return list.ToArray();
             }
             case Tags.Tensor: return ReadTensor(name);
+            case Tags.Map: return ReadMap(name, depth + 1);
+            case Tags.MapList:
+            {
+                // The smallest map is 8 bytes (an empty name and no entries).
+                var count = ReadCount(name, 8);
+                var list = new List<CheckpointMap>();
+                for (var i = 0; i < count; i++) list.Add(ReadMap($"{name}[{i}]", depth + 1));
+                return list.ToArray();
+            }
             case Tags.TensorList:
             {
                 // The smallest tensor frame is 16 bytes (dtype, ndim, byte count).
@@ -187,6 +196,21 @@ internal sealed class CheckpointReader : IDisposable
             default:
                 throw new InvalidDataException($"checkpoint entry '{name}' has unknown value type {type}.");
         }
+    }
+
+    private CheckpointMap ReadMap(string name, int depth)
+    {
+        if (depth > CheckpointWriter.MaxMapDepth) throw new InvalidDataException($"checkpoint entry '{name}' nests maps deeper than {CheckpointWriter.MaxMapDepth}.");
+        var mapName = ReadString(name);
+        // The smallest entry is 5 bytes (an empty key and a type byte).
+        var count = ReadCount(name, 5);
+        var entries = new List<KeyValuePair<string, object?>>();
+        for (var i = 0; i < count; i++)
+        {
+            var key = ReadString(name);
+            entries.Add(new(key, ReadValue($"{name}.{key}", depth)));
+        }
+        return new CheckpointMap(mapName, entries);
     }
 
     private Tensor ReadTensor(string name)

@@ -7,6 +7,11 @@ using static TorchSharp.torch;
 
 namespace Optim.Formats;
 
+/// <summary>A named, ordered map of values (any value a checkpoint entry can hold, nested maps included).</summary>
+/// <param name="Name">What the map is (e.g. a scheduler's class name).</param>
+/// <param name="Entries">The entries, in order.</param>
+internal sealed record CheckpointMap(string Name, IReadOnlyList<KeyValuePair<string, object?>> Entries);
+
 /// <summary>
 /// Writes Optim's checkpoint container, version 2: named sections of named values and tensors, streamed straight to the
 /// destination and checksummed as they go. Any checkpoint (an optimizer's state, a scheduler's, a gradient scaler's, a
@@ -28,7 +33,10 @@ namespace Optim.Formats;
 ///          0x0B tensor: dtype (i32, TorchSharp's ScalarType) | ndim (i32) | dims (i64 each) | byte count (i64) | raw
 ///               elements in C order
 ///          0x0C list of tensors: count (i32) | tensors as above, without the type byte
+///          0x0D map: name (string) | count (i32) | count times: key (string) | value
+///          0x0E list of maps: count (i32) | maps as above, without the type byte
 /// </code>
+/// <para>Maps nest (a map's value may be a map or a list of maps) to a depth of <see cref="MaxMapDepth"/>.</para>
 /// <para>
 /// Memory while writing is a small buffer: tensor bytes go from the tensor's memory to the stream in slices of
 /// <see cref="TensorBytes.ChunkBytes"/> (tensors on other devices are staged slice by slice). Nothing limits the size of
@@ -42,6 +50,9 @@ internal sealed class CheckpointWriter : IDisposable
 
     /// <summary>The container version this writer produces.</summary>
     public const ushort Version = 2;
+
+    /// <summary>How deep maps may nest (a map at the top of an entry is depth 1).</summary>
+    public const int MaxMapDepth = 32;
 
     private readonly BufferedStream _buffer;
     private readonly HashingStream _hashing;
@@ -74,6 +85,11 @@ internal sealed class CheckpointWriter : IDisposable
     {
         WriteByte(Tags.Entry);
         WriteString(name);
+        WriteValue(name, value, depth: 0);
+    }
+
+    private void WriteValue(string name, object? value, int depth)
+    {
         switch (value)
         {
             case null: WriteByte(Tags.Null); break;
@@ -89,6 +105,12 @@ internal sealed class CheckpointWriter : IDisposable
                 break;
             case ValueTuple<double, double> pair: WriteByte(Tags.Pair); WriteDouble(pair.Item1); WriteDouble(pair.Item2); break;
             case Tensor t: WriteByte(Tags.Tensor); WriteTensor(t); break;
+            case CheckpointMap map: WriteByte(Tags.Map); WriteMap(name, map, depth + 1); break;
+            case IReadOnlyList<CheckpointMap> maps:
+                WriteByte(Tags.MapList);
+                WriteInt32(maps.Count);
+                foreach (var map in maps) WriteMap(name, map, depth + 1);
+                break;
             case IReadOnlyList<Tensor> tensors:
                 WriteByte(Tags.TensorList);
                 WriteInt32(tensors.Count);
@@ -124,6 +146,19 @@ internal sealed class CheckpointWriter : IDisposable
     {
         _hashing.Dispose();
         _buffer.Dispose();
+    }
+
+    private void WriteMap(string name, CheckpointMap map, int depth)
+    {
+        ArgumentNullException.ThrowIfNull(map, name);
+        if (depth > MaxMapDepth) throw new ArgumentException($"'{name}' nests maps deeper than {MaxMapDepth}.", nameof(map));
+        WriteString(map.Name);
+        WriteInt32(map.Entries.Count);
+        foreach (var (key, value) in map.Entries)
+        {
+            WriteString(key);
+            WriteValue($"{name}.{key}", value, depth);
+        }
     }
 
     private void WriteTensor(Tensor tensor)
@@ -175,7 +210,7 @@ internal sealed class CheckpointWriter : IDisposable
     {
         public const byte Section = 0x01, Entry = 0x02, End = 0x7F;
         public const byte Double = 0x01, Bool = 0x02, Int = 0x03, Long = 0x04, String = 0x05, Null = 0x06, Enum = 0x07,
-            Pair = 0x08, DoubleList = 0x09, LongList = 0x0A, Tensor = 0x0B, TensorList = 0x0C;
+            Pair = 0x08, DoubleList = 0x09, LongList = 0x0A, Tensor = 0x0B, TensorList = 0x0C, Map = 0x0D, MapList = 0x0E;
     }
 
     // The writer's buffer must not close the caller's stream.

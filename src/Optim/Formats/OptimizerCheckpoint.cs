@@ -33,6 +33,16 @@ internal static class OptimizerCheckpoint
     public static void Write(Stream stream, OptimizerStateDict stateDict)
     {
         ArgumentNullException.ThrowIfNull(stream);
+        CheckWritable(stateDict);
+        using var w = new CheckpointWriter(stream, Kind);
+        WriteSections(w, stateDict);
+        w.Finish();
+    }
+
+    /// <summary>Checks that <paramref name="stateDict"/> can be written (before anything is).</summary>
+    /// <inheritdoc cref="Write" path="/exception"/>
+    public static void CheckWritable(OptimizerStateDict stateDict)
+    {
         ArgumentNullException.ThrowIfNull(stateDict);
         stateDict.ThrowIfDisposed();
         foreach (var group in stateDict.ParamGroups)
@@ -46,8 +56,14 @@ internal static class OptimizerCheckpoint
             }
         }
         foreach (var (key, value) in stateDict.Global) OptimizerGlobalState.Normalize(value, key);
+    }
 
-        using var w = new CheckpointWriter(stream, Kind);
+    /// <summary>
+    /// Writes the sections of <paramref name="stateDict"/> (checked by <see cref="CheckWritable"/>) into a container
+    /// another checkpoint (a training checkpoint) is writing.
+    /// </summary>
+    public static void WriteSections(CheckpointWriter w, OptimizerStateDict stateDict)
+    {
         w.BeginSection("optimizer");
         w.Write("type", stateDict.OptimizerType);
         foreach (var group in stateDict.ParamGroups)
@@ -68,7 +84,6 @@ internal static class OptimizerCheckpoint
             w.BeginSection("global");
             foreach (var (key, value) in stateDict.Global) w.Write(key, OptimizerGlobalState.Normalize(value, key));
         }
-        w.Finish();
     }
 
     /// <summary>
@@ -85,88 +100,136 @@ internal static class OptimizerCheckpoint
         if (reader.Version == 1) return CheckpointV1.ReadAfterHeader(reader.Stream);
         if (reader.Kind != Kind) throw new InvalidDataException($"the checkpoint holds a '{reader.Kind}', not an optimizer's state.");
 
-        string? type = null;
-        var groups = new List<GroupBuilder>();
-        var state = new SortedDictionary<int, IReadOnlyDictionary<string, Tensor>>();
-        var global = new Dictionary<string, object>();
-        var globalOrder = new List<KeyValuePair<string, object>>();
-
-        string? section = null;
-        GroupBuilder? group = null;
-        ParameterState? entries = null;
-        var sections = 0;
-        var seenGlobal = false;
-
-        void EndSection()
-        {
-            group?.Validate();
-            if (group is not null) groups.Add(group);
-            group = null;
-            entries = null;
-        }
-
+        var parser = new SectionParser();
         while (true)
         {
             var kind = reader.Next(out var name, out var value);
             if (kind == CheckpointReader.RecordKind.End) break;
             if (kind == CheckpointReader.RecordKind.Section)
             {
-                EndSection();
-                if ((sections++ == 0) != (name == "optimizer"))
-                    throw new InvalidDataException("an optimizer checkpoint starts with its 'optimizer' section, and has one.");
-                switch (name)
-                {
-                    case "optimizer": break;
-                    case "param_group": group = new GroupBuilder(groups.Count); break;
-                    case "state": break;
-                    case "global":
-                        if (seenGlobal) throw new InvalidDataException("the checkpoint has two 'global' sections.");
-                        seenGlobal = true;
-                        break;
-                    default: throw new InvalidDataException($"an optimizer checkpoint has no section '{name}'.");
-                }
-                section = name;
-                continue;
+                if (!SectionParser.Owns(name)) throw new InvalidDataException($"an optimizer checkpoint has no section '{name}'.");
+                parser.BeginSection(name);
             }
-
-            switch (section)
+            else
             {
-                case "optimizer" when name == "type" && value is string s && type is null:
-                    type = s;
+                parser.Entry(name, value);
+            }
+        }
+        parser.End();
+        reader.Finish();
+
+        // Only now, with the checksum verified, is the content interpreted: what does not fit is an ArgumentException.
+        var result = parser.Build(schema);
+        foreach (var t in result.Tensors()) reader.Keep(t);
+        return result;
+    }
+
+    /// <summary>
+    /// Parses the sections <see cref="WriteSections"/> writes, record by record, wherever they appear: in an optimizer
+    /// checkpoint or in a training checkpoint between other sections. Structural damage is an
+    /// <see cref="InvalidDataException"/>; <see cref="Build"/> (after the checksum was verified) interprets the content.
+    /// </summary>
+    internal sealed class SectionParser
+    {
+        private readonly List<GroupBuilder> _groups = new();
+        private readonly SortedDictionary<int, IReadOnlyDictionary<string, Tensor>> _state = new();
+        private readonly Dictionary<string, object> _global = new();
+        private readonly List<KeyValuePair<string, object>> _globalOrder = new();
+        private string? _type;
+        private string? _section;
+        private GroupBuilder? _group;
+        private ParameterState? _entries;
+        private int _sections;
+        private bool _seenGlobal;
+        private bool _ended;
+
+        /// <summary>Whether a section of this name belongs to an optimizer's state.</summary>
+        public static bool Owns(string section) => section is "optimizer" or "param_group" or "state" or "global";
+
+        /// <summary>Whether any section was read.</summary>
+        public bool Started => _sections > 0;
+
+        /// <summary>Starts section <paramref name="name"/> (one that <see cref="Owns"/>).</summary>
+        public void BeginSection(string name)
+        {
+            if (_ended) throw new InvalidDataException($"the optimizer's section '{name}' comes after other sections.");
+            EndSection();
+            if ((_sections++ == 0) != (name == "optimizer"))
+                throw new InvalidDataException("an optimizer's state starts with its 'optimizer' section, and has one.");
+            switch (name)
+            {
+                case "optimizer": break;
+                case "param_group": _group = new GroupBuilder(_groups.Count); break;
+                case "state": break;
+                case "global":
+                    if (_seenGlobal) throw new InvalidDataException("the checkpoint has two 'global' sections.");
+                    _seenGlobal = true;
+                    break;
+                default: throw new InvalidDataException($"an optimizer's state has no section '{name}'.");
+            }
+            _section = name;
+        }
+
+        /// <summary>An entry of the current section.</summary>
+        public void Entry(string name, object? value)
+        {
+            switch (_section)
+            {
+                case "optimizer" when name == "type" && value is string s && _type is null:
+                    _type = s;
                     break;
                 case "param_group":
-                    group!.Add(name, value);
+                    _group!.Add(name, value);
                     break;
-                case "state" when entries is null:
+                case "state" when _entries is null:
                     if (name != Id || value is not long id || id < 0 || id > int.MaxValue)
                         throw new InvalidDataException("a 'state' section starts with the parameter's id.");
-                    entries = new ParameterState { IsInitialized = true };
-                    if (!state.TryAdd((int)id, entries)) throw new InvalidDataException($"parameter id {id} has state twice.");
+                    _entries = new ParameterState { IsInitialized = true };
+                    if (!_state.TryAdd((int)id, _entries)) throw new InvalidDataException($"parameter id {id} has state twice.");
                     break;
                 case "state":
                     if (value is not Tensor tensor) throw new InvalidDataException($"state '{name}' is not a tensor.");
-                    if (entries!.ContainsKey(name)) throw new InvalidDataException($"a parameter has state '{name}' twice.");
-                    entries.Set(name, tensor);
+                    if (_entries!.ContainsKey(name)) throw new InvalidDataException($"a parameter has state '{name}' twice.");
+                    _entries.Set(name, tensor);
                     break;
                 case "global":
                     if (value is not (Tensor or Tensor[] or double or long or bool or string))
                         throw new InvalidDataException($"optimizer-wide state '{name}' has a value of a type it cannot have.");
-                    if (!global.TryAdd(name, value)) throw new InvalidDataException($"optimizer-wide state '{name}' appears twice.");
-                    globalOrder.Add(new(name, value));
+                    if (!_global.TryAdd(name, value)) throw new InvalidDataException($"optimizer-wide state '{name}' appears twice.");
+                    _globalOrder.Add(new(name, value));
                     break;
                 default:
-                    throw new InvalidDataException($"the checkpoint has an unexpected entry '{name}' in section '{section ?? "(none)"}'.");
+                    throw new InvalidDataException($"the checkpoint has an unexpected entry '{name}' in section '{_section ?? "(none)"}'.");
             }
         }
-        EndSection();
-        if (type is null) throw new InvalidDataException("the checkpoint names no optimizer type.");
-        reader.Finish();
 
-        // Only now, with the checksum verified, is the content interpreted: what does not fit is an ArgumentException.
-        schema ??= SchemaOf(type);
-        var result = new OptimizerStateDict(type, state, groups.Select(g => g.Build(schema)).ToList()) { Global = globalOrder.ToDictionary(e => e.Key, e => e.Value) };
-        foreach (var t in result.Tensors()) reader.Keep(t);
-        return result;
+        /// <summary>After the optimizer's last section: checks that the state is complete.</summary>
+        public void End()
+        {
+            EndSection();
+            _section = null;
+            _ended = true;
+            if (_type is null) throw new InvalidDataException("the checkpoint names no optimizer type.");
+        }
+
+        /// <summary>The state dict (its tensors are the reader's); call after the checksum was verified.</summary>
+        /// <exception cref="ArgumentException">An enum hyperparameter of a type the optimizer does not have.</exception>
+        public OptimizerStateDict Build(OptionSchema? schema)
+        {
+            schema ??= SchemaOf(_type);
+            return new OptimizerStateDict(_type!, _state, _groups.Select(g => g.Build(schema)).ToList())
+            {
+                Global = _globalOrder.ToDictionary(e => e.Key, e => e.Value),
+            };
+        }
+
+        private void EndSection()
+        {
+            _group?.Validate();
+            if (_group is not null) _groups.Add(_group);
+            _group = null;
+            _entries = null;
+        }
     }
 
     private static bool IsHyperparameterValue(object? value) =>

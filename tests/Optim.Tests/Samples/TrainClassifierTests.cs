@@ -1,6 +1,7 @@
 using System;
 using System.IO;
 using System.Linq;
+using Optim.Formats;
 using TorchSharp;
 using TrainClassifier;
 using static TorchSharp.torch;
@@ -74,25 +75,44 @@ public class TrainClassifierTests : IDisposable
     }
 
     [Fact]
-    public void Checkpoints_are_complete_folders_and_only_the_newest_are_kept()
+    public void Checkpoints_are_single_files_and_only_the_newest_are_kept()
     {
         var result = new Trainer(Small).Run(_dir, resume: false, stopAfterStep: 45);
 
         result.Completed.Should().BeFalse();
-        var folders = Directory.GetDirectories(_dir).Select(Path.GetFileName).Order().ToList();
-        folders.Should().Equal("step-0000030", "step-0000040");  // KeepCheckpoints = 2, no temporary folders left
-        Directory.GetFiles(Path.Combine(_dir, "step-0000040")).Select(Path.GetFileName).Order()
-            .Should().Equal(Trainer.ModelFile, Trainer.OptimizerFile, Trainer.SchedulerFile, Trainer.StateFile);
+        Directory.GetDirectories(_dir).Should().BeEmpty();
+        Directory.GetFiles(_dir).Select(Path.GetFileName).Order()
+            .Should().Equal("step-0000030.ckpt", "step-0000040.ckpt");  // KeepCheckpoints = 2, no temporary files left
+        var latest = Path.Combine(_dir, "step-0000040.ckpt");
+        Trainer.FindLatestCheckpoint(_dir).Should().Be(latest);
 
-        var state = Trainer.ReadState(Path.Combine(_dir, "step-0000040"));
+        var state = Trainer.ReadState(latest);
         state.Options.Should().Be(Small);
         state.Position.Should().Be(new TrainingPosition { Step = 40, Epoch = 2, NextBatch = 8, EpochLossSum = state.Position.EpochLossSum, EpochCorrect = state.Position.EpochCorrect, EpochSeen = 256 });
-        var scheduler = SchedulerStateJson.Read(Path.Combine(_dir, "step-0000040", state.Scheduler));
-        scheduler.Scheduler.Should().Be("OneCycleLR");
-        scheduler.GetInt64("last_epoch").Should().Be(40);      // stepped after each of the 40 optimizer steps
-        scheduler.GetInt64("total_steps").Should().Be(64);
         state.Shuffle.Epoch.Should().Be(2);
-        Trainer.FindLatestCheckpoint(_dir).Should().EndWith("step-0000040");
+
+        // The scheduler's state is in the same file: a fresh run loads it with everything else.
+        var (model, optimizer, scheduler) = Trainer.CreateRun(Small);
+        using var ownedModel = model;
+        using var ownedOptimizer = optimizer;
+        TrainingCheckpoint.Load(latest, model, optimizer, [scheduler])["step"].Should().Be(40L);
+        scheduler.last_epoch.Should().Be(40);                    // stepped after each of the 40 optimizer steps
+        scheduler.StateDict().GetInt64("total_steps").Should().Be(64);
+        BitConverter.DoubleToInt64Bits(optimizer.ParamGroups[0].LearningRate).Should().Be(BitConverter.DoubleToInt64Bits(state.LearningRate));
+    }
+
+    [Fact]
+    public void A_damaged_checkpoint_is_refused_and_resuming_fails_cleanly()
+    {
+        new Trainer(Small).Run(_dir, resume: false, stopAfterStep: 12);
+        var latest = Trainer.FindLatestCheckpoint(_dir)!;
+        var bytes = File.ReadAllBytes(latest);
+        bytes[bytes.Length / 2] ^= 0x10;
+        File.WriteAllBytes(latest, bytes);
+
+        var act = () => new Trainer(Small).Run(_dir, resume: true);
+
+        act.Should().Throw<InvalidDataException>().WithMessage("*checksum*");
     }
 
     [Fact]

@@ -42,7 +42,7 @@ internal static class Chart
         contours.LabelStyle.IsVisible = false;
         plot.Add.Plottable(contours);
 
-        var palette = new ScottPlot.Palettes.Category10();
+        var palette = new ScottPlot.Palettes.Category20(); // one colour per contender (up to 20)
         for (var k = 0; k < runs.Count; k++)
         {
             var run = runs[k];

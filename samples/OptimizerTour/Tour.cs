@@ -75,6 +75,13 @@ internal sealed record Contender(
         new("RMSprop", RMSprop.Info, Lr(2e-2, 5e-2), With()),
         new("Adam", Adam.Info, Lr(0.1, 0.1), With()),
         new("AdamW", AdamW.Info, Lr(0.1, 0.1), With()),
+        new("Adadelta", Adadelta.Info, Lr(1.0, 1.0), With()),
+        new("Adamax", Adamax.Info, Lr(0.1, 0.1), With()),
+        new("ASGD", ASGD.Info, Lr(1.5e-3, 1e-2), With()),
+        new("NAdam", NAdam.Info, Lr(0.05, 0.05), With()),
+        // RAdam's first steps (before the variance is rectified) are plain momentum steps of size lr: SGD's scale.
+        new("RAdam", RAdam.Info, Lr(1e-3, 1e-2), With()),
+        new("Rprop", Rprop.Info, Lr(1e-3, 1e-3), With()),
     };
 }
 

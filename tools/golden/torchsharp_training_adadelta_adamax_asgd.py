@@ -8,7 +8,7 @@ TorchSharp's own behaviour (ASGD's factory defaults to lr=1e-3, PyTorch's to
 1e-2), tests/Optim.Tests/TorchSharpTrainingTests assert the value this script
 prints instead: the same model, data and loop, run with PyTorch's torch.optim.
 
-Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/torchsharp_training.py
+Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/torchsharp_training_adadelta_adamax_asgd.py
 """
 
 import math

@@ -10,7 +10,7 @@ PyTorch 2.x single-tensor updates transcribed in generate.py (NAdam, RAdam) or t
 ops equal 2.x's), and PyTorch's OneCycleLR, or TorchSharp's where the two differ (several groups; see
 TorchSharpOneCycleLR). It prints one line per test: name, final loss.
 
-Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/torchsharp_training.py
+Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/torchsharp_training_nadam_radam_rprop.py
 The matrix products run on this machine's BLAS, not libtorch 2.10's MKL: expect agreement to about 1e-5
 relative, well inside the tests' 1e-3.
 """

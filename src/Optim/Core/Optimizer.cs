@@ -44,6 +44,33 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// </summary>
     public Tensor? FoundInf { get; set; }
 
+    /// <summary>The state key under which <see cref="MasterWeights"/> keeps a parameter's float32 copy.</summary>
+    public const string MasterWeightsKey = "master_param";
+
+    private protected bool _masterWeights;
+
+    /// <summary>
+    /// Float32 master weights (off by default). When on, the optimizer keeps a float32 copy of every float16 and bfloat16
+    /// parameter in its state (under <see cref="MasterWeightsKey"/>), runs the algorithm on that copy with a float32 copy
+    /// of the gradient, and writes the rounded result back into the parameter after each step, so updates smaller than
+    /// the parameter's precision accumulate instead of being lost. The algorithm's state of such a parameter is float32,
+    /// like its copy. Float32 and float64 parameters are not affected. The copy is authoritative: a change made to the
+    /// parameter outside the optimizer is overwritten by the next step. State dicts and checkpoints carry the copies.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Changed after a step or a load (set it right after construction).</exception>
+    /// <exception cref="NotSupportedException">A closure-driven algorithm (LBFGS), which has no master-weight path.</exception>
+    public bool MasterWeights
+    {
+        get => _masterWeights;
+        set
+        {
+            ThrowIfDisposed();
+            if (value != _masterWeights) ChangeMasterWeights(value);
+        }
+    }
+
+    private protected abstract void ChangeMasterWeights(bool value);
+
     /// <summary>Per-parameter state (PyTorch's <c>optimizer.state</c>); a parameter has an entry once it has state.</summary>
     public abstract IReadOnlyDictionary<Parameter, ParameterState> State { get; }
 

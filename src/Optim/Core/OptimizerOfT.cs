@@ -24,6 +24,9 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     // how its own optimizers lose or mix up state.
     private readonly Dictionary<Parameter, ParameterState> _state = new(ReferenceEqualityComparer.Instance);
 
+    // Whether a step ran or a state dict was loaded: MasterWeights can no longer change.
+    private bool _stepped;
+
     /// <summary>Creates the optimizer over <paramref name="groups"/>, each deriving its options from <paramref name="defaults"/>.</summary>
     /// <param name="groups">The parameter groups; at least one parameter in all.</param>
     /// <param name="defaults">The options of groups that override nothing.</param>
@@ -276,7 +279,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             var paths = _groups.Select((g, i) => ResolvePath(g, withGradients[i])).ToList();
             CheckKernelScalar(GradScale, nameof(GradScale));
             CheckKernelScalar(FoundInf, nameof(FoundInf));
-            var batches = PrepareBatches(withGradients);
+            var batches = PrepareBatches(withGradients, out var masters);
+            _stepped = true;
             for (var g = 0; g < _groups.Count; g++)
             {
                 var options = _groups[g].Options;
@@ -298,6 +302,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                         }
                         break;
                 }
+                WriteBackMasters(masters[g], paths[g] == Implementation.Fused ? FoundInf : null);
             }
         }
         return loss;
@@ -375,25 +380,40 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     // Every group's batch, with the state of parameters on their first step created: for all groups or, if creating
     // one fails, for none, so that a failing step leaves the state as it was.
-    private List<StepBatch> PrepareBatches(List<List<(Parameter, Tensor, string)>> withGradients)
+    // With master weights, a float16/bfloat16 parameter enters its batch as its float32 copy with a float32 copy of its
+    // gradient; masters lists, per group, the parameters to write back after the update.
+    private List<StepBatch> PrepareBatches(List<List<(Parameter, Tensor, string)>> withGradients, out List<List<(Parameter, Parameter)>> masters)
     {
         var fresh = new List<(Parameter Parameter, bool HadEntry)>();
+        masters = new List<List<(Parameter, Parameter)>>(_groups.Count);
         try
         {
             var batches = new List<StepBatch>(_groups.Count);
             for (var g = 0; g < _groups.Count; g++)
             {
                 var batch = new StepBatch();
+                var groupMasters = new List<(Parameter, Parameter)>();
+                masters.Add(groupMasters);
                 foreach (var (p, grad, name) in withGradients[g])
                 {
                     var hadEntry = _state.TryGetValue(p, out var existing);
                     if (!hadEntry || !existing!.IsInitialized) fresh.Add((p, hadEntry));
                     else if (!existing.UnchangedSinceCheck(p))
                     {
-                        if (StateSchema.FindProblem(p, existing, name) is { } problem) throw new InvalidOperationException(problem);
+                        if (StateSchema.FindProblem(p, existing, name, MasterKeyOf(p)) is { } problem) throw new InvalidOperationException(problem);
                         existing.MarkChecked(p);
                     }
-                    batch.Add(p, grad, EnsureState(_groups[g].Options, p), name);
+                    var state = EnsureState(_groups[g].Options, p);
+                    if (UsesMaster(p))
+                    {
+                        var master = MasterOf(state);
+                        batch.Add(master, grad.to(ScalarType.Float32), state, name);
+                        groupMasters.Add((p, master));
+                    }
+                    else
+                    {
+                        batch.Add(p, grad, state, name);
+                    }
                 }
                 batches.Add(batch);
             }
@@ -553,14 +573,29 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     throw new ArgumentException($"the state dict has state for parameter id {id}, which none of its groups lists", nameof(stateDict));
                 var copy = new ParameterState();
                 staged[p] = copy;
+                var master = UsesMaster(p);
+                if (master)
+                {
+                    // A state saved without master weights gets its copy from the parameter, as a first step would.
+                    copy.Set(MasterWeightsKey, savedState.TryGetValue(MasterWeightsKey, out var savedMaster)
+                        ? AsMasterParameter(StateSchema.Normalize(StateKind.LikeParameter, savedMaster, p, $"state '{MasterWeightsKey}' of parameter id {id}",
+                            nameof(stateDict), stateDict.TensorsAreStaged, ScalarType.Float32))
+                        : NewMaster(p));
+                }
                 foreach (var (key, tensor) in savedState)
                 {
+                    if (master && key == MasterWeightsKey) continue;
+                    if (key == MasterWeightsKey)
+                        throw new ArgumentException(
+                            $"the state of parameter id {id} has '{key}' (float32 master weights), which this optimizer keeps only for float16 and bfloat16 parameters with MasterWeights on",
+                            nameof(stateDict));
                     var declared = StateSchema.Find(key)
                         ?? throw new ArgumentException($"the state of parameter id {id} has '{key}', which {GetType().Name} does not keep", nameof(stateDict));
-                    copy.Set(key, StateSchema.Normalize(declared.Kind, tensor, p, $"state '{key}' of parameter id {id}", nameof(stateDict), stateDict.TensorsAreStaged));
+                    copy.Set(key, StateSchema.Normalize(declared.Kind, tensor, p, $"state '{key}' of parameter id {id}", nameof(stateDict), stateDict.TensorsAreStaged,
+                        master ? ScalarType.Float32 : null));
                 }
                 copy.IsInitialized = true;
-                StateSchema.Validate(p, copy, $"id {id}", nameof(stateDict));
+                if (StateSchema.FindProblem(p, copy, $"id {id}", MasterKeyOf(p)) is { } problem) throw new ArgumentException(problem, nameof(stateDict));
             }
         }
         catch
@@ -580,6 +615,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     private void Commit(OptimizerStateDict stateDict, List<TOptions> options, OptimizerGlobalState stagedGlobal, Dictionary<Parameter, ParameterState> staged)
     {
+        _stepped = true;
         for (var g = 0; g < _groups.Count; g++)
         {
             _groups[g].Options = options[g];
@@ -613,10 +649,80 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         if (!_state.TryGetValue(p, out var state)) _state[p] = state = new ParameterState();
         if (!state.IsInitialized)
         {
-            InitializeState(options, p, state);
+            var target = p;
+            if (UsesMaster(p))
+            {
+                target = NewMaster(p);
+                state.Set(MasterWeightsKey, target);
+            }
+            InitializeState(options, target, state);
             state.IsInitialized = true;
         }
         return state;
+    }
+
+    // Master weights apply to float16 and bfloat16 parameters only.
+    private bool UsesMaster(Tensor p) => _masterWeights && p.dtype is ScalarType.Float16 or ScalarType.BFloat16;
+
+    private string? MasterKeyOf(Tensor p) => UsesMaster(p) ? MasterWeightsKey : null;
+
+    // A float32 copy of the parameter, contiguous, as a Parameter (what a StepBatch holds) that needs no gradient.
+    private static Parameter NewMaster(Tensor p)
+    {
+        using var _ = no_grad();
+        return AsMasterParameter(p.detach().to(ScalarType.Float32).contiguous().clone());
+    }
+
+    // Takes over the handle of t (which must be new and owned by the caller).
+    private static Parameter AsMasterParameter(Tensor t) => new(t, requires_grad: false);
+
+    // The parameter's float32 copy; one put into the state as a plain tensor (through ParameterState.Set) is wrapped once,
+    // sharing its memory.
+    private static Parameter MasterOf(ParameterState state)
+    {
+        var master = state[MasterWeightsKey];
+        if (master is Parameter parameter) return parameter;
+        var wrapped = AsMasterParameter(master.detach());
+        state.Set(MasterWeightsKey, wrapped);
+        return wrapped;
+    }
+
+    // Rounds each updated copy into its parameter. A fused step under a scaler that found an overflow changed no copy;
+    // the parameter is then kept as it is (without reading the flag back to the host).
+    private static void WriteBackMasters(List<(Parameter Parameter, Parameter Master)> masters, Tensor? foundInf)
+    {
+        if (masters.Count == 0) return;
+        foreach (var (p, master) in masters)
+        {
+            if (foundInf is null)
+            {
+                p.copy_(master);
+            }
+            else
+            {
+                using var skipped = foundInf.to(p.device).reshape(Array.Empty<long>()).ne(0);
+                using var kept = where(skipped, p, master);
+                p.copy_(kept);
+            }
+        }
+    }
+
+    private protected override void ChangeMasterWeights(bool value)
+    {
+        if (RequiresClosure) throw new NotSupportedException($"{GetType().Name} has no master-weight mode (its closure-driven step updates the parameters in place).");
+        if (_stepped)
+            throw new InvalidOperationException("MasterWeights can only change before the first step and before a state dict is loaded.");
+        _masterWeights = value;
+        // State created eagerly (Adagrad) was made like the parameters: make it again, like the copies (or the parameters).
+        foreach (var group in _groups)
+        {
+            foreach (var p in group.Parameters)
+            {
+                if (p.dtype is not (ScalarType.Float16 or ScalarType.BFloat16) || !_state.Remove(p, out var state)) continue;
+                state.Clear();
+                if (InitializesStateEagerly) EnsureState(group.Options, p);
+            }
+        }
     }
 
     // Gathers the parameters that have gradients and checks each gradient; changes nothing.

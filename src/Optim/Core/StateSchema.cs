@@ -85,24 +85,40 @@ public sealed class StateSchema
     /// <param name="parameter">The parameter.</param>
     /// <param name="state">Its state.</param>
     /// <param name="name">The parameter's name, for the message.</param>
-    public string? FindProblem(Tensor parameter, IReadOnlyDictionary<string, Tensor> state, string name)
+    public string? FindProblem(Tensor parameter, IReadOnlyDictionary<string, Tensor> state, string name) =>
+        FindProblem(parameter, state, name, masterKey: null);
+
+    // With masterKey (master weights of a float16/bfloat16 parameter), the state must hold a float32 copy of the
+    // parameter under that key, and the algorithm's tensors are checked against the copy rather than the parameter.
+    internal string? FindProblem(Tensor parameter, IReadOnlyDictionary<string, Tensor> state, string name, string? masterKey)
     {
+        var like = parameter;
+        if (masterKey is not null)
+        {
+            if (!state.TryGetValue(masterKey, out var master)) return $"the state of parameter '{name}' has no '{masterKey}' (its float32 master weights)";
+            if (Problem(StateKind.LikeParameter, master, parameter, ScalarType.Float32) is { } masterProblem)
+                return $"state '{masterKey}' of parameter '{name}' {masterProblem}";
+            like = master;
+        }
         foreach (var key in _keys)
         {
             if (key.Required && !state.ContainsKey(key.Name)) return $"the state of parameter '{name}' has no '{key.Name}'";
         }
         foreach (var (keyName, tensor) in state)
         {
+            if (keyName == masterKey) continue;
             var key = Find(keyName);
+            if (key is null && keyName == Optimizer.MasterWeightsKey)
+                return $"the state of parameter '{name}' has '{keyName}', which is kept only for float16 and bfloat16 parameters with MasterWeights on";
             if (key is null) return $"the state of parameter '{name}' has '{keyName}', which this algorithm does not keep";
-            var problem = Problem(key.Kind, tensor, parameter);
+            var problem = Problem(key.Kind, tensor, like);
             if (problem is not null) return $"state '{keyName}' of parameter '{name}' {problem}";
         }
         return null;
     }
 
     // Null when the tensor fits; otherwise what is wrong, for the message. Cheap: a few property reads per tensor.
-    internal static string? Problem(StateKind kind, Tensor t, Tensor parameter)
+    internal static string? Problem(StateKind kind, Tensor t, Tensor parameter, ScalarType? dtype = null)
     {
         if (t is null || t.IsInvalid) return "has been disposed";
         if (t.is_sparse) return "is sparse, not a dense tensor";
@@ -114,7 +130,11 @@ public sealed class StateSchema
             if (t.device_type != DeviceType.CPU && !SameDevice(t, parameter)) return $"is on {t.device}, not on the CPU or the parameter's device";
             return null;
         }
-        if (t.dtype != parameter.dtype) return $"is {t.dtype}, but the parameter is {parameter.dtype}";
+        if (dtype is { } expected)
+        {
+            if (t.dtype != expected) return $"is {t.dtype}, not {expected}";
+        }
+        else if (t.dtype != parameter.dtype) return $"is {t.dtype}, but the parameter is {parameter.dtype}";
         if (!SameDevice(t, parameter)) return $"is on {t.device}, but the parameter is on {parameter.device}";
         var ndim = t.ndim;
         var sameShape = ndim == parameter.ndim;
@@ -132,9 +152,11 @@ public sealed class StateSchema
     /// </summary>
     /// <remarks>
     /// A <paramref name="staged"/> tensor (new, owned by a checkpoint reader) that already fits is taken over rather than
-    /// copied, so a load needs the new state's memory once, not twice.
+    /// copied, so a load needs the new state's memory once, not twice. With <paramref name="likeDtype"/> (master weights),
+    /// tensors like the parameter take that dtype instead of the parameter's.
     /// </remarks>
-    internal static Tensor Normalize(StateKind kind, Tensor tensor, Tensor parameter, string describe, string argument, bool staged = false)
+    internal static Tensor Normalize(StateKind kind, Tensor tensor, Tensor parameter, string describe, string argument, bool staged = false,
+        ScalarType? likeDtype = null)
     {
         if (tensor is null || tensor.IsInvalid) throw new ArgumentException($"{describe} has been disposed", argument);
         if (tensor.is_sparse) throw new ArgumentException($"{describe} is sparse, not a dense tensor", argument);
@@ -161,7 +183,7 @@ public sealed class StateSchema
                     $"{describe} has shape [{string.Join(", ", tensor.shape)}], but the parameter has shape [{string.Join(", ", parameter.shape)}]", argument);
             if (tensor.is_complex() != parameter.is_complex() || tensor.dtype == ScalarType.Bool)
                 throw new ArgumentException($"{describe} is {tensor.dtype}, which cannot hold state of a {parameter.dtype} parameter", argument);
-            var moved = tensor.detach().to(parameter.dtype, parameter.device);
+            var moved = tensor.detach().to(likeDtype ?? parameter.dtype, parameter.device);
             copy = staged && moved.is_contiguous() ? moved : moved.contiguous().clone();
         }
         return copy.DetachFromDisposeScope();

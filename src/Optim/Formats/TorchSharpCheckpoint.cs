@@ -127,7 +127,8 @@ internal static class TorchSharpCheckpoint
     /// </remarks>
     /// <exception cref="NotSupportedException">
     /// The algorithm has no TorchSharp counterpart, or a group uses an option value TorchSharp's optimizer lacks (Adagrad,
-    /// Adamax, NAdam or RAdam with <c>maximize</c>; NAdam or RAdam with <c>decoupled_weight_decay</c>).
+    /// Adamax, NAdam or RAdam with <c>maximize</c>; NAdam or RAdam with <c>decoupled_weight_decay</c>), or the optimizer
+    /// holds float32 master weights (<see cref="Optimizer.MasterWeights"/>), which TorchSharp has no place for.
     /// </exception>
     /// <exception cref="InvalidOperationException">A step count that is not a whole number.</exception>
     public static void Write(Stream stream, Optimizer source)
@@ -135,6 +136,9 @@ internal static class TorchSharpCheckpoint
         ArgumentNullException.ThrowIfNull(stream);
         var layout = LayoutOf(source);
         var schema = AlgorithmCatalog.Of(source)!.Schema;
+        if (source.MasterWeights && source.State.Values.Any(s => s.ContainsKey(Optimizer.MasterWeightsKey)))
+            throw new NotSupportedException(
+                $"TorchSharp's optimizers have no master weights, so its format has no place for '{Optimizer.MasterWeightsKey}'; save with optimizer.Save (Optim's checkpoint) instead.");
         var sd = source.StateDict();
         sd.ThrowIfDisposed();
         var parameters = source.parameters().ToList();

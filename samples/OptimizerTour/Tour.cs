@@ -75,6 +75,9 @@ internal sealed record Contender(
         new("RMSprop", RMSprop.Info, Lr(2e-2, 5e-2), With()),
         new("Adam", Adam.Info, Lr(0.1, 0.1), With()),
         new("AdamW", AdamW.Info, Lr(0.1, 0.1), With()),
+        // Closure-driven: each step re-evaluates f through the closure. max_iter 1 makes a step one L-BFGS iteration
+        // (its strong-Wolfe line search may evaluate f several times), so the step counts compare with the others'.
+        new("LBFGS", LBFGS.Info, Lr(1.0, 1.0), With(("max_iter", 1L), ("line_search_fn", LBFGSOptions.StrongWolfe))),
     };
 }
 
@@ -110,10 +113,23 @@ internal static class Tour
         {
             using (var scope = NewDisposeScope())
             {
-                optimizer.zero_grad();
-                var f = surface.Torch(point[0], point[1]);
-                f.backward();
-                optimizer.step();
+                Tensor Closure()
+                {
+                    optimizer.zero_grad();
+                    var f = surface.Torch(point[0], point[1]);
+                    f.backward();
+                    return f;
+                }
+                // A closure-driven algorithm (LBFGS) evaluates f itself, as often as it needs; the others take the gradient.
+                if (contender.Algorithm.RequiresClosure)
+                {
+                    optimizer.step(Closure);
+                }
+                else
+                {
+                    Closure();
+                    optimizer.step();
+                }
             }
             var values = point.data<double>();
             var (x, y) = (values[0], values[1]);

@@ -113,8 +113,21 @@ public static class Catalog
     private static readonly Dictionary<AlgorithmInfo, int> BytesCache = new();
     private static readonly Dictionary<AlgorithmInfo, bool> BuiltInCache = new();
 
-    /// <summary>Every algorithm of the catalog, in its order.</summary>
-    public static IReadOnlyList<AlgorithmInfo> Algorithms => AlgorithmCatalog.All;
+    /// <summary>
+    /// Every algorithm of the catalog these step benchmarks measure, in its order: those that step on gradients set
+    /// beforehand. A closure-driven one (<see cref="AlgorithmInfo.RequiresClosure"/>: LBFGS) re-evaluates the model inside
+    /// its step, up to <c>max_eval</c> forward and backward passes of a model these benchmarks do not have, so its
+    /// step time is not comparable: it is left out, and runs say so (<see cref="SkippedNote"/>).
+    /// </summary>
+    public static IReadOnlyList<AlgorithmInfo> Algorithms { get; } = AlgorithmCatalog.All.Where(a => !a.RequiresClosure).ToArray();
+
+    /// <summary>The catalog's algorithms the benchmarks leave out (closure-driven).</summary>
+    public static IReadOnlyList<AlgorithmInfo> Skipped { get; } = AlgorithmCatalog.All.Where(a => a.RequiresClosure).ToArray();
+
+    /// <summary>A line saying which algorithms are not measured and why, or null when none is left out.</summary>
+    public static string? SkippedNote => Skipped.Count == 0 ? null
+        : $"Not measured: {string.Join(", ", Skipped)} (closure-driven: its step re-evaluates the model through a closure, "
+          + "many forward and backward passes per step, so a step time on gradients set beforehand means nothing).";
 
     /// <summary>Every path, in table order.</summary>
     public static IReadOnlyList<StepPath> Paths { get; } = Enum.GetValues<StepPath>();
@@ -240,7 +253,9 @@ public sealed record Selection(IReadOnlyList<AlgorithmInfo> Algorithms, IReadOnl
                 {
                     if (args[i - 1] == "--shape") shapes.Add(Shape.Parse(value));
                     else algorithms.Add(Catalog.Algorithms.FirstOrDefault(a => string.Equals(a.Name, value, StringComparison.OrdinalIgnoreCase))
-                        ?? throw new ArgumentException($"Unknown algorithm '{value}'; one of {string.Join(", ", Catalog.Algorithms)}."));
+                        ?? throw new ArgumentException(Catalog.Skipped.Any(a => string.Equals(a.Name, value, StringComparison.OrdinalIgnoreCase))
+                            ? $"{value} is not benchmarked: {Catalog.SkippedNote}"
+                            : $"Unknown algorithm '{value}'; one of {string.Join(", ", Catalog.Algorithms)}."));
                 }
             }
             else rest.Add(args[i]);

@@ -86,6 +86,7 @@ internal static class Program
     private static int Quick(Selection selection, bool noWrite, string? outFolder)
     {
         Console.WriteLine("Quick mode: median step time per (algorithm, shape, path), fp32 CPU.");
+        if (Catalog.SkippedNote is { } skipped) Console.WriteLine(skipped);
         var clock = Stopwatch.StartNew();
         var contention = Contention.Start();
         var results = QuickRun.Run(selection, Console.WriteLine);

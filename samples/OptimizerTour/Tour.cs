@@ -82,6 +82,9 @@ internal sealed record Contender(
         // RAdam's first steps (before the variance is rectified) are plain momentum steps of size lr: SGD's scale.
         new("RAdam", RAdam.Info, Lr(1e-3, 1e-2), With()),
         new("Rprop", Rprop.Info, Lr(1e-3, 1e-3), With()),
+        // Closure-driven: each step re-evaluates f through the closure. max_iter 1 makes a step one L-BFGS iteration
+        // (its strong-Wolfe line search may evaluate f several times), so the step counts compare with the others'.
+        new("LBFGS", LBFGS.Info, Lr(1.0, 1.0), With(("max_iter", 1L), ("line_search_fn", LBFGSOptions.StrongWolfe))),
     };
 }
 
@@ -117,10 +120,23 @@ internal static class Tour
         {
             using (var scope = NewDisposeScope())
             {
-                optimizer.zero_grad();
-                var f = surface.Torch(point[0], point[1]);
-                f.backward();
-                optimizer.step();
+                Tensor Closure()
+                {
+                    optimizer.zero_grad();
+                    var f = surface.Torch(point[0], point[1]);
+                    f.backward();
+                    return f;
+                }
+                // A closure-driven algorithm (LBFGS) evaluates f itself, as often as it needs; the others take the gradient.
+                if (contender.Algorithm.RequiresClosure)
+                {
+                    optimizer.step(Closure);
+                }
+                else
+                {
+                    Closure();
+                    optimizer.step();
+                }
             }
             var values = point.data<double>();
             var (x, y) = (values[0], values[1]);

@@ -36,6 +36,9 @@ public class HyperparameterValidationTests
 
         /// <summary>Finite, above 1 (Rprop's etaplus: PyTorch's <c>1 &lt; etas[1]</c>).</summary>
         AboveOne,
+
+        /// <summary>An integer of at least 1 (LBFGS's max_iter, max_eval, history_size, which PyTorch does not check).</summary>
+        PositiveInteger,
     }
 
     // Constructor arguments that are one half of a PyTorch pair: the pair's name, the index, and the other half's default.
@@ -60,7 +63,16 @@ public class HyperparameterValidationTests
     private static KeyValuePair<string, object?>[] HyperFor(string algorithm, string argument, double value) =>
         Halves.TryGetValue((algorithm, argument), out var half)
             ? new[] { new KeyValuePair<string, object?>(half.Pair, half.Index == 0 ? (value, half.Other) : (half.Other, value)) }
-            : Hyper(argument, value);
+            : new[] { new KeyValuePair<string, object?>(argument, Typed(algorithm, argument, value)) };
+
+    // The table's value as the schema declares the hyperparameter: a double, or an integer (LBFGS's counts).
+    private static object Typed(string algorithm, string argument, double value) =>
+        Algorithms.Get(algorithm).Schema.Find(argument)?.Type switch
+        {
+            HyperparameterType.Long => (object)(long)value,
+            HyperparameterType.Int => (int)value,
+            _ => value,
+        };
 
     // (algorithm, constructor argument, PyTorch's message prefix, rule). The coverage test below keeps this complete.
     private static readonly (string Algorithm, string Argument, string Message, Rule Rule)[] Arguments =
@@ -124,11 +136,26 @@ public class HyperparameterValidationTests
         // PyTorch does not check step_sizes; we reject what cannot be a step size.
         ("Rprop", "min_step", "Invalid step_sizes values", Rule.NonNegative),
         ("Rprop", "max_step", "Invalid step_sizes values", Rule.NonNegative),
+        // PyTorch checks only LBFGS's lr; we reject counts below 1 and tolerances that are not finite.
+        ("LBFGS", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("LBFGS", "max_iter", "Invalid max_iter", Rule.PositiveInteger),
+        ("LBFGS", "max_eval", "Invalid max_eval", Rule.PositiveInteger),
+        ("LBFGS", "tolerance_grad", "Invalid tolerance_grad", Rule.Finite),
+        ("LBFGS", "tolerance_change", "Invalid tolerance_change", Rule.Finite),
+        ("LBFGS", "history_size", "Invalid history_size", Rule.PositiveInteger),
     };
 
     // The bad values of each rule, with the text Python's str(float) gives them (what the message must quote).
     private static IEnumerable<(double Value, string Text)> BadValues(Rule rule)
     {
+        if (rule == Rule.PositiveInteger)
+        {
+            // Integers print as integers.
+            yield return (0, "0");
+            yield return (-1, "-1");
+            yield return (-1e12, "-1000000000000");
+            yield break;
+        }
         yield return (double.NaN, "nan");
         yield return (double.PositiveInfinity, "inf");
         yield return (double.NegativeInfinity, "-inf");
@@ -148,6 +175,7 @@ public class HyperparameterValidationTests
         Rule.HalfOpenUnit => new[] { 0.0, Math.BitDecrement(1.0) },
         Rule.Finite => new[] { -1e30, 0.0, 1e30 },
         Rule.OpenUnit => new[] { double.Epsilon, Math.BitDecrement(1.0) },
+        Rule.PositiveInteger => new[] { 1.0, 1e6 },
         Rule.AboveOne => new[] { Math.BitIncrement(1.0), 1e30 },
         _ => new[] { 0.0, 1.0 },
     };
@@ -180,7 +208,7 @@ public class HyperparameterValidationTests
         var ctor = AlgorithmType(algorithm).GetConstructors()
             .Single(c => c.GetParameters()[0].ParameterType == typeof(IEnumerable<Parameter>));
         var args = ctor.GetParameters()
-            .Select((p, i) => i == 0 ? ps : arguments.FirstOrDefault(a => a.Name == p.Name).Value ?? p.DefaultValue)
+            .Select((p, i) => i == 0 ? ps : Convert(arguments.FirstOrDefault(a => a.Name == p.Name).Value, p.ParameterType) ?? p.DefaultValue)
             .ToArray();
         try
         {
@@ -193,7 +221,13 @@ public class HyperparameterValidationTests
         }
     }
 
-    private static KeyValuePair<string, object?>[] Hyper(string name, double value) => new[] { new KeyValuePair<string, object?>(name, value) };
+    // The table's doubles as integer arguments where the constructor takes integers (LBFGS's max_iter, max_eval: long?).
+    private static object? Convert(object? value, Type type) =>
+        value is double d && (Nullable.GetUnderlyingType(type) ?? type) is var t && (t == typeof(long) || t == typeof(int))
+            ? (t == typeof(long) ? (long)d : (int)d)
+            : value;
+
+    private static readonly Type[] NumericArgumentTypes = { typeof(double), typeof(long), typeof(long?), typeof(int), typeof(int?) };
 
     // A one-group optimizer whose group overrides `argument` (PyTorch's {"params": ..., "lr": nan}).
     private static Optimizer WithGroupOverride(string algorithm, IEnumerable<Parameter> ps, string argument, double value) =>
@@ -243,7 +277,7 @@ public class HyperparameterValidationTests
             constructors.Where(c => !TakesTorchSharpGroups(c)).Should().HaveCount(3, $"{algorithm} has a plain, a named and a grouped constructor");
             foreach (var ctor in constructors)
             {
-                var numeric = ctor.GetParameters().Where(p => p.ParameterType == typeof(double)).Select(p => p.Name);
+                var numeric = ctor.GetParameters().Where(p => NumericArgumentTypes.Contains(p.ParameterType)).Select(p => p.Name);
                 numeric.Should().BeEquivalentTo(Arguments.Where(a => a.Algorithm == algorithm).Select(a => a.Argument),
                     $"every numeric argument of {algorithm}'s constructors has rows in the table");
             }
@@ -282,7 +316,7 @@ public class HyperparameterValidationTests
         // Two groups, so an optimizer-level setter (IMomentum, IBetas on the optimizer) must change neither.
         var ps = Params();
         using var opt = Construct(algorithm, ps);
-        AddSecondGroup(opt);
+        if (!Algorithms.Get(algorithm).SingleGroupOnly) AddSecondGroup(opt); // LBFGS takes one group
         var before = OptionsOf(opt);
         var group = opt.ParamGroups.First();
         var setters = new List<Action>();
@@ -325,7 +359,7 @@ public class HyperparameterValidationTests
         if (Halves.TryGetValue((algorithm, argument), out var half))
             opt.StateDict().ParamGroups[0][half.Pair].Should().Be(half.Index == 0 ? (value, half.Other) : (half.Other, value));
         else
-            opt.StateDict().ParamGroups[0][argument].Should().Be(value);
+            opt.StateDict().ParamGroups[0][argument].Should().Be(Typed(algorithm, argument, value));
         AssignOnFirstGroup(opt, argument, value);
     }
 
@@ -362,6 +396,17 @@ public class HyperparameterValidationTests
     [MemberData(nameof(AlgorithmNames))]
     public void An_undefined_implementation_is_rejected(string algorithm)
     {
+        var info = Algorithms.Get(algorithm);
+        if (!info.HasImplementations)
+        {
+            // LBFGS has no implementation to choose: no constructor takes one, its schema has none, and naming one is an
+            // unknown hyperparameter.
+            info.OptimizerType.GetConstructors().SelectMany(c => c.GetParameters()).Should().NotContain(p => p.Name == "implementation");
+            info.Schema.Find("implementation").Should().BeNull();
+            var named = () => info.Create(Params(), new[] { new KeyValuePair<string, object?>("implementation", Implementation.Foreach) });
+            named.Should().Throw<ArgumentException>();
+            return;
+        }
         var act = () => Construct(algorithm, Params(), ("implementation", (Implementation)42));
         act.Should().Throw<ArgumentOutOfRangeException>().Where(e => e.ParamName == "implementation" && e.Message.Contains("42", StringComparison.Ordinal));
     }

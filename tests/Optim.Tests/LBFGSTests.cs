@@ -4,6 +4,7 @@ using System.IO;
 using System.Linq;
 using System.Text.Json;
 using Optim.Schedulers;
+using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using Xunit.Abstractions;
@@ -25,7 +26,9 @@ namespace Optim.Tests;
 /// </remarks>
 public class LBFGSTests(ITestOutputHelper output)
 {
-    private static readonly JsonElement Goldens = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Goldens", "lbfgs.json")))
+    // Found by golden discovery, as a closure-driven file (see The_golden_file_is_discovered_as_closure_driven).
+    private static readonly JsonElement Goldens = JsonDocument.Parse(File.ReadAllText(Path.Combine(AppContext.BaseDirectory, "Goldens",
+            GoldenFile.ClosureDrivenFiles.Single(f => f.Algorithm == LBFGS.Info.Name).File)))
         .RootElement.GetProperty("lbfgs_cases");
 
     public static TheoryData<string> Cases() => new(Goldens.EnumerateArray().Select(c => c.GetProperty("name").GetString()!));
@@ -169,6 +172,30 @@ public class LBFGSTests(ITestOutputHelper output)
         }
         for (var i = 0; i < straight.Parameters.Length; i++)
             Support.Trajectories.BitwiseEqual(resumed.Parameters[i], straight.Parameters[i]).Should().BeTrue($"parameter {i} resumes bit for bit");
+    }
+
+    [Fact]
+    public void The_golden_file_is_discovered_as_closure_driven()
+    {
+        // Golden discovery lists lbfgs.json as LBFGS's closure-driven file, keeps it out of the gradient-sequence files
+        // the generic golden tests read, and refuses to read it as one.
+        var file = GoldenFile.All.Should().ContainSingle(f => f.Algorithm == "LBFGS").Which;
+        file.Should().Be(new GoldenFile("lbfgs.json", "LBFGS", IsReplay: true, ClosureDriven: true));
+        GoldenFile.Stepwise.Should().NotContain(file);
+        GoldenFile.InPyTorch2Order.Should().NotContain(file);
+        var read = () => GoldenFile.Cases(new[] { file });
+        read.Should().Throw<ArgumentException>().WithMessage("lbfgs.json holds closure-driven cases*");
+    }
+
+    [Fact]
+    public void The_catalog_describes_it_as_closure_driven_single_group_and_without_implementations()
+    {
+        var info = AlgorithmCatalog.Get("LBFGS");
+        info.Should().BeSameAs(LBFGS.Info);
+        (info.RequiresClosure, info.SingleGroupOnly, info.HasImplementations, info.HasForeach, info.HasFusedKernel, info.TorchSharpLayout)
+            .Should().Be((true, true, false, false, false, (ITorchSharpLayout?)null));
+        using var opt = info.Create(new[] { new Parameter(torch.ones(2)) });
+        AlgorithmCatalog.Of(opt).Should().BeSameAs(info);
     }
 
     [Fact]

@@ -27,7 +27,10 @@ public class OptionSchemaTests
         HyperparameterType.Long => new object?[] { (long)current! + 1, (long)current! + 2, 1L, 10L },
         HyperparameterType.String => h.Rule.StartsWith("one of ", StringComparison.Ordinal)
             ? h.Rule["one of ".Length..].Split(", ").Select(v => v == "None" ? null : v)
-            : new object?[] { "x", null },
+            // A rule that quotes its values (LBFGS's "None or 'strong_wolfe'"): those, and None where it allows it.
+            : System.Text.RegularExpressions.Regex.Matches(h.Rule, "'([^']*)'").Select(m => (object?)m.Groups[1].Value)
+                .Concat(h.Rule.Contains("None", StringComparison.Ordinal) ? new object?[] { null } : Array.Empty<object?>())
+                .Concat(new object?[] { "x", null }),
         HyperparameterType.Enum => Enum.GetValues(h.ValueType).Cast<object?>(),
         HyperparameterType.DoublePair => new object?[] { (0.5, 0.25), (0.8, 0.9), (0.5, 1.5), (0.25, 2.0) },
         HyperparameterType.DoubleList => new object?[] { new[] { 0.5 }, new[] { 0.25, 0.5 } },
@@ -95,16 +98,17 @@ public class OptionSchemaTests
             var because = $"{name} with {string.Join(", ", set.Select(s => $"{s.Key}={HyperparameterText.Format(s.Value)}"))}";
             var ps = Params();
             using var original = algorithm.Create(ps, set);
-            // A second group with other values, so group order and per-group values count too.
-            TypedGroups.Add(original, new[] { new Parameter(torch.ones(4)) }, o => o with { Lr = 0.0625 });
+            // A second group with other values, so group order and per-group values count too; LBFGS takes one group.
+            var secondGroup = !algorithm.SingleGroupOnly;
+            if (secondGroup) TypedGroups.Add(original, new[] { new Parameter(torch.ones(4)) }, o => o with { Lr = 0.0625 });
             foreach (var p in original.parameters()) p.grad = torch.ones_like(p);
-            original.step();
+            Algorithms.Step(original); // LBFGS: through a closure, so its optimizer-wide state is in the round trip too
             var expected = TypedGroups.Options(original);
             expected[0].ToHyperparameters().Should().Contain(set, because);
 
             var sd = original.StateDict();
             using var viaStateDict = algorithm.Create(Params());
-            TypedGroups.Add(viaStateDict, new[] { new Parameter(torch.ones(4)) });
+            if (secondGroup) TypedGroups.Add(viaStateDict, new[] { new Parameter(torch.ones(4)) });
             viaStateDict.LoadStateDict(sd);
             TypedGroups.Options(viaStateDict).Should().Equal(expected, because);
             viaStateDict.StateDict().ParamGroups.Select(g => g.Hyperparameters).Should().BeEquivalentTo(
@@ -114,10 +118,36 @@ public class OptionSchemaTests
             original.Save(stream);
             stream.Position = 0;
             using var viaCheckpoint = algorithm.Create(Params());
-            TypedGroups.Add(viaCheckpoint, new[] { new Parameter(torch.ones(4)) });
+            if (secondGroup) TypedGroups.Add(viaCheckpoint, new[] { new Parameter(torch.ones(4)) });
             viaCheckpoint.Load(stream);
             TypedGroups.Options(viaCheckpoint).Should().Equal(expected, because);
         }
+    }
+
+    [Theory]
+    [MemberData(nameof(AlgorithmNames))]
+    public void The_catalogs_flags_describe_what_the_optimizer_does(string name)
+    {
+        // What generic tests read to include or leave out an algorithm must be true of the optimizer itself.
+        var algorithm = Algorithms.Get(name);
+        algorithm.Schema.Find("implementation").Should().Match<Hyperparameter?>(h => (h != null) == algorithm.HasImplementations,
+            $"{name}'s HasImplementations says whether it has the implementation option");
+        if (!algorithm.HasImplementations) (algorithm.HasForeach || algorithm.HasFusedKernel).Should().BeFalse();
+
+        var ps = Params();
+        using var opt = algorithm.Create(ps);
+        foreach (var p in ps) p.grad = torch.ones_like(p);
+        var withoutClosure = () => opt.step();
+        if (algorithm.RequiresClosure)
+            withoutClosure.Should().Throw<ArgumentNullException>().WithMessage($"{name} requires a closure*");
+        else
+            withoutClosure.Should().NotThrow();
+
+        var secondGroup = () => TypedGroups.Add(opt, new[] { new Parameter(torch.ones(4)) });
+        if (algorithm.SingleGroupOnly)
+            secondGroup.Should().Throw<ArgumentException>();
+        else
+            secondGroup.Should().NotThrow();
     }
 
     [Theory]
@@ -139,6 +169,15 @@ public class OptionSchemaTests
                 $"{name}'s constructor over {ctor.GetParameters()[0].ParameterType.Name} takes every hyperparameter of the schema, by its name");
             foreach (var p in optional)
             {
+                if (p.DefaultValue is null && Nullable.GetUnderlyingType(p.ParameterType) is not null)
+                {
+                    // A default derived from other arguments (LBFGS's max_eval: None means max_iter * 5 // 4, as in
+                    // PyTorch); with every argument at its default it must come out as the record's value.
+                    var args = ctor.GetParameters().Select((q, i) => i == 0 ? FirstArgument(ctor) : q.DefaultValue).ToArray();
+                    using var constructed = (Optimizer)ctor.Invoke(args);
+                    TypedGroups.Options(constructed).Should().Equal(new[] { defaults }, $"{name}'s derived default of '{p.Name}'");
+                    continue;
+                }
                 var (field, half) = FieldOf(p.Name!);
                 var h = algorithm.Schema.Find(field)!;
                 var value = p.DefaultValue is not null && h.ValueType.IsEnum ? Enum.ToObject(h.ValueType, p.DefaultValue) : p.DefaultValue;
@@ -157,11 +196,29 @@ public class OptionSchemaTests
         foreach (var set in NonDefaultSets(algorithm))
         {
             var ctor = algorithm.OptimizerType.GetConstructors().Single(c => c.GetParameters()[0].ParameterType == typeof(IEnumerable<Parameter>));
-            var args = ctor.GetParameters().Select((p, i) => i == 0 ? Params() : Argument(set, p.Name!) ?? p.DefaultValue).ToArray();
+            // A default derived from other arguments (LBFGS's max_eval = max_iter * 5 // 4 when null) is the constructor's
+            // alone: the catalog starts from the options record, so the constructor gets the record's value unless the set names it.
+            var args = ctor.GetParameters().Select((p, i) => i == 0 ? Params()
+                : Argument(set, p.Name!) ?? (p.DefaultValue is null && Nullable.GetUnderlyingType(p.ParameterType) is not null
+                    ? algorithm.Schema.Find(p.Name!)!.GetValue(algorithm.DefaultOptions)
+                    : p.DefaultValue)).ToArray();
             using var constructed = (Optimizer)ctor.Invoke(args);
             using var created = algorithm.Create(Params(), set);
             TypedGroups.Options(created).Should().Equal(TypedGroups.Options(constructed));
         }
+    }
+
+    // The constructor's first argument over Params(): a plain list, named parameters or one group.
+    private static object FirstArgument(System.Reflection.ConstructorInfo ctor)
+    {
+        var type = ctor.GetParameters()[0].ParameterType;
+        if (type == typeof(IEnumerable<Parameter>)) return Params();
+        if (type == typeof(IEnumerable<(string name, Parameter parameter)>)) return Params().Select((p, i) => ($"p{i}", p)).ToArray();
+        var spec = type.GetGenericArguments()[0];
+        var group = Activator.CreateInstance(spec, Params(), null, null)!;
+        var array = Array.CreateInstance(spec, 1);
+        array.SetValue(group, 0);
+        return array;
     }
 
     // TorchSharp's constructors take Rprop's pairs as two arguments each; the schema (PyTorch) as one pair.

@@ -378,6 +378,9 @@ def main():
         })
         print(f"{name}: {[s['closure_calls'] for s in steps]} evals, loss {steps[-1]['loss']:.6g}, 1.13 class {'same' if matches else 'differs'}")
     doc = {"generator": "tools/golden/lbfgs.py", "torch_version": torch.__version__,
+           # How tests/Optim.Tests/Support/GoldenFiles.cs recognizes it: its algorithm, and closure-driven cases
+           # (a problem and its closure, checked per step call) instead of generate.py's gradient sequences.
+           "algorithm": "LBFGS", "closure_driven": True,
            "reference": "PyTorch 2.x's lbfgs.py transcribed (strong-Wolfe max_ls = max_eval - current_evals), run with 1.13's ops",
            "lbfgs_cases": out}
     with open(OUT, "w") as f:

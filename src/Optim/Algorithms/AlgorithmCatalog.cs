@@ -26,6 +26,7 @@ public static class AlgorithmCatalog
         NAdam.Info,
         RAdam.Info,
         Rprop.Info,
+        LBFGS.Info,
     };
 
     /// <summary>The algorithm called <paramref name="name"/> (its class name).</summary>

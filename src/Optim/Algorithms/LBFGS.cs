@@ -73,7 +73,8 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<LBFGSOptions> Info { get; } =
-        AlgorithmInfo.Of<LBFGS, LBFGSOptions>("LBFGS", g => new LBFGS(g), hasForeach: false);
+        AlgorithmInfo.Of<LBFGS, LBFGSOptions>("LBFGS", g => new LBFGS(g), hasForeach: false,
+            requiresClosure: true, singleGroupOnly: true, hasImplementations: false);
 
     private const string SingleGroupMessage = "LBFGS doesn't support per-parameter options (parameter groups)";
 
@@ -200,6 +201,17 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
         if (ps.Any(p => p.dtype != dtype || p.device_type != ps[0].device_type || p.device_index != ps[0].device_index))
             throw new InvalidOperationException("LBFGS needs all its parameters on one device and of one dtype");
         if (ps.Any(p => p.is_complex())) throw new NotSupportedException("LBFGS does not support complex parameters yet");
+        // The state must still fit the parameters: one may have been resized or retyped since it was written, or a
+        // value set through GlobalState that a load would have refused.
+        try
+        {
+            ValidateGlobalState(GlobalState);
+        }
+        catch (ArgumentException e)
+        {
+            throw new InvalidOperationException(
+                $"{e.Message.Replace($" (Parameter '{e.ParamName}')", "", StringComparison.Ordinal)}: the parameters or the state changed since the state was written", e);
+        }
 
         var o = ParamGroups[0].Options;
         var lr = o.Lr;
@@ -210,9 +222,13 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
         var historySize = o.HistorySize;
         var state = GlobalState;
         double R(double v) => Round(v, dtype);
+        // A loaded state may hold its numbers as any of the types a load accepts (ints, longs, floats, doubles).
+        long Whole(string key) => state.TryGetValue(key, out var v) ? Convert.ToInt64(v, System.Globalization.CultureInfo.InvariantCulture) : 0L;
+        double Number(string key, double fallback) =>
+            state.TryGetValue(key, out var v) ? Convert.ToDouble(v, System.Globalization.CultureInfo.InvariantCulture) : fallback;
 
-        var funcEvals = state.Get("func_evals", 0L);
-        var nIterTotal = state.Get("n_iter", 0L);
+        var funcEvals = Whole("func_evals");
+        var nIterTotal = Whole("n_iter");
         state.Set("func_evals", funcEvals);
         state.Set("n_iter", nIterTotal);
 
@@ -228,13 +244,13 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
 
         // the state of earlier steps
         var d = state.TryGetValue("d", out var dv) ? (Tensor)dv : null;
-        var t = state.Get("t", 0.0);
+        var t = Number("t", 0.0);
         var oldDirs = state.TryGetValue("old_dirs", out var od) ? ((IReadOnlyList<Tensor>)od).ToList() : new List<Tensor>();
         var oldStps = state.TryGetValue("old_stps", out var os) ? ((IReadOnlyList<Tensor>)os).ToList() : new List<Tensor>();
         var ro = state.TryGetValue("ro", out var rv) ? ((IReadOnlyList<Tensor>)rv).Select(Item).ToList() : new List<double>();
-        var hDiag = state.Get("H_diag", 1.0);
+        var hDiag = Number("H_diag", 1.0);
         var prevFlatGrad = state.TryGetValue("prev_flat_grad", out var pf) ? (Tensor)pf : null;
-        var prevLoss = state.Get("prev_loss", 0.0);
+        var prevLoss = Number("prev_loss", 0.0);
         double[]? al = state.TryGetValue("al", out var av) ? ((IReadOnlyList<Tensor>)av).Select(Item).ToArray() : null;
 
         long nIter = 0;

@@ -437,7 +437,8 @@ public sealed class GradScaler : IDisposable
 
     // LBFGS re-evaluates the loss through its closure, which the scaler cannot scale: PyTorch's closure error.
     private static bool IsClosureDriven(torch.optim.Optimizer optimizer) =>
-        optimizer is LBFGS or TorchSharp.Modules.LBFGS || optimizer.GetType().Name == "LBFGS";
+        (optimizer is Optimizer ours && AlgorithmCatalog.Of(ours)?.RequiresClosure == true)
+        || optimizer is LBFGS or TorchSharp.Modules.LBFGS || optimizer.GetType().Name == "LBFGS";
 
     // PyTorch's _unscale_grads_: the gradients grouped by device, then dtype (in order of first appearance), one
     // _amp_foreach_non_finite_check_and_unscale_ per group. Returns an owned found_inf per device that had gradients.

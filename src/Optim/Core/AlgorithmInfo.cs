@@ -11,8 +11,13 @@ namespace Optim;
 public abstract class AlgorithmInfo
 {
     private protected AlgorithmInfo(string name, Type optimizerType, bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach,
-        ITorchSharpLayout? torchSharpLayout)
+        ITorchSharpLayout? torchSharpLayout, bool requiresClosure, bool singleGroupOnly, bool hasImplementations)
     {
+        if (!hasImplementations && (hasForeach || hasFusedKernel))
+            throw new ArgumentException($"{name}: an algorithm without an implementation choice has no foreach or fused path", nameof(hasImplementations));
+        RequiresClosure = requiresClosure;
+        SingleGroupOnly = singleGroupOnly;
+        HasImplementations = hasImplementations;
         TorchSharpLayout = torchSharpLayout;
         Name = name;
         OptimizerType = optimizerType;
@@ -41,6 +46,21 @@ public abstract class AlgorithmInfo
 
     /// <summary>Whether it has a foreach path (<see cref="Implementation.Foreach"/> is accepted).</summary>
     public bool HasForeach { get; }
+
+    /// <summary>
+    /// Whether <c>step</c> requires a closure that re-evaluates the model and returns the loss (LBFGS): the algorithm
+    /// steps through its closure, not through gradients set beforehand, and <c>GradScaler</c> refuses it (as PyTorch's).
+    /// </summary>
+    public bool RequiresClosure { get; }
+
+    /// <summary>Whether it takes one parameter group only (LBFGS, as PyTorch's): adding a second one throws.</summary>
+    public bool SingleGroupOnly { get; }
+
+    /// <summary>
+    /// Whether it has the <c>implementation</c> option (a choice of for-loop, foreach, fused or auto paths); false where
+    /// its step is one path of its own (LBFGS), and then <see cref="HasForeach"/> and <see cref="HasFusedKernel"/> are false.
+    /// </summary>
+    public bool HasImplementations { get; }
 
     /// <summary>Whether its foreach path gives the for-loop's bits on CPU (false where PyTorch's own foreach orders ops differently).</summary>
     public bool ForeachMatchesForLoop { get; }
@@ -72,10 +92,16 @@ public abstract class AlgorithmInfo
     /// <param name="foreachMatchesForLoop">Whether its foreach path gives the for-loop's bits on CPU.</param>
     /// <param name="hasForeach">Whether it has a foreach path.</param>
     /// <param name="torchSharpLayout">Its TorchSharp checkpoint layout, where TorchSharp has the algorithm.</param>
+    /// <param name="requiresClosure">Whether <c>step</c> requires a closure (see <see cref="RequiresClosure"/>).</param>
+    /// <param name="singleGroupOnly">Whether it takes one parameter group only.</param>
+    /// <param name="hasImplementations">Whether it has the <c>implementation</c> option; false requires <paramref name="hasForeach"/> false.</param>
+    /// <exception cref="ArgumentException">An algorithm without implementations declares a foreach or fused path.</exception>
     public static AlgorithmInfo<TOptions> Of<TOptimizer, TOptions>(string name, Func<IEnumerable<ParamGroupSpec<TOptions>>, TOptimizer> create,
-        bool hasFusedKernel = false, bool foreachMatchesForLoop = true, bool hasForeach = true, ITorchSharpLayout? torchSharpLayout = null)
+        bool hasFusedKernel = false, bool foreachMatchesForLoop = true, bool hasForeach = true, ITorchSharpLayout? torchSharpLayout = null,
+        bool requiresClosure = false, bool singleGroupOnly = false, bool hasImplementations = true)
         where TOptimizer : Optimizer<TOptions> where TOptions : OptimizerOptions =>
-        new(name, typeof(TOptimizer), groups => create(groups), hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout);
+        new(name, typeof(TOptimizer), groups => create(groups), hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout,
+            requiresClosure, singleGroupOnly, hasImplementations);
 }
 
 /// <summary>An algorithm whose options are <typeparamref name="TOptions"/>.</summary>
@@ -86,8 +112,10 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
     private TOptions? _defaults;
 
     internal AlgorithmInfo(string name, Type optimizerType, Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> create,
-        bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach, ITorchSharpLayout? torchSharpLayout)
-        : base(name, optimizerType, hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout) => _create = create;
+        bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach, ITorchSharpLayout? torchSharpLayout, bool requiresClosure,
+        bool singleGroupOnly, bool hasImplementations)
+        : base(name, optimizerType, hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout, requiresClosure, singleGroupOnly,
+            hasImplementations) => _create = create;
 
     /// <inheritdoc/>
     public override Type OptionsType => typeof(TOptions);

@@ -118,10 +118,18 @@ public sealed class OptimizerGlobalState : IReadOnlyDictionary<string, object>
     /// <param name="value">A supported value.</param>
     public static object CloneValue(object value) => value switch
     {
-        Tensor t => t.detach().clone().DetachFromDisposeScope(),
-        IReadOnlyList<Tensor> list => list.Select(t => t.detach().clone().DetachFromDisposeScope()).ToArray(),
+        Tensor t => DetachedClone(t),
+        IReadOnlyList<Tensor> list => list.Select(DetachedClone).ToArray(),
         _ => value,
     };
+
+    // A copy outside any dispose scope; the detach() view is disposed at once (it would count as a live tensor until
+    // its finalizer ran, one per state tensor per closure-driven step).
+    internal static Tensor DetachedClone(Tensor t)
+    {
+        using var detached = t.detach();
+        return detached.clone().DetachFromDisposeScope();
+    }
 
     // int widens to long and float to double, so values keep one type per kind; anything else is refused.
     internal static object Normalize(object value, string key) => value switch

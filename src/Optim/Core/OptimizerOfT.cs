@@ -320,8 +320,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         OptimizerGlobalState savedGlobal;
         using (no_grad())
         {
-            savedParams = parameters.Select(p => p.detach().clone().DetachFromDisposeScope()).ToList();
-            savedState = _state.ToDictionary(e => e.Key, e => e.Value.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, kv.Value.detach().clone().DetachFromDisposeScope())).ToList(),
+            savedParams = parameters.Select(p => OptimizerGlobalState.DetachedClone(p)).ToList();
+            savedState = _state.ToDictionary(e => e.Key, e => e.Value.Select(kv => new KeyValuePair<string, Tensor>(kv.Key, OptimizerGlobalState.DetachedClone(kv.Value))).ToList(),
                 ReferenceEqualityComparer.Instance as IEqualityComparer<Parameter>);
             savedGlobal = GlobalState.Clone();
         }

@@ -31,7 +31,9 @@ public class GradScalerTests
         var data = new TheoryData<string, Implementation, ScalarType>();
         foreach (var dtype in new[] { ScalarType.Float16, ScalarType.BFloat16 })
         {
-            foreach (var name in Algorithms.Names)
+            // A closure-driven algorithm (LBFGS) is refused by the scaler, as in PyTorch: see
+            // Closure_driven_algorithms_of_the_catalog_are_refused_with_PyTorchs_message.
+            foreach (var name in Algorithms.NamesExcept(a => a.RequiresClosure, "GradScaler refuses closure-driven steps"))
             {
                 foreach (var impl in new[] { Implementation.ForLoop, Implementation.Foreach, Implementation.Fused })
                 {
@@ -91,7 +93,8 @@ public class GradScalerTests
     public void A_skipped_first_step_creates_no_state(Implementation impl)
     {
         using var scope = NewDisposeScope();
-        foreach (var name in Algorithms.Names.Where(n => n != "Adagrad"))
+        // Adagrad creates its state at construction; GradScaler refuses closure-driven algorithms (LBFGS), see below.
+        foreach (var name in Algorithms.NamesExcept(a => a.Name == "Adagrad" || a.RequiresClosure, "state at construction, or no scaled step"))
         {
             var ps = MakeParameters(ScalarType.BFloat16);
             using var optimizer = Algorithms.Create(name, ps, impl);
@@ -101,6 +104,27 @@ public class GradScalerTests
             scaler.step(optimizer);
             optimizer.StateDict().State.Should().BeEmpty(name);
         }
+    }
+
+    public static TheoryData<string> ClosureDriven() => Algorithms.NameData(a => !a.RequiresClosure, "only closure-driven algorithms are refused");
+
+    [Theory]
+    [MemberData(nameof(ClosureDriven))]
+    public void Closure_driven_algorithms_of_the_catalog_are_refused_with_PyTorchs_message(string algorithm)
+    {
+        // PyTorch's GradScaler.step raises for a closure; a closure-driven optimizer (LBFGS) cannot step without one.
+        using var scope = NewDisposeScope();
+        var ps = MakeParameters(ScalarType.Float32);
+        using var optimizer = Algorithms.Create(algorithm, ps, Implementation.Auto);
+        using var scaler = new GradScaler();
+        scaler.scale(torch.ones(1));
+        SetScaledGrads(ps, 0, Grad.Clean, scaler.get_scale());
+        var before = StateSnapshot.Of(optimizer, ps);
+        var act = () => scaler.step(optimizer);
+        act.Should().Throw<InvalidOperationException>().WithMessage("Closure use is not currently supported if GradScaler is enabled.");
+        var withClosure = () => scaler.step(optimizer, () => torch.zeros(1));
+        withClosure.Should().Throw<InvalidOperationException>().WithMessage("Closure use is not currently supported if GradScaler is enabled.");
+        StateSnapshot.Of(optimizer, ps).Should().Equal(before);
     }
 
     [Fact]

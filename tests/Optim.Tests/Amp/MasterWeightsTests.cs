@@ -114,7 +114,15 @@ public class MasterWeightsTests(ITestOutputHelper output)
         }
     }
 
-    public static TheoryData<string, Implementation> AlgorithmsAndPaths() => Algorithms.AlgorithmsAndPaths();
+    // Closure-driven algorithms (LBFGS) update the parameters in place inside their closure loop: they have no master-weight
+    // mode and refuse it (tested in the mode's own test above), so they are left out here.
+    public static TheoryData<string, Implementation> AlgorithmsAndPaths()
+    {
+        var data = new TheoryData<string, Implementation>();
+        foreach (var algorithm in AlgorithmCatalog.All.Where(a => !a.RequiresClosure))
+            foreach (var impl in Algorithms.Paths(algorithm)) data.Add(algorithm.Name, impl);
+        return data;
+    }
 
     [Theory, MemberData(nameof(AlgorithmsAndPaths))]
     public void The_copy_of_a_bfloat16_parameter_follows_a_float32_twin_bit_for_bit(string algorithm, Implementation impl)

@@ -31,10 +31,18 @@ public class InvariantTests
             var (opt, ps) = Tamper.Trained(AlgorithmCatalog.Get(algorithm), path, seed: 3);
             using var _ = opt;
             var hasState = opt.State.TryGetValue(ps[1], out var state) && state.Count > 0;
+            var hasGlobalState = opt.StateDict().Global.Count > 0;
             using (no_grad()) ps[1].set_(torch.zeros(size));
             foreach (var p in ps) p.grad = torch.ones_like(p);
             var before = Tamper.Snapshot(opt, ps);
-            var act = () => opt.step();
+            var act = () => Tamper.Step(opt, ps);
+            if (hasGlobalState)
+            {
+                // LBFGS: its optimizer-wide vectors span every parameter's elements; they no longer fit the total.
+                act.Should().Throw<InvalidOperationException>().WithMessage("*must be a vector of * elements, the parameters' count*");
+                Tamper.Snapshot(opt, ps).Should().Equal(before);
+                continue;
+            }
             if (!hasState)
             {
                 act.Should().NotThrow("without state (plain SGD) nothing depends on the old size");
@@ -51,6 +59,17 @@ public class InvariantTests
     {
         var (opt, ps) = Tamper.Trained(AlgorithmCatalog.Get(algorithm), path, seed: 4);
         using var _ = opt;
+        if (opt is LBFGS lbfgs)
+        {
+            // Optimizer-wide state (see Tamper.Step): its public API takes a vector of the wrong size; the step refuses it.
+            lbfgs.GlobalState.Set("d", torch.zeros(200_000, dtype: ps[0].dtype));
+            foreach (var p in ps) p.grad = torch.ones_like(p);
+            var beforeGlobal = Tamper.Snapshot(opt, ps);
+            var refused = () => Tamper.Step(opt, ps);
+            refused.Should().Throw<InvalidOperationException>().WithMessage("LBFGS state 'd' must be a vector of 20 elements*");
+            Tamper.Snapshot(opt, ps).Should().Equal(beforeGlobal);
+            return;
+        }
         var state = opt.State[ps[0]];
         if (state.Count == 0) return; // plain SGD keeps no state
         var key = state.Keys.First(k => k != "step");

@@ -16,9 +16,10 @@ namespace Optim.Tests.Reliability;
 /// </summary>
 public static class Tamper
 {
-    /// <summary>The paths worth tampering with for an algorithm.</summary>
+    /// <summary>The paths worth tampering with for an algorithm (one, its own, for one without the <c>implementation</c> option).</summary>
     public static IEnumerable<Implementation> Paths(AlgorithmInfo info) =>
-        new[] { Implementation.Auto, Implementation.ForLoop, Implementation.Foreach, Implementation.Fused }
+        !info.HasImplementations ? new[] { info.DefaultOptions.Implementation }
+        : new[] { Implementation.Auto, Implementation.ForLoop, Implementation.Foreach, Implementation.Fused }
             .Where(i => i != Implementation.Fused || info.HasFusedKernel);
 
     /// <summary>A trained optimizer over three parameters (a 0-dim one among them), with state.</summary>
@@ -32,13 +33,36 @@ public static class Tamper
             new(torch.randn(new long[] { 3, 5 }, generator: generator)),
             new(torch.randn(Array.Empty<long>(), generator: generator)),
         };
-        var opt = info.Create(ps, new[] { new KeyValuePair<string, object?>("implementation", path) });
+        var opt = info.Create(ps, info.HasImplementations ? new[] { new KeyValuePair<string, object?>("implementation", path) } : null);
         for (var s = 0; s < 2; s++)
         {
             foreach (var p in ps) p.grad = torch.randn(p.shape, generator: generator);
-            opt.step();
+            Step(opt, ps);
         }
         return (opt, ps);
+    }
+
+    /// <summary>
+    /// A step: plain, or for a closure-driven algorithm (LBFGS) through a closure, a quadratic loss ½‖p‖² whose
+    /// gradient is computed from whatever the parameters are now (so a tampered parameter reaches the algorithm).
+    /// </summary>
+    public static void Step(Optimizer opt, IReadOnlyList<Parameter> ps)
+    {
+        if (AlgorithmCatalog.Of(opt) is not { RequiresClosure: true })
+        {
+            opt.step();
+            return;
+        }
+        using var loss = opt.step(() =>
+        {
+            var total = torch.zeros(Array.Empty<long>(), ScalarType.Float64);
+            foreach (var p in ps)
+            {
+                using (no_grad()) p.grad = p.detach().clone();
+                total = total + p.detach().to(ScalarType.Float64).square().sum() / 2;
+            }
+            return total;
+        });
     }
 
     /// <summary>Everything a failed operation must leave as it was: options, every state tensor (values, dtype, shape), every parameter.</summary>
@@ -48,6 +72,7 @@ public static class Tamper
         var snapshot = sd.ParamGroups.Select(g => string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={h.Value}")) + $";initial_lr={g.InitialLr}").ToList();
         foreach (var (id, state) in sd.State)
             foreach (var (key, t) in state) snapshot.Add($"{id}.{key}:{Describe(t)}");
+        foreach (var (key, value) in sd.Global) snapshot.Add($"global.{key}:{Support.StateSnapshot.Global(value, Describe)}");
         snapshot.AddRange(ps.Select(Describe));
         return snapshot;
     }
@@ -116,6 +141,15 @@ public static class Tamper
                 StepMustBeCleanOrSucceed(opt, ps, what, violations);
                 break;
             }
+            case 2 when opt.StateDict().Global.Count > 0 && TypedGlobalState(opt) is { } global:
+            {
+                // Optimizer-wide state (LBFGS's), set through its public API to a value that does not fit.
+                var key = global.Keys.ElementAt(random.Next(global.Count));
+                global.Set(key, random.Next(4) == 0 ? new[] { BadTensor(random) } : BadTensor(random));
+                foreach (var p in ps) p.grad = torch.ones_like(p);
+                StepMustBeCleanOrSucceed(opt, ps, what + $" (global '{key}')", violations);
+                break;
+            }
             case 2:
             {
                 var states = opt.State;
@@ -143,6 +177,14 @@ public static class Tamper
                         break;
                 }
                 var tampered = sd with { State = state.ToDictionary(e => e.Key, e => (IReadOnlyDictionary<string, Tensor>)e.Value) };
+                if (sd.Global.Count > 0 && random.Next(2) == 0)
+                {
+                    // Optimizer-wide state (LBFGS's): a value replaced by a tensor that does not fit, or an unknown key.
+                    var global = sd.Global.ToDictionary(e => e.Key, e => e.Value);
+                    if (random.Next(3) == 0) global["unknown_key"] = torch.zeros(1);
+                    else global[global.Keys.ElementAt(random.Next(global.Count))] = BadTensor(random);
+                    tampered = sd with { Global = global };
+                }
                 MustBeCleanOrSucceed(opt, ps, () => opt.LoadStateDict(tampered), what, violations);
                 // Whatever was accepted must step.
                 foreach (var p in ps) p.grad = torch.ones_like(p);
@@ -162,6 +204,10 @@ public static class Tamper
         }
     }
 
+    // The optimizer-wide state of an Optimizer<TOptions>, or null.
+    private static OptimizerGlobalState? TypedGlobalState(Optimizer opt) =>
+        opt.GetType().GetProperty(nameof(Optimizer<SGDOptions>.GlobalState))?.GetValue(opt) as OptimizerGlobalState;
+
     // Shapes, dtypes, layouts and devices a state tensor must not have.
     private static Tensor BadTensor(Random random) => random.Next(7) switch
     {
@@ -175,7 +221,7 @@ public static class Tamper
     };
 
     private static void StepMustBeCleanOrSucceed(Optimizer opt, List<Parameter> ps, string what, List<string> violations) =>
-        MustBeCleanOrSucceed(opt, ps, () => opt.step(), what, violations);
+        MustBeCleanOrSucceed(opt, ps, () => Step(opt, ps), what, violations);
 
     private static void MustBeCleanOrSucceed(Optimizer opt, List<Parameter> ps, Action act, string what, List<string> violations)
     {

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using TorchSharp.Modules;
+using static TorchSharp.torch;
 
 namespace Optim.Tests.Support;
 
@@ -92,6 +93,8 @@ public static class Algorithms
         [RAdam.Info] = new(Options(("weight_decay", 0.01), ("decoupled_weight_decay", true)), BitwiseGoldenFiles: ["radam_2x.json"]),
         // Only multiply, sign, clamp, masked fill and an exact add: bitwise against 1.13.
         [Rprop.Info] = new(Options(("etas", (0.4, 1.3)), ("step_sizes", (1e-4, 1.0))), BitwiseAgainstGoldens: true),
+        // A short history and few iterations, so a few steps shift the history; the line search runs too.
+        [LBFGS.Info] = new(Options(("max_iter", 5L), ("history_size", 3L), ("line_search_fn", LBFGSOptions.StrongWolfe))),
     };
 
     /// <summary>The names of every algorithm in the catalog.</summary>
@@ -99,6 +102,17 @@ public static class Algorithms
 
     /// <summary>xunit theory data: one row per algorithm.</summary>
     public static TheoryData<string> NameData() => new(Names);
+
+    /// <summary>
+    /// xunit theory data: one row per algorithm, less those <paramref name="leaveOut"/> picks. A generic test whose
+    /// property does not hold for some algorithms (LBFGS's closure-driven step, its single group) says which and why
+    /// here, in <paramref name="reason"/>, instead of dropping them silently.
+    /// </summary>
+    public static TheoryData<string> NameData(Func<AlgorithmInfo, bool> leaveOut, string reason) => new(NamesExcept(leaveOut, reason));
+
+    /// <summary>The names of the algorithms, less those <paramref name="leaveOut"/> picks, for the given reason.</summary>
+    public static IEnumerable<string> NamesExcept(Func<AlgorithmInfo, bool> leaveOut, string reason) =>
+        AlgorithmCatalog.All.Where(a => !LeftOut(a, leaveOut, reason)).Select(a => a.Name).ToList();
 
     /// <summary>xunit theory data: one row per algorithm with a fused kernel.</summary>
     public static TheoryData<string> FusedNameData() => new(AlgorithmCatalog.All.Where(a => a.HasFusedKernel).Select(a => a.Name));
@@ -109,9 +123,17 @@ public static class Algorithms
     /// <summary>The algorithm's row, or the defaults for one without.</summary>
     public static TestProfile Profile(AlgorithmInfo algorithm) => Profiles.TryGetValue(algorithm, out var p) ? p : new TestProfile();
 
-    /// <summary>The paths each algorithm accepts (for-loop, foreach, fused where ATen has it, auto).</summary>
+    /// <summary>
+    /// The paths each algorithm accepts (for-loop, foreach, fused where ATen has it, auto); for one without the
+    /// <c>implementation</c> option (LBFGS) only its options' default, which its step ignores.
+    /// </summary>
     public static IEnumerable<Implementation> Paths(AlgorithmInfo algorithm)
     {
+        if (!algorithm.HasImplementations)
+        {
+            yield return algorithm.DefaultOptions.Implementation;
+            yield break;
+        }
         yield return Implementation.ForLoop;
         if (algorithm.HasForeach) yield return Implementation.Foreach;
         if (algorithm.HasFusedKernel) yield return Implementation.Fused;
@@ -125,6 +147,54 @@ public static class Algorithms
         foreach (var algorithm in AlgorithmCatalog.All)
             foreach (var impl in Paths(algorithm)) data.Add(algorithm.Name, impl);
         return data;
+    }
+
+    /// <inheritdoc cref="AlgorithmsAndPaths()"/>
+    /// <param name="leaveOut">The algorithms the test leaves out.</param>
+    /// <param name="reason">Why (see <see cref="NameData(Func{AlgorithmInfo, bool}, string)"/>).</param>
+    public static TheoryData<string, Implementation> AlgorithmsAndPaths(Func<AlgorithmInfo, bool> leaveOut, string reason)
+    {
+        var data = new TheoryData<string, Implementation>();
+        foreach (var algorithm in AlgorithmCatalog.All.Where(a => !LeftOut(a, leaveOut, reason)))
+            foreach (var impl in Paths(algorithm)) data.Add(algorithm.Name, impl);
+        return data;
+    }
+
+    // A leave-out without a reason is refused: the reason is the point.
+    private static bool LeftOut(AlgorithmInfo algorithm, Func<AlgorithmInfo, bool> leaveOut, string reason)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(reason);
+        return leaveOut(algorithm);
+    }
+
+    /// <summary>
+    /// One step as the algorithm takes it: <c>step()</c>, or for an algorithm that requires a closure (LBFGS)
+    /// <c>step(closure)</c> with <paramref name="closure"/>, by default <see cref="GivenGradients"/> over the optimizer's
+    /// parameters. The loss it returns is disposed.
+    /// </summary>
+    public static void Step(Optimizer opt, Func<Tensor>? closure = null)
+    {
+        if (AlgorithmCatalog.Of(opt) is not { RequiresClosure: true })
+        {
+            opt.step();
+            return;
+        }
+        using var loss = opt.step(closure ?? GivenGradients(opt.parameters().ToList()));
+    }
+
+    /// <summary>
+    /// A closure for a closure-driven algorithm that stands for "the gradients the test set": every evaluation assigns
+    /// the gradients <paramref name="ps"/> have now (the same tensors) and returns a constant loss of 0, so LBFGS sees
+    /// no progress in the loss and ends each step after its first iteration (two evaluations), or after its line search.
+    /// </summary>
+    public static Func<Tensor> GivenGradients(IReadOnlyList<Parameter> ps)
+    {
+        var grads = ps.Select(p => p.grad).ToList();
+        return () =>
+        {
+            for (var i = 0; i < ps.Count; i++) ps[i].grad = grads[i];
+            return TorchSharp.torch.zeros(Array.Empty<long>());
+        };
     }
 
     /// <summary>The options that exercise the algorithm's state (see <see cref="TestProfile.Exercise"/>).</summary>

@@ -13,30 +13,45 @@ namespace Optim.Tests.Support;
 /// Whether it replays PyTorch 2.x's op order with PyTorch 1.13's ops (the file says what it replays in its
 /// <c>reference</c> field) rather than running PyTorch's own class.
 /// </param>
-public sealed record GoldenFile(string File, string Algorithm, bool IsReplay)
+/// <param name="ClosureDriven">
+/// Whether its cases are closure-driven (the file says <c>"closure_driven": true</c>; tools/golden/lbfgs.py): each a
+/// problem whose closure the optimizer evaluates, checked per <c>step</c> call, rather than a sequence of gradients. Its
+/// algorithm's own tests read them (LBFGSTests); <see cref="GoldenCase"/> and the generic golden tests take the others.
+/// </param>
+public sealed record GoldenFile(string File, string Algorithm, bool IsReplay, bool ClosureDriven = false)
 {
     /// <summary>Every golden file, found in the Goldens folder: adding an algorithm's goldens needs no list edited.</summary>
     public static IReadOnlyList<GoldenFile> All { get; } = Discover();
 
-    /// <summary>The files that run PyTorch's own classes.</summary>
-    public static IEnumerable<GoldenFile> Direct => All.Where(f => !f.IsReplay);
+    /// <summary>The files of gradient sequences (<see cref="GoldenCase"/>): every file but the closure-driven ones.</summary>
+    public static IEnumerable<GoldenFile> Stepwise => All.Where(f => !f.ClosureDriven);
 
-    /// <summary>The files that replay PyTorch 2.x's op order.</summary>
-    public static IEnumerable<GoldenFile> Replays => All.Where(f => f.IsReplay);
+    /// <summary>The closure-driven files (LBFGS's), which their algorithms' own tests read.</summary>
+    public static IEnumerable<GoldenFile> ClosureDrivenFiles => All.Where(f => f.ClosureDriven);
+
+    /// <summary>The files that run PyTorch's own classes (gradient sequences).</summary>
+    public static IEnumerable<GoldenFile> Direct => Stepwise.Where(f => !f.IsReplay);
+
+    /// <summary>The files that replay PyTorch 2.x's op order (gradient sequences).</summary>
+    public static IEnumerable<GoldenFile> Replays => Stepwise.Where(f => f.IsReplay);
 
     /// <summary>
     /// The files whose op order is PyTorch 2.x's, one per algorithm: its replay where it has one, otherwise its direct
     /// file (an algorithm without a replay has the same op order in PyTorch 1.13 and 2.x).
     /// </summary>
     public static IEnumerable<GoldenFile> InPyTorch2Order =>
-        All.GroupBy(f => f.Algorithm).SelectMany(g => g.Any(f => f.IsReplay) ? g.Where(f => f.IsReplay) : g);
+        Stepwise.GroupBy(f => f.Algorithm).SelectMany(g => g.Any(f => f.IsReplay) ? g.Where(f => f.IsReplay) : g);
 
     /// <summary>xunit theory data: (file, case) for every case of <paramref name="files"/>.</summary>
     public static TheoryData<string, string> Cases(IEnumerable<GoldenFile> files)
     {
         var data = new TheoryData<string, string>();
         foreach (var file in files)
+        {
+            if (file.ClosureDriven)
+                throw new ArgumentException($"{file.File} holds closure-driven cases, which {file.Algorithm}'s own tests read", nameof(files));
             foreach (var c in GoldenCase.Load(file.File)) data.Add(file.File, c.ToString());
+        }
         return data;
     }
 
@@ -50,7 +65,8 @@ public sealed record GoldenFile(string File, string Algorithm, bool IsReplay)
                 var root = doc.RootElement;
                 // Other goldens (schedulers, clipping) share the folder; optimizer goldens name their algorithm.
                 return root.ValueKind == JsonValueKind.Object && root.TryGetProperty("algorithm", out var algorithm)
-                    ? new GoldenFile(Path.GetFileName(path), algorithm.GetString()!, root.TryGetProperty("reference", out _))
+                    ? new GoldenFile(Path.GetFileName(path), algorithm.GetString()!, root.TryGetProperty("reference", out _),
+                        root.TryGetProperty("closure_driven", out var closure) && closure.ValueKind == JsonValueKind.True)
                     : null;
             })
             .OfType<GoldenFile>()

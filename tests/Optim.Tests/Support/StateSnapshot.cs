@@ -16,7 +16,17 @@ public static class StateSnapshot
         snapshot.AddRange(sd.ParamGroups.Select(g => (object)(string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={h.Value}")) + $";initial_lr={g.InitialLr}")));
         foreach (var (id, state) in sd.State)
             foreach (var (key, t) in state) snapshot.Add($"{id}.{key}:{Convert.ToBase64String(t.contiguous().bytes)}");
+        // Optimizer-wide state (LBFGS's): tensors by their bytes, lists entry by entry, numbers as they print.
+        foreach (var (key, value) in sd.Global) snapshot.Add($"global.{key}:{Global(value, t => Convert.ToBase64String(t.contiguous().bytes))}");
         snapshot.AddRange(ps.Select(p => (object)Convert.ToBase64String(p.detach().contiguous().bytes)));
         return snapshot;
     }
+
+    /// <summary>An optimizer-wide state value as text, its tensors written by <paramref name="tensor"/>.</summary>
+    public static string Global(object value, Func<TorchSharp.torch.Tensor, string> tensor) => value switch
+    {
+        TorchSharp.torch.Tensor t => tensor(t),
+        IEnumerable<TorchSharp.torch.Tensor> list => "[" + string.Join("|", list.Select(tensor)) + "]",
+        _ => Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture) + ":" + value.GetType().Name,
+    };
 }

@@ -39,6 +39,12 @@ public class HyperparameterValidationTests
 
         /// <summary>An integer of at least 1 (LBFGS's max_iter, max_eval, history_size, which PyTorch does not check).</summary>
         PositiveInteger,
+
+        /// <summary>Finite and ≤ 0 (Adafactor's beta2_decay: PyTorch's <c>not 0.0 &gt;= beta2_decay</c>).</summary>
+        NonPositive,
+
+        /// <summary>Finite and ≥ 1 (Adafactor's d: PyTorch's <c>not 1.0 &lt;= d</c>).</summary>
+        AtLeastOne,
     }
 
     // Constructor arguments that are one half of a PyTorch pair: the pair's name, the index, and the other half's default.
@@ -143,6 +149,13 @@ public class HyperparameterValidationTests
         ("LBFGS", "tolerance_grad", "Invalid tolerance_grad", Rule.Finite),
         ("LBFGS", "tolerance_change", "Invalid tolerance_change", Rule.Finite),
         ("LBFGS", "history_size", "Invalid history_size", Rule.PositiveInteger),
+        // Adafactor: PyTorch's messages but lr's, which keeps the library's "Invalid learning rate".
+        ("Adafactor", "lr", "Invalid learning rate", Rule.NonNegative),
+        ("Adafactor", "beta2_decay", "beta2_decay should be <= 0 but is", Rule.NonPositive),
+        ("Adafactor", "eps1", "epsilon1 should be >= 0 but is", Rule.NonNegative),
+        ("Adafactor", "eps2", "epsilon2 should be >= 0 but is", Rule.NonNegative),
+        ("Adafactor", "d", "Clipping threshold d should be >= 1 but is", Rule.AtLeastOne),
+        ("Adafactor", "weight_decay", "weight_decay should be >= 0 but is", Rule.NonNegative),
     };
 
     // The bad values of each rule, with the text Python's str(float) gives them (what the message must quote).
@@ -160,8 +173,20 @@ public class HyperparameterValidationTests
         yield return (double.PositiveInfinity, "inf");
         yield return (double.NegativeInfinity, "-inf");
         if (rule == Rule.Finite) yield break;
+        if (rule == Rule.NonPositive)
+        {
+            yield return (0.1, "0.1");
+            yield return (1e-5, "1e-05");
+            yield break;
+        }
         yield return (-0.1, "-0.1");
         yield return (-1e-5, "-1e-05");
+        if (rule == Rule.AtLeastOne)
+        {
+            yield return (0.0, "0.0");
+            yield return (0.5, "0.5");
+            yield break;
+        }
         if (rule is Rule.HalfOpenUnit or Rule.OpenUnit or Rule.AboveOne) yield return (1.0, "1.0");
         if (rule is Rule.HalfOpenUnit or Rule.ClosedUnit or Rule.OpenUnit) yield return (1.5, "1.5");
         if (rule is Rule.OpenUnit or Rule.AboveOne) yield return (0.0, "0.0");
@@ -177,6 +202,8 @@ public class HyperparameterValidationTests
         Rule.OpenUnit => new[] { double.Epsilon, Math.BitDecrement(1.0) },
         Rule.PositiveInteger => new[] { 1.0, 1e6 },
         Rule.AboveOne => new[] { Math.BitIncrement(1.0), 1e30 },
+        Rule.NonPositive => new[] { 0.0, -0.0, -1e30 },
+        Rule.AtLeastOne => new[] { 1.0, 1e30 },
         _ => new[] { 0.0, 1.0 },
     };
 
@@ -227,7 +254,7 @@ public class HyperparameterValidationTests
             ? (t == typeof(long) ? (long)d : (int)d)
             : value;
 
-    private static readonly Type[] NumericArgumentTypes = { typeof(double), typeof(long), typeof(long?), typeof(int), typeof(int?) };
+    private static readonly Type[] NumericArgumentTypes = { typeof(double), typeof(double?), typeof(long), typeof(long?), typeof(int), typeof(int?) };
 
     // A one-group optimizer whose group overrides `argument` (PyTorch's {"params": ..., "lr": nan}).
     private static Optimizer WithGroupOverride(string algorithm, IEnumerable<Parameter> ps, string argument, double value) =>

@@ -164,6 +164,18 @@ RADAM_CASES = [
 RADAM_CASES_113 = [(n, o) for n, o in RADAM_CASES
                    if not o.get("maximize") and not o.get("decoupled_weight_decay")]
 
+ADAFACTOR_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.05}),
+    ("beta2_decay", {"beta2_decay": -0.5}),
+    ("eps", {"eps1": 1e-3, "eps2": 1e-2}),
+    ("d", {"lr": 0.5, "d": 1.5}),
+    ("weight_decay", {"weight_decay": 0.1}),
+    ("maximize", {"maximize": True}),
+    ("all", {"lr": 0.05, "beta2_decay": -0.6, "eps1": 1e-6, "eps2": 1e-2, "d": 2.0,
+             "weight_decay": 0.05, "maximize": True}),
+]
+
 # Rprop's pairs are written as etaminus/etaplus and min_step/max_step (TorchSharp's argument names).
 RPROP_CASES = [
     ("default", {}),
@@ -771,6 +783,87 @@ class RAdam2x(_Replay2x):
             maximize=g["maximize"])
 
 
+# Adafactor (PyTorch >= 2.5; 1.13 has no class): torch/optim/_adafactor.py's _single_tensor_adafactor from
+# pytorch/pytorch main, transcribed op for op (eps1 None = the dtype's eps, resolved from the first parameter as
+# PyTorch's loop does), run with 1.13's real ops.
+def _single_tensor_adafactor_2x(params, grads, row_vars, col_vars, variances, state_steps, *, d, lr,
+                                beta2_decay, weight_decay, eps1, eps2, maximize):
+    for i, param in enumerate(params):
+        grad = grads[i] if not maximize else -grads[i]
+        step_t = state_steps[i]
+        row_var = row_vars[i]
+        col_var = col_vars[i]
+        variance = variances[i]
+        if eps1 is None:
+            eps1 = torch.finfo(param.dtype).eps
+
+        step_t += 1
+        step_float = step_t.item()
+
+        one_minus_beta2_t = step_float ** beta2_decay
+        rho_t = min(lr, 1 / (step_float ** 0.5))
+        alpha = max(eps2, param.norm(2).item() / (param.numel() ** 0.5)) * rho_t
+
+        if weight_decay != 0:
+            param.mul_(1 - lr * weight_decay)
+
+        if grad.dim() > 1:
+            row_mean = (torch.linalg.vector_norm(grad, dim=-1, keepdim=True)
+                        .square_().div_(grad.size(-1)))
+            row_var.lerp_(row_mean, one_minus_beta2_t)
+            col_mean = (torch.linalg.vector_norm(grad, dim=-2, keepdim=True)
+                        .square_().div_(grad.size(-2)))
+            col_var.lerp_(col_mean, one_minus_beta2_t)
+            var_estimate = row_var @ col_var
+            var_estimate.div_(row_var.mean(dim=-2, keepdim=True).clamp_(min=eps1))
+        else:
+            grad_squared = grad * grad
+            variance.lerp_(grad_squared, one_minus_beta2_t)
+            var_estimate = variance.clone()
+
+        update = var_estimate.clamp_(min=eps1 * eps1).rsqrt_()
+        update.mul_(grad)
+        denom = max(1.0, update.norm(2).item() / ((update.numel() ** 0.5) * d))
+        param.add_(update, alpha=-alpha / denom)
+
+
+class Adafactor2x(_Replay2x):
+    # torch.optim.Adafactor defaults (eps written as eps1/eps2).
+    DEFAULTS = dict(lr=1e-2, beta2_decay=-0.8, eps1=None, eps2=1e-3, d=1.0, weight_decay=0.0,
+                    maximize=False)
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, row_vars, col_vars, variances, state_steps = [], [], [], [], [], []
+        # Adafactor._init_group: lazy state initialization, factored for grads of two or more dims.
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if len(state) == 0:
+                state["step"] = torch.tensor(0.0, dtype=_get_scalar_dtype())
+                if p.grad.dim() > 1:
+                    row_shape = list(p.grad.shape)
+                    row_shape[-1] = 1
+                    state["row_var"] = p.grad.new_zeros(row_shape)
+                    col_shape = list(p.grad.shape)
+                    col_shape[-2] = 1
+                    state["col_var"] = p.grad.new_zeros(col_shape)
+                else:
+                    state["variance"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+            row_vars.append(state.get("row_var", None))
+            col_vars.append(state.get("col_var", None))
+            variances.append(state.get("variance", None))
+            state_steps.append(state["step"])
+        _single_tensor_adafactor_2x(
+            params_with_grad, grads, row_vars, col_vars, variances, state_steps, d=g["d"], lr=g["lr"],
+            beta2_decay=g["beta2_decay"], weight_decay=g["weight_decay"], eps1=g["eps1"],
+            eps2=g["eps2"], maximize=g["maximize"])
+
+
 class Rprop2x(_Replay2x):
     # torch.optim.Rprop defaults (etas and step_sizes written as etaminus/etaplus, min_step/max_step).
     DEFAULTS = dict(lr=1e-2, etaminus=0.5, etaplus=1.2, min_step=1e-6, max_step=50, maximize=False)
@@ -1036,6 +1129,8 @@ ALGORITHMS = [
     ("radam.json", "RAdam", RADAM_CASES_113, make_torch_factory(torch.optim.RAdam), None),
     ("radam_2x.json", "RAdam", RADAM_CASES, replay_factory(RAdam2x), REFERENCE_2X),
     ("rprop.json", "Rprop", RPROP_CASES, make_torch_factory(torch.optim.Rprop), None),
+    # Adafactor: newer than 1.13, only the transcription of PyTorch main's _single_tensor_adafactor.
+    ("adafactor_2x.json", "Adafactor", ADAFACTOR_CASES, replay_factory(Adafactor2x), REFERENCE_2X),
 ]
 
 

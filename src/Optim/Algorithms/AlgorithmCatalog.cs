@@ -26,6 +26,7 @@ public static class AlgorithmCatalog
         NAdam.Info,
         RAdam.Info,
         Rprop.Info,
+        Adafactor.Info,
         LBFGS.Info,
     };
 

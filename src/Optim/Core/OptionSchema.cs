@@ -122,6 +122,22 @@ public static class Rules
     public static Rule<double> ClosedUnit(string message) =>
         new(v => double.IsFinite(v) && v >= 0 && v <= 1, v => $"{message}: {Check.Python(v)}", "finite, in [0, 1]");
 
+    /// <summary>Finite and ≤ 0 (Adafactor's <c>beta2_decay</c>).</summary>
+    /// <param name="message">The message prefix.</param>
+    public static Rule<double> NonPositive(string message) =>
+        new(v => double.IsFinite(v) && v <= 0, v => $"{message}: {Check.Python(v)}", "finite, <= 0");
+
+    /// <summary>Finite and at least <paramref name="minimum"/> (Adafactor's <c>d</c>).</summary>
+    /// <param name="minimum">The smallest valid value.</param>
+    /// <param name="message">The message prefix.</param>
+    public static Rule<double> Minimum(double minimum, string message) =>
+        new(v => double.IsFinite(v) && v >= minimum, v => $"{message}: {Check.Python(v)}", $"finite, >= {Check.Python(minimum)}");
+
+    /// <summary>Null (PyTorch's None), or finite and ≥ 0 (Adafactor's <c>eps1</c>).</summary>
+    /// <param name="message">The message prefix.</param>
+    public static Rule<double?> NullOrNonNegative(string message) =>
+        new(v => v is not { } x || (double.IsFinite(x) && x >= 0), v => $"{message}: {(v is { } x ? Check.Python(x) : "None")}", "None, or finite, >= 0");
+
     /// <summary>An integer of at least <paramref name="minimum"/>.</summary>
     /// <param name="minimum">The smallest valid value.</param>
     /// <param name="message">The message prefix.</param>
@@ -201,6 +217,11 @@ public sealed class OptionSchema<TOptions> : OptionSchema where TOptions : Optim
     /// <param name="rule">Its rule.</param>
     public OptionSchema<TOptions> Double(string name, Func<TOptions, double> get, Func<TOptions, double, TOptions> with, Rule<double> rule) =>
         Add(new Field<double>(name, HyperparameterType.Double, get, with, rule));
+
+    /// <summary>Declares a double that may be null (PyTorch's <c>None</c>); its type is <see cref="HyperparameterType.Double"/>.</summary>
+    /// <inheritdoc cref="Double"/>
+    public OptionSchema<TOptions> NullableDouble(string name, Func<TOptions, double?> get, Func<TOptions, double?, TOptions> with, Rule<double?> rule) =>
+        Add(new Field<double?>(name, HyperparameterType.Double, get, with, rule));
 
     /// <summary>Declares a bool (any value valid).</summary>
     /// <inheritdoc cref="Double"/>
@@ -290,7 +311,7 @@ public sealed class OptionSchema<TOptions> : OptionSchema where TOptions : Optim
                 case T t:
                     typed = t;
                     return true;
-                case null when typeof(T) == typeof(string):
+                case null when typeof(T) == typeof(string) || typeof(T) == typeof(double?):
                     typed = default!;
                     return true;
                 case int i when typeof(T) == typeof(long):

@@ -21,6 +21,12 @@ public enum StateKind
 
     /// <summary>A tensor like the parameter: same shape, dtype and device, dense, laid out as the parameter or contiguous.</summary>
     LikeParameter,
+
+    /// <summary>
+    /// A tensor like the parameter but for some dimensions reduced to 1 (Adafactor's <c>row_var</c> and <c>col_var</c>):
+    /// same dtype, device and number of dimensions, each dimension the parameter's or 1, dense and contiguous.
+    /// </summary>
+    Reduced,
 }
 
 /// <summary>One key of an algorithm's per-parameter state.</summary>
@@ -37,6 +43,7 @@ public sealed record StateKey(string Name, StateKind Kind, bool Required);
 public sealed class StateSchema
 {
     private readonly List<StateKey> _keys = new();
+    private readonly Dictionary<string, Func<Tensor, bool>> _requiredWhen = new();
 
     /// <summary>The declared keys, in PyTorch's order.</summary>
     public IReadOnlyList<StateKey> Keys => _keys;
@@ -55,6 +62,20 @@ public sealed class StateSchema
     /// <param name="name">The key.</param>
     /// <param name="required">Whether every initialized state holds it.</param>
     public StateSchema LikeParameter(string name, bool required = true) => Add(new StateKey(name, StateKind.LikeParameter, required));
+
+    /// <summary>Declares a tensor like the parameter with some dimensions reduced to 1 (see <see cref="StateKind.Reduced"/>).</summary>
+    /// <param name="name">The key.</param>
+    /// <param name="required">Whether every initialized state holds it.</param>
+    public StateSchema Reduced(string name, bool required = true) => Add(new StateKey(name, StateKind.Reduced, required));
+
+    // Makes a declared optional key required for the parameters that satisfy the predicate (Adafactor: row_var and
+    // col_var for two or more dimensions, variance otherwise).
+    internal StateSchema RequiredWhen(string name, Func<Tensor, bool> predicate)
+    {
+        if (Find(name) is null) throw new InvalidOperationException($"state key '{name}' is not declared.");
+        _requiredWhen[name] = predicate;
+        return this;
+    }
 
     /// <summary>The declaration of <paramref name="name"/>, or null.</summary>
     /// <param name="name">The key.</param>
@@ -102,7 +123,8 @@ public sealed class StateSchema
         }
         foreach (var key in _keys)
         {
-            if (key.Required && !state.ContainsKey(key.Name)) return $"the state of parameter '{name}' has no '{key.Name}'";
+            var required = key.Required || (_requiredWhen.TryGetValue(key.Name, out var when) && when(parameter));
+            if (required && !state.ContainsKey(key.Name)) return $"the state of parameter '{name}' has no '{key.Name}'";
         }
         foreach (var (keyName, tensor) in state)
         {
@@ -138,7 +160,7 @@ public sealed class StateSchema
         if (!SameDevice(t, parameter)) return $"is on {t.device}, but the parameter is on {parameter.device}";
         var ndim = t.ndim;
         var sameShape = ndim == parameter.ndim;
-        for (var d = 0; sameShape && d < ndim; d++) sameShape = t.size(d) == parameter.size(d);
+        for (var d = 0; sameShape && d < ndim; d++) sameShape = t.size(d) == parameter.size(d) || (kind == StateKind.Reduced && t.size(d) == 1);
         if (!sameShape) return $"has shape [{string.Join(", ", t.shape)}], but the parameter has shape [{string.Join(", ", parameter.shape)}]";
         if (!t.is_contiguous() && !(parameter.is_contiguous() == false && t.stride().SequenceEqual(parameter.stride())))
             return "is not contiguous (and not laid out as its parameter)";
@@ -178,7 +200,9 @@ public sealed class StateSchema
         }
         else
         {
-            if (!tensor.shape.SequenceEqual(parameter.shape))
+            if (kind == StateKind.Reduced
+                    ? tensor.ndim != parameter.ndim || tensor.shape.Where((n, d) => n != 1 && n != parameter.shape[d]).Any()
+                    : !tensor.shape.SequenceEqual(parameter.shape))
                 throw new ArgumentException(
                     $"{describe} has shape [{string.Join(", ", tensor.shape)}], but the parameter has shape [{string.Join(", ", parameter.shape)}]", argument);
             if (tensor.is_complex() != parameter.is_complex() || tensor.dtype == ScalarType.Bool)

@@ -24,6 +24,10 @@ namespace Optim.Tests.Support;
 /// defect the test reports instead of failing on; set it back to true with the fix.
 /// </param>
 /// <param name="BitwiseGoldenFiles">Golden files (or "file:Dtype") compared bit for bit when the algorithm's others are not.</param>
+/// <param name="GoldenToleranceFactor">
+/// How many times <see cref="Tolerances"/> the non-bitwise goldens are compared within (algorithms whose norms and
+/// reductions feed Python floats back into the update, so an ulp in a reduction moves later steps).
+/// </param>
 /// <param name="SparseGradientMessage">
 /// The message a sparse gradient gets (PyTorch's text where it has its own); null: "NAME does not support sparse gradients".
 /// </param>
@@ -33,7 +37,8 @@ public sealed record TestProfile(
     Func<OptimizerOptions, IEnumerable<Parameter>, TorchSharp.torch.optim.Optimizer?>? TorchSharpBuiltIn = null,
     bool FusedSkippedStepChangesNothing = true,
     string? SparseGradientMessage = null,
-    IReadOnlyList<string>? BitwiseGoldenFiles = null)
+    IReadOnlyList<string>? BitwiseGoldenFiles = null,
+    double GoldenToleranceFactor = 1)
 {
     /// <summary>
     /// Whether the cases of <paramref name="file"/> in <paramref name="dtype"/> are compared bit for bit: every file when
@@ -94,6 +99,9 @@ public static class Algorithms
         // Only multiply, sign, clamp, masked fill and an exact add: bitwise against 1.13.
         [Rprop.Info] = new(Options(("etas", (0.4, 1.3)), ("step_sizes", (1e-4, 1.0))), BitwiseAgainstGoldens: true),
         // A short history and few iterations, so a few steps shift the history; the line search runs too.
+        // Norms and means (vector_norm, norm().item()) reduce in another order in 1.13 than in libtorch 2.10, and their
+        // Python-float results scale whole updates: a few ulp (measured worst: ~8 ulp in fp64) over 25 steps.
+        [Adafactor.Info] = new(Options(("weight_decay", 0.01), ("eps1", 1e-6), ("d", 1.5)), GoldenToleranceFactor: 8),
         [LBFGS.Info] = new(Options(("max_iter", 5L), ("history_size", 3L), ("line_search_fn", LBFGSOptions.StrongWolfe))),
     };
 

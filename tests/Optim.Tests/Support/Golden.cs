@@ -49,7 +49,7 @@ public sealed record GoldenCase(
     /// <summary>A JSON value as the declared type of <paramref name="hyperparameter"/>.</summary>
     public static object? FromJson(Hyperparameter hyperparameter, JsonElement value) => hyperparameter.Type switch
     {
-        HyperparameterType.Double => value.GetDouble(),
+        HyperparameterType.Double => value.ValueKind == JsonValueKind.Null ? null : value.GetDouble(),
         HyperparameterType.Bool => value.GetBoolean(),
         HyperparameterType.Int => value.GetInt32(),
         HyperparameterType.Long => value.GetInt64(),

@@ -100,7 +100,8 @@ public static class Algorithms
         [Rprop.Info] = new(Options(("etas", (0.4, 1.3)), ("step_sizes", (1e-4, 1.0))), BitwiseAgainstGoldens: true),
         // A short history and few iterations, so a few steps shift the history; the line search runs too.
         // Norms and means (vector_norm, norm().item()) reduce in another order in 1.13 than in libtorch 2.10, and their
-        // Python-float results scale whole updates: a few ulp (measured worst: ~8 ulp in fp64) over 25 steps.
+        // Python-float results scale whole updates. Measured worst over 25 steps: 9.5e-7 (fp32) and 1.8e-15 (fp64), both
+        // in the "d" case (lr 0.5, the largest steps); the other cases stay within 1.2e-7 and 4.4e-16.
         [Adafactor.Info] = new(Options(("weight_decay", 0.01), ("eps1", 1e-6), ("d", 1.5)), GoldenToleranceFactor: 8),
         [LBFGS.Info] = new(Options(("max_iter", 5L), ("history_size", 3L), ("line_search_fn", LBFGSOptions.StrongWolfe))),
     };

@@ -3,7 +3,7 @@
 // torch.optim.lr_scheduler.X(...) replaced by new Optim.Schedulers.X(...). The optimizers are TorchSharp's own.
 //
 // What else changed, and why:
-// - TrainLoop takes an Optim.Schedulers.LRScheduler and calls step(loss) only on ReduceLROnPlateau (TorchSharp's base
+// - TrainLoop (Support/TorchSharpTrainingHarness.cs) takes an Optim.Schedulers.LRScheduler and calls step(loss) only on ReduceLROnPlateau (TorchSharp's base
 //   scheduler accepts and ignores a metric on every scheduler; PyTorch's step(epoch) takes none).
 // - ExponentialLR gets gamma: 0.1 explicitly: it is TorchSharp's default, PyTorch's requires the argument.
 // - Tests whose expected loss encodes a TorchSharp bug keep the test with the correct expectation; each says why.
@@ -12,7 +12,7 @@ using System;
 using System.Linq;
 using Optim.Schedulers;
 using TorchSharp;
-using TorchSharp.Modules;
+using static Optim.Tests.Support.TorchSharpTrainingHarness;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
 
@@ -21,93 +21,6 @@ namespace Optim.Tests.Schedulers;
 [Collection("TorchSharpSchedulerTests")]
 public class TorchSharpSchedulerTests
 {
-    internal static void CreateDataAndLabels(Generator gen, out Tensor data, out Tensor labels, int batchSize = 64, int inputSize = 1000, int categories = 10)
-    {
-        data = torch.rand(new long[] { 64, inputSize }, generator: gen);
-        labels = torch.rand(new long[] { 64, categories }, generator: gen);
-    }
-
-    internal static void CreateLinearLayers(Generator gen, out Linear linear1, out Linear linear2, int inputSize = 1000, int categories = 10, int hiddenSize = 100)
-    {
-        linear1 = Linear(inputSize, hiddenSize);
-        linear2 = Linear(hiddenSize, categories);
-
-        ReInitializeLinear(gen, linear1);
-        ReInitializeLinear(gen, linear2);
-    }
-
-    private static void ReInitializeLinear(Generator gen, Linear linear)
-    {
-        // The Linear module will have been created with some RNG that we don't have control over, specifically
-        // the default RNG, which does not work well in a parallel environment (which the unit test framework is).
-        //
-        // Therefore, we need to set the initial parameters based on the generator we do have control over
-        // and which is unique to the unit test.
-
-        var w = rand(linear.weight!.shape, generator: gen);
-        var wBound = 1 / Math.Sqrt(w.shape[1]);
-
-        linear.weight = Parameter(w * (2 * wBound) - wBound);
-
-        if (linear.bias is not null) {
-            var (fanIn, _) = init.CalculateFanInAndFanOut(linear.weight);
-            var bBound = (fanIn > 0) ? 1 / Math.Sqrt(fanIn) : 0;
-            var b = rand(linear.bias.shape, generator: gen);
-            linear.bias = Parameter(b * (2 * bBound) - bBound);
-        }
-    }
-
-
-
-    private static float TrainLoop(IModule<Tensor, Tensor> seq, Tensor x, Tensor y, optim.Optimizer optimizer, LRScheduler scheduler, bool check_lr = true, int iters = 10, bool maximize = false)
-    {
-        Loss<Tensor, Tensor, Tensor> loss = MSELoss(Reduction.Sum);
-
-        float initialLoss = loss.call(seq.call(x), y).ToSingle();
-        float finalLoss = float.MaxValue;
-
-        var pgFirst = optimizer.ParamGroups.First();
-        var lastLR = pgFirst.LearningRate;
-
-        for (int i = 0; i < iters; i++) {
-            using var eval = seq.call(x);
-            using var output = loss.call(eval, y);
-            var lossVal = output.ToSingle();
-
-            finalLoss = lossVal;
-
-            optimizer.zero_grad();
-
-            output.backward();
-
-            optimizer.step();
-            if (scheduler is ReduceLROnPlateau plateau) plateau.step(lossVal); else scheduler.step();
-
-            if (check_lr) {
-                // For most LR schedulers, the LR decreases monotonically with each step. However,
-                // that is not always the case, so the test must be disabled in some circumstances.
-                Assert.True(pgFirst.LearningRate < lastLR);
-                lastLR = pgFirst.LearningRate;
-            }
-        }
-
-        // After 10 iterations, the final criterion value should always be better than the initial value.
-        if (maximize) {
-            Assert.True(finalLoss > initialLoss);
-        } else {
-            Assert.True(finalLoss < initialLoss);
-        }
-
-        return finalLoss;
-    }
-
-    private static void LossIsClose(float expected, float actual, float tolerance = 0.001f)
-    {
-        // The error tolerance should be relative, not absolute.
-        tolerance *= actual;
-        Assert.True(MathF.Abs(actual - expected) <= tolerance, $"Expected {expected}, but got {actual}");
-    }
-
     [Fact]
     public void TrainingAdamOneCycleLR()
     {

@@ -9,6 +9,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using Optim.Tests.Support;
 
 public class LBFGSTrainingTests
 {
@@ -16,8 +17,8 @@ public class LBFGSTrainingTests
     public void TrainingLBFGSDefaults()
     {
         var gen = new Generator(4711);
-        TestTraining.CreateLinearLayers(gen, out var lin1, out var lin2);
-        TestTraining.CreateDataAndLabels(gen, out var x, out var y);
+        TorchSharpTrainingHarness.CreateLinearLayers(gen, out var lin1, out var lin2);
+        TorchSharpTrainingHarness.CreateDataAndLabels(gen, out var x, out var y);
 
         using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
@@ -54,8 +55,8 @@ public class LBFGSTrainingTests
     public void TrainingLBFGSNoClosure()
     {
         var gen = new Generator(4711);
-        TestTraining.CreateLinearLayers(gen, out var lin1, out var lin2);
-        TestTraining.CreateDataAndLabels(gen, out var x, out var y);
+        TorchSharpTrainingHarness.CreateLinearLayers(gen, out var lin1, out var lin2);
+        TorchSharpTrainingHarness.CreateDataAndLabels(gen, out var x, out var y);
 
         using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
@@ -68,8 +69,8 @@ public class LBFGSTrainingTests
     public void TrainingLBFGS_ME()
     {
         var gen = new Generator(4711);
-        TestTraining.CreateLinearLayers(gen, out var lin1, out var lin2);
-        TestTraining.CreateDataAndLabels(gen, out var x, out var y);
+        TorchSharpTrainingHarness.CreateLinearLayers(gen, out var lin1, out var lin2);
+        TorchSharpTrainingHarness.CreateDataAndLabels(gen, out var x, out var y);
 
         using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 

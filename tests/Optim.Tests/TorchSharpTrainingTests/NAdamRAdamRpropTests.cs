@@ -9,6 +9,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.nn;
+using static Optim.Tests.Support.TorchSharpTrainingHarness;
 
 #nullable enable
 
@@ -16,7 +17,7 @@ namespace Optim.Tests.TorchSharpTrainingTests
 {
     /// <summary>
     /// TorchSharp's own training tests for NAdam, RAdam and Rprop, run against Optim's classes. The helpers are
-    /// TorchSharp's, copied unchanged (LossIsClose made static). Two kinds of edits, each marked "Optim:" in place:
+    /// TorchSharp's (<see cref="Support.TorchSharpTrainingHarness"/>). Two kinds of edits, each marked "Optim:" in place:
     /// <list type="bullet">
     /// <item>Parameter groups: TorchSharp's tests pass <c>NAdam.ParamGroup</c> objects (TorchSharp's types); Optim's
     /// constructors take <see cref="ParamGroupSpec{TOptions}"/>s, so those lines say the same with them.</item>
@@ -27,143 +28,6 @@ namespace Optim.Tests.TorchSharpTrainingTests
     [Collection("Sequential")]
     public class NAdamRAdamRpropTrainingTests
     {
-        internal static void CreateDataAndLabels(Generator gen, out Tensor data, out Tensor labels, int batchSize = 64, int inputSize = 1000, int categories = 10)
-        {
-            data = torch.rand(new long[] { 64, inputSize }, generator: gen);
-            labels = torch.rand(new long[] { 64, categories }, generator: gen);
-        }
-
-        internal static void CreateLinearLayers(Generator gen, out Linear linear1, out Linear linear2, int inputSize = 1000, int categories = 10, int hiddenSize = 100)
-        {
-            linear1 = Linear(inputSize, hiddenSize);
-            linear2 = Linear(hiddenSize, categories);
-
-            ReInitializeLinear(gen, linear1);
-            ReInitializeLinear(gen, linear2);
-        }
-
-        private static void ReInitializeLinear(Generator gen, Linear linear)
-        {
-            // The Linear module will have been created with some RNG that we don't have control over, specifically
-            // the default RNG, which does not work well in a parallel environment (which the unit test framework is).
-            //
-            // Therefore, we need to set the initial parameters based on the generator we do have control over
-            // and which is unique to the unit test.
-
-            var w = rand(linear.weight!.shape, generator: gen);
-            var wBound = 1 / Math.Sqrt(w.shape[1]);
-
-            linear.weight = Parameter(w * (2 * wBound) - wBound);
-
-            if (linear.bias is not null) {
-                var (fanIn, _) = init.CalculateFanInAndFanOut(linear.weight);
-                var bBound = (fanIn > 0) ? 1 / Math.Sqrt(fanIn) : 0;
-                var b = rand(linear.bias.shape, generator: gen);
-                linear.bias = Parameter(b * (2 * bBound) - bBound);
-            }
-        }
-
-        /// <summary>
-        /// Used to test optimizers created with 'maximize: true'
-        /// </summary>
-        class NegateLoss : Loss<Tensor, Tensor, Tensor>
-        {
-            internal NegateLoss(Loss<Tensor, Tensor, Tensor> base_loss)
-            {
-                this.base_loss = base_loss;
-            }
-
-            public override Tensor forward(Tensor input1, Tensor input2)
-            {
-                return base_loss.call(input1, input2).neg();
-            }
-
-            private Loss<Tensor, Tensor, Tensor> base_loss;
-        }
-
-        private static float TrainLoop(IModule<Tensor, Tensor> seq, Tensor x, Tensor y, optim.Optimizer optimizer, bool maximize = false)
-        {
-            Loss<Tensor, Tensor, Tensor> loss = MSELoss(Reduction.Sum);
-            if (maximize) loss = new NegateLoss(loss);
-
-            float initialLoss = loss.call(seq.call(x), y).ToSingle();
-            float finalLoss = float.MaxValue;
-
-            for (int i = 0; i < 10; i++) {
-                using var eval = seq.call(x);
-                using var output = loss.call(eval, y);
-                var lossVal = output.ToSingle();
-
-                finalLoss = lossVal;
-
-                optimizer.zero_grad();
-
-                output.backward();
-
-                optimizer.step();
-            }
-
-            // After 10 iterations, the final criterion value should always be better than the initial value.
-            if (maximize) {
-                Assert.True(finalLoss > initialLoss);
-            } else {
-                Assert.True(finalLoss < initialLoss);
-            }
-
-            return finalLoss;
-        }
-
-        private static float TrainLoop(IModule<Tensor, Tensor> seq, Tensor x, Tensor y, optim.Optimizer optimizer, optim.lr_scheduler.LRScheduler scheduler, bool check_lr = true, int iters = 10, bool maximize = false)
-        {
-            Loss<Tensor, Tensor, Tensor> loss = MSELoss(Reduction.Sum);
-            if (maximize) loss = new NegateLoss(loss);
-
-            float initialLoss = loss.call(seq.call(x), y).ToSingle();
-            float finalLoss = float.MaxValue;
-
-            var pgFirst = optimizer.ParamGroups.First();
-            var lastLR = pgFirst.LearningRate;
-
-            for (int i = 0; i < iters; i++) {
-                using var eval = seq.call(x);
-                using var output = loss.call(eval, y);
-                var lossVal = output.ToSingle();
-
-                finalLoss = lossVal;
-
-                optimizer.zero_grad();
-
-                output.backward();
-
-                optimizer.step();
-                scheduler.step(lossVal);
-
-                if (check_lr) {
-                    // For most LR schedulers, the LR decreases monotonically with each step. However,
-                    // that is not always the case, so the test must be disabled in some circumstances.
-                    Assert.True(pgFirst.LearningRate < lastLR);
-                    lastLR = pgFirst.LearningRate;
-                }
-            }
-
-            // After 10 iterations, the final criterion value should always be better than the initial value.
-            if (maximize) {
-                Assert.True(finalLoss > initialLoss);
-            } else {
-                Assert.True(finalLoss < initialLoss);
-            }
-
-            return finalLoss;
-        }
-
-        private static void LossIsClose( // Optim: static (the analyzers require it)
-            float expected, float actual, float tolerance = 0.001f)
-        {
-            // The error tolerance should be relative, not absolute.
-            tolerance *= actual;
-            Assert.True(MathF.Abs(actual - expected) <= tolerance, $"Expected {expected}, but got {actual}");
-        }
-
         [Fact]
         public void TrainingNAdam()
         {

@@ -23,7 +23,7 @@ public static class OptimizerCheckpointExtensions
     /// <exception cref="ObjectDisposedException">The optimizer, or a tensor of its state, was disposed.</exception>
     public static void Save(this Optimizer optimizer, Stream stream)
     {
-        ThrowIfDisposed(optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
         ArgumentNullException.ThrowIfNull(stream);
         OptimizerCheckpoint.Write(stream, optimizer.StateDict());
     }
@@ -38,7 +38,7 @@ public static class OptimizerCheckpointExtensions
     /// <exception cref="ObjectDisposedException">The optimizer, or a tensor of its state, was disposed.</exception>
     public static void Save(this Optimizer optimizer, string path)
     {
-        ThrowIfDisposed(optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
         var stateDict = optimizer.StateDict();
         stateDict.ThrowIfDisposed();
         AtomicFile.Write(path, stream => OptimizerCheckpoint.Write(stream, stateDict));
@@ -52,10 +52,10 @@ public static class OptimizerCheckpointExtensions
     /// <exception cref="ObjectDisposedException">The optimizer was disposed.</exception>
     public static void Load(this Optimizer optimizer, Stream stream)
     {
-        ThrowIfDisposed(optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
         ArgumentNullException.ThrowIfNull(stream);
         var stateDict = OptimizerCheckpoint.Read(stream, AlgorithmCatalog.Of(optimizer)?.Schema);
-        Commit(optimizer, stateDict);
+        FileLoads.Commit(optimizer, stateDict);
     }
 
     /// <summary>Loads a checkpoint file written by <see cref="Save(Optimizer, string)"/>; a failed load changes nothing.</summary>
@@ -64,7 +64,7 @@ public static class OptimizerCheckpointExtensions
     /// <inheritdoc cref="Load(Optimizer, Stream)" path="/exception"/>
     public static void Load(this Optimizer optimizer, string path)
     {
-        ThrowIfDisposed(optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
         OptimizerStateDict stateDict;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16))
         {
@@ -75,26 +75,6 @@ public static class OptimizerCheckpointExtensions
                 throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the checkpoint.");
             }
         }
-        Commit(optimizer, stateDict);
-    }
-
-    // The dict's tensors are new and ours: the optimizer may take them over instead of copying; what it does not take is
-    // freed here.
-    private static void Commit(Optimizer optimizer, OptimizerStateDict stateDict)
-    {
-        try
-        {
-            optimizer.LoadStateDict(stateDict with { TensorsAreStaged = true });
-        }
-        finally
-        {
-            stateDict.DisposeTensors();
-        }
-    }
-
-    private static void ThrowIfDisposed(Optimizer optimizer)
-    {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ObjectDisposedException.ThrowIf(optimizer.IsDisposed, optimizer);
+        FileLoads.Commit(optimizer, stateDict);
     }
 }

@@ -33,8 +33,8 @@ public static class TorchSharpCheckpointExtensions
     /// <exception cref="NotSupportedException">TorchSharp has no optimizer of this algorithm.</exception>
     public static void LoadTorchSharp(this Optimizer optimizer, Stream stream)
     {
-        ThrowIfDisposed(optimizer);
-        Commit(optimizer, TorchSharpCheckpoint.Read(stream, optimizer));
+        FileLoads.ThrowIfDisposed(optimizer);
+        FileLoads.Commit(optimizer, TorchSharpCheckpoint.Read(stream, optimizer));
     }
 
     /// <summary>Loads a checkpoint file written by TorchSharp's <c>save_state_dict(string)</c>; a failed load changes nothing.</summary>
@@ -43,7 +43,7 @@ public static class TorchSharpCheckpointExtensions
     /// <inheritdoc cref="LoadTorchSharp(Optimizer, Stream)" path="/exception"/>
     public static void LoadTorchSharp(this Optimizer optimizer, string path)
     {
-        ThrowIfDisposed(optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
         TorchSharpCheckpoint.LayoutOf(optimizer);
         OptimizerStateDict stateDict;
         using (var stream = File.OpenRead(path))
@@ -55,7 +55,7 @@ public static class TorchSharpCheckpointExtensions
                 throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the TorchSharp checkpoint.");
             }
         }
-        Commit(optimizer, stateDict);
+        FileLoads.Commit(optimizer, stateDict);
     }
 
     /// <summary>
@@ -71,7 +71,7 @@ public static class TorchSharpCheckpointExtensions
     /// <exception cref="InvalidOperationException">A step count that is not a whole number; nothing is written.</exception>
     public static void SaveTorchSharp(this Optimizer optimizer, Stream stream)
     {
-        ThrowIfDisposed(optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
         TorchSharpCheckpoint.Write(stream, optimizer);
     }
 
@@ -84,26 +84,7 @@ public static class TorchSharpCheckpointExtensions
     /// <inheritdoc cref="SaveTorchSharp(Optimizer, Stream)" path="/exception"/>
     public static void SaveTorchSharp(this Optimizer optimizer, string path)
     {
-        ThrowIfDisposed(optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
         TorchSharpCheckpoint.WriteFile(path, optimizer);
-    }
-
-    // The dict's tensors are new and ours: the optimizer may take them over; what it does not take is freed here.
-    private static void Commit(Optimizer optimizer, OptimizerStateDict stateDict)
-    {
-        try
-        {
-            optimizer.LoadStateDict(stateDict with { TensorsAreStaged = true });
-        }
-        finally
-        {
-            stateDict.DisposeTensors();
-        }
-    }
-
-    private static void ThrowIfDisposed(Optimizer optimizer)
-    {
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ObjectDisposedException.ThrowIf(optimizer.IsDisposed, optimizer);
     }
 }

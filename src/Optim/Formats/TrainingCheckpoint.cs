@@ -478,8 +478,7 @@ public static class TrainingCheckpoint
     private static void CheckTargets(nn.Module model, Optimizer optimizer)
     {
         ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(optimizer);
-        ObjectDisposedException.ThrowIf(optimizer.IsDisposed, optimizer);
+        FileLoads.ThrowIfDisposed(optimizer);
     }
 
     private static string Index(int i) => i.ToString(System.Globalization.CultureInfo.InvariantCulture);

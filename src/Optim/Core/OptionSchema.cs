@@ -1,7 +1,6 @@
 using System;
 using System.Collections;
 using System.Collections.Generic;
-using System.Globalization;
 using System.Linq;
 using Optim.Validation;
 
@@ -329,19 +328,4 @@ public sealed class OptionSchema<TOptions> : OptionSchema where TOptions : Optim
         private static string Describe(Type t) =>
             t == typeof(ValueTuple<double, double>) ? "(double, double)" : t == typeof(IReadOnlyList<double>) ? "list of doubles" : t.Name;
     }
-}
-
-/// <summary>Formats hyperparameter values for messages and tests, as Python prints them.</summary>
-internal static class HyperparameterText
-{
-    public static string Format(object? value) => value switch
-    {
-        null => "None",
-        double d => Check.Python(d),
-        bool b => b ? "True" : "False",
-        (double a, double b) => $"({Check.Python(a)}, {Check.Python(b)})",
-        IEnumerable<double> list => "[" + string.Join(", ", list.Select(Check.Python)) + "]",
-        IFormattable f => f.ToString(null, CultureInfo.InvariantCulture),
-        _ => value.ToString() ?? "",
-    };
 }

@@ -41,14 +41,7 @@ using var data = DigitsData.Load(options.Seed, options.TrainSamples, options.Val
 var runs = Contender.ForCatalog().Select(c => Comparison.Run(c, options, data)).ToList();
 Chart.Render(runs, options, outPath);
 
-var interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
-// In a pipe or a log: no colours or escape codes, and a Markdown table wide enough not to wrap.
-var console = interactive ? AnsiConsole.Console : AnsiConsole.Create(new AnsiConsoleSettings
-{
-    Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
-    Out = new AnsiConsoleOutput(Console.Out),
-});
-if (!interactive) console.Profile.Width = 200;
+var (console, interactive) = SampleConsole.ForTables();
 var table = new Table()
     .Border(interactive ? TableBorder.Rounded : TableBorder.Markdown)
     .Title($"UCI digits: {options.TrainSamples} training / {options.ValidationSamples} validation images, {options.Steps} steps")

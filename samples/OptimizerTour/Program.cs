@@ -37,14 +37,7 @@ if (ChartFont.Warning is { } warning) Console.Error.WriteLine(warning);
 // Two scalars per step: threads would only add synchronization.
 torch.set_num_threads(1);
 var clock = Stopwatch.StartNew();
-var interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
-// In a pipe or a log: no colours or escape codes, and Markdown tables wide enough not to wrap.
-var console = interactive ? AnsiConsole.Console : AnsiConsole.Create(new AnsiConsoleSettings
-{
-    Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
-    Out = new AnsiConsoleOutput(Console.Out),
-});
-if (!interactive) console.Profile.Width = 200;
+var (console, interactive) = SampleConsole.ForTables();
 
 foreach (var surface in Surface.All)
 {

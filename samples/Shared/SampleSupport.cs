@@ -1,10 +1,11 @@
-// What the samples that write files share: where those files go and the charts' font. Each sample's project compiles
+// What the samples that write files share: where those files go, the charts' font and the console for tables. Each sample's project compiles
 // this file in (it is no part of the library).
 using System;
 using System.IO;
 using System.Linq;
 using System.Reflection;
 using ScottPlot;
+using Spectre.Console;
 
 namespace Samples;
 
@@ -42,5 +43,25 @@ internal static class ChartFont
     {
         var font = Preferred.FirstOrDefault(f => SkiaSharp.SKFontManager.Default.FontFamilies.Contains(f));
         if (font is not null) plot.Font.Set(font);
+    }
+}
+
+/// <summary>The console that prints a sample's tables.</summary>
+internal static class SampleConsole
+{
+    /// <summary>
+    /// Spectre's console on a terminal; in a pipe or a log, one without colours or escape codes whose tables are
+    /// Markdown, wide enough not to wrap.
+    /// </summary>
+    public static (IAnsiConsole Console, bool Interactive) ForTables()
+    {
+        if (!System.Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive) return (AnsiConsole.Console, true);
+        var console = AnsiConsole.Create(new AnsiConsoleSettings
+        {
+            Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
+            Out = new AnsiConsoleOutput(System.Console.Out),
+        });
+        console.Profile.Width = 200;
+        return (console, false);
     }
 }

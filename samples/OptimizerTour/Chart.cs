@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using Samples;
 using ScottPlot;
 
 namespace OptimizerTour;
@@ -10,19 +11,10 @@ internal static class Chart
 {
     private const int Width = 1000, Height = 800, GridSize = 401;
 
-    /// <summary>
-    /// Skia draws text with the system's fonts (ScottPlot ships none). On a Linux without any (a bare container), the
-    /// picture would have no text; say so instead of failing silently.
-    /// </summary>
-    public static string? FontWarning => SkiaSharp.SKFontManager.Default.FontFamilies.Any() ? null :
-        "warning: no fonts found, so the pictures will have no text (on Debian or Ubuntu: apt-get install fonts-dejavu-core)";
-
     public static void Render(Surface surface, IReadOnlyList<TourRun> runs, string path)
     {
         var plot = new Plot();
-        var font = new[] { "DejaVu Sans", "Segoe UI", "Helvetica", "Arial", "Liberation Sans" }
-            .FirstOrDefault(f => SkiaSharp.SKFontManager.Default.FontFamilies.Contains(f));
-        if (font is not null) plot.Font.Set(font);
+        ChartFont.Apply(plot);
 
         // Contour lines at f = 1, 3.2, 10, 32, ... (lower levels are slivers along the valleys, finer than the grid).
         var grid = new Coordinates3d[GridSize, GridSize];

@@ -10,8 +10,8 @@ using System.Diagnostics;
 using System.Globalization;
 using System.IO;
 using System.Linq;
-using System.Reflection;
 using OptimizerTour;
+using Samples;
 using Spectre.Console;
 using TorchSharp;
 
@@ -29,22 +29,15 @@ for (var i = 0; i < args.Length; i++)
             return 2;
     }
 }
-outDirectory ??= DefaultOutputDirectory();
+outDirectory ??= SampleFolders.Docs;
 Directory.CreateDirectory(outDirectory);
 
-if (Chart.FontWarning is { } warning) Console.Error.WriteLine(warning);
+if (ChartFont.Warning is { } warning) Console.Error.WriteLine(warning);
 
 // Two scalars per step: threads would only add synchronization.
 torch.set_num_threads(1);
 var clock = Stopwatch.StartNew();
-var interactive = !Console.IsOutputRedirected && AnsiConsole.Profile.Capabilities.Interactive;
-// In a pipe or a log: no colours or escape codes, and Markdown tables wide enough not to wrap.
-var console = interactive ? AnsiConsole.Console : AnsiConsole.Create(new AnsiConsoleSettings
-{
-    Ansi = AnsiSupport.No, ColorSystem = ColorSystemSupport.NoColors, Interactive = InteractionSupport.No,
-    Out = new AnsiConsoleOutput(Console.Out),
-});
-if (!interactive) console.Profile.Width = 200;
+var (console, interactive) = SampleConsole.ForTables();
 
 foreach (var surface in Surface.All)
 {
@@ -82,14 +75,4 @@ static void PrintTable(IAnsiConsole console, Surface surface, List<TourRun> runs
     console.Write(table);
     Console.WriteLine($"picture: {png}");
     Console.WriteLine();
-}
-
-static string DefaultOutputDirectory()
-{
-    // The repository's docs/ folder when the sources are there, else a docs/ folder beside the binaries.
-    var source = typeof(Tour).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-        .FirstOrDefault(a => a.Key == "SampleDirectory")?.Value;
-    return source is not null && Directory.Exists(source)
-        ? Path.GetFullPath(Path.Combine(source, "..", "..", "docs"))
-        : Path.Combine(AppContext.BaseDirectory, "docs");
 }

@@ -1,6 +1,6 @@
 // The training loop of the sample, with checkpoints that resume bit for bit. It has no console code: Program.cs
-// shows progress through ITrainingObserver, and tests/Optim.Tests links this file (and SyntheticData.cs) to run the
-// same interrupted-and-resumed check on a smaller configuration.
+// shows progress through ITrainingObserver, and tests/Optim.Tests links this file (and Digits.cs) to run the same
+// interrupted-and-resumed check on a smaller configuration.
 using System;
 using System.Collections.Generic;
 using System.Globalization;
@@ -23,19 +23,16 @@ namespace TrainClassifier;
 internal sealed record TrainerOptions
 {
     public long Seed { get; init; } = 20261124;
-    public int Features { get; init; } = 16;
-    public int Classes { get; init; } = 5;
-    /// <summary>Scale of the teacher's logits: lower means noisier labels (more class overlap).</summary>
-    public double TeacherSharpness { get; init; } = 8.0;
-    public int TrainSamples { get; init; } = 8192;
-    public int ValidationSamples { get; init; } = 1024;
+    /// <summary>Images of the digits held out for validation (the first of the seed's shuffle) and used for training (the next).</summary>
+    public int ValidationSamples { get; init; } = 360;
+    public int TrainSamples { get; init; } = DigitsData.Count - 360;
     public int Hidden { get; init; } = 64;
-    public int Epochs { get; init; } = 15;
-    public int BatchSize { get; init; } = 128;
+    public int Epochs { get; init; } = 20;
+    public int BatchSize { get; init; } = 64;
     public double MaxLr { get; init; } = 0.01;
     public double WeightDecay { get; init; } = 0.01;
     public double MaxGradNorm { get; init; } = 1.0;
-    public int CheckpointEvery { get; init; } = 200;
+    public int CheckpointEvery { get; init; } = 100;
     public int KeepCheckpoints { get; init; } = 2;
 
     /// <summary>Batches per epoch (the last one may be smaller).</summary>
@@ -47,8 +44,10 @@ internal sealed record TrainerOptions
 
     public void Validate()
     {
-        if (Features < 1 || Classes < 2 || Hidden < 1 || TrainSamples < 1 || ValidationSamples < 1 || Epochs < 1 || BatchSize < 1)
-            throw new ArgumentException("sizes must be positive (and there must be at least two classes)");
+        if (Hidden < 1 || TrainSamples < 1 || ValidationSamples < 1 || Epochs < 1 || BatchSize < 1)
+            throw new ArgumentException("sizes must be positive");
+        if (TrainSamples + ValidationSamples > DigitsData.Count)
+            throw new ArgumentException($"the digits have {DigitsData.Count} images, fewer than {TrainSamples} training and {ValidationSamples} validation samples");
         if (CheckpointEvery < 1 || KeepCheckpoints < 1) throw new ArgumentException("checkpoint-every and keep must be positive");
     }
 }
@@ -69,8 +68,8 @@ internal sealed record TrainingPosition
 
 /// <summary>
 /// The sample's own part of a training checkpoint, stored as its extra values: the options it was written with (as JSON),
-/// where the run stands, the shuffle, and the learning rate of the next step. The model, optimizer, scheduler and RNG are
-/// the checkpoint's other parts.
+/// where the run stands, the shuffle, the learning rate of the next step and the finished epochs' metrics (so that the
+/// learning curves of a resumed run are whole). The model, optimizer, scheduler and RNG are the checkpoint's other parts.
 /// </summary>
 internal sealed record CheckpointState
 {
@@ -79,6 +78,7 @@ internal sealed record CheckpointState
     public required ShuffleState Shuffle { get; init; }
     /// <summary>The learning rate of the next step, checked bit for bit after resuming.</summary>
     public required double LearningRate { get; init; }
+    public required IReadOnlyList<EpochReport> History { get; init; }
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = false };
 
@@ -93,6 +93,7 @@ internal sealed record CheckpointState
         ["epoch_seen"] = Position.EpochSeen,
         ["shuffle"] = JsonSerializer.Serialize(Shuffle, Json),
         ["learning_rate"] = LearningRate,
+        ["history"] = JsonSerializer.Serialize(History, Json),
     };
 
     public static CheckpointState FromExtra(IReadOnlyDictionary<string, object> extra)
@@ -109,6 +110,7 @@ internal sealed record CheckpointState
                 },
                 Shuffle = JsonSerializer.Deserialize<ShuffleState>((string)extra["shuffle"], Json) ?? throw new InvalidDataException("no shuffle"),
                 LearningRate = (double)extra["learning_rate"],
+                History = JsonSerializer.Deserialize<EpochReport[]>((string)extra["history"], Json) ?? throw new InvalidDataException("no history"),
             };
         }
         catch (Exception e) when (e is KeyNotFoundException or InvalidCastException or JsonException)
@@ -123,12 +125,13 @@ internal sealed record ShuffleState(string Algorithm, long Seed, ulong Stream, i
 
 internal readonly record struct StepReport(long Step, int Epoch, double Loss, double EpochLoss, double EpochAccuracy, double LearningRate);
 
-internal readonly record struct EpochReport(int Epoch, double TrainLoss, double TrainAccuracy, double ValidationAccuracy, double LearningRate);
+/// <summary>The metrics of one epoch: the training loss and accuracy are the means over its batches, as they were trained.</summary>
+internal readonly record struct EpochReport(int Epoch, long Step, double TrainLoss, double TrainAccuracy, double ValidationLoss, double ValidationAccuracy, double LearningRate);
 
 /// <summary>What the sample shows while it trains.</summary>
 internal interface ITrainingObserver
 {
-    void Started(TrainerOptions options, TrainingPosition start, double validationCeiling);
+    void Started(TrainerOptions options, TrainingPosition start);
     void Stepped(StepReport report);
     void EpochEnded(EpochReport report);
     void CheckpointWritten(string directory, long step);
@@ -138,7 +141,7 @@ internal interface ITrainingObserver
 internal sealed class SilentObserver : ITrainingObserver
 {
     public static readonly SilentObserver Instance = new();
-    public void Started(TrainerOptions options, TrainingPosition start, double validationCeiling) { }
+    public void Started(TrainerOptions options, TrainingPosition start) { }
     public void Stepped(StepReport report) { }
     public void EpochEnded(EpochReport report) { }
     public void CheckpointWritten(string directory, long step) { }
@@ -149,7 +152,8 @@ internal sealed class TrainingResult
     public required bool Completed { get; init; }
     public required long Steps { get; init; }
     public required double ValidationAccuracy { get; init; }
-    public required double ValidationCeiling { get; init; }
+    /// <summary>Every finished epoch's metrics, those before a resumption included.</summary>
+    public required IReadOnlyList<EpochReport> History { get; init; }
     /// <summary>Every parameter and buffer of the model as raw bytes, by name.</summary>
     public required IReadOnlyDictionary<string, byte[]> Weights { get; init; }
     /// <summary>The learning rate of each step this run took, by step number (1-based).</summary>
@@ -187,12 +191,13 @@ internal sealed class Trainer
         observer ??= SilentObserver.Instance;
         Directory.CreateDirectory(checkpointDirectory);
 
-        using var data = SyntheticData.Generate(_options);
+        using var data = DigitsData.Load(_options.Seed, _options.TrainSamples, _options.ValidationSamples);
         var (model, optimizer, scheduler) = CreateRun(_options);
         using var ownedModel = model;
         using var ownedOptimizer = optimizer;
 
         var position = new TrainingPosition();
+        var history = new List<EpochReport>();
         if (resume)
         {
             var latest = FindLatestCheckpoint(checkpointDirectory)
@@ -211,13 +216,14 @@ internal sealed class Trainer
                 throw new InvalidOperationException(
                     $"after resuming, the optimizer's learning rate is {lr:R} and the scheduler's {scheduled:R}; the checkpoint says {state.LearningRate:R}");
             position = state.Position;
+            history.AddRange(state.History);
         }
         else
         {
             RemoveCheckpoints(checkpointDirectory);
         }
 
-        observer.Started(_options, position, data.ValidationCeiling);
+        observer.Started(_options, position);
         var learningRates = new Dictionary<long, double>();
         string? lastCheckpoint = null;
         var step = position.Step;
@@ -229,7 +235,7 @@ internal sealed class Trainer
             var lossSum = resumingThisEpoch ? position.EpochLossSum : 0;
             var correct = resumingThisEpoch ? position.EpochCorrect : 0;
             var seen = resumingThisEpoch ? position.EpochSeen : 0;
-            var order = SyntheticData.Permutation(_options.Seed, epoch, _options.TrainSamples);
+            var order = DigitsData.Permutation(_options.Seed, epoch, _options.TrainSamples);
 
             for (var batch = resumingThisEpoch ? position.NextBatch : 0; batch < _options.StepsPerEpoch; batch++)
             {
@@ -273,22 +279,24 @@ internal sealed class Trainer
                     return Result(completed: false);
             }
 
-            lastValidation = Evaluate(model, data.ValidationX, data.ValidationY);
-            observer.EpochEnded(new EpochReport(epoch, lossSum / seen, (double)correct / seen, lastValidation, CurrentLearningRate(optimizer)));
+            (lastValidation, var validationLoss) = DigitsModel.Evaluate(model, data.ValidationX, data.ValidationY);
+            var report = new EpochReport(epoch, step, lossSum / seen, (double)correct / seen, validationLoss, lastValidation, CurrentLearningRate(optimizer));
+            history.Add(report);
+            observer.EpochEnded(report);
 
             // At the end of an epoch the checkpoint records the start of the next one.
             if (CheckpointDue()) Checkpoint(new TrainingPosition { Step = step, Epoch = epoch + 1 });
             if (step == stopAfterStep && step < _options.TotalSteps) return Result(completed: false);
         }
 
-        if (double.IsNaN(lastValidation)) lastValidation = Evaluate(model, data.ValidationX, data.ValidationY);
+        if (double.IsNaN(lastValidation)) lastValidation = DigitsModel.Evaluate(model, data.ValidationX, data.ValidationY).Accuracy;
         return Result(completed: true);
 
         bool CheckpointDue() => step % _options.CheckpointEvery == 0 || step == _options.TotalSteps;
 
         void Checkpoint(TrainingPosition here)
         {
-            lastCheckpoint = WriteCheckpoint(checkpointDirectory, model, optimizer, scheduler, here);
+            lastCheckpoint = WriteCheckpoint(checkpointDirectory, model, optimizer, scheduler, here, history);
             observer.CheckpointWritten(lastCheckpoint, step);
         }
 
@@ -297,7 +305,7 @@ internal sealed class Trainer
             Completed = completed,
             Steps = step,
             ValidationAccuracy = lastValidation,
-            ValidationCeiling = data.ValidationCeiling,
+            History = history.ToArray(),
             Weights = Snapshot(model),
             LearningRates = learningRates,
             OptimizerState = OptimizerBytes(optimizer),
@@ -318,50 +326,12 @@ internal sealed class Trainer
     /// <summary>A model, optimizer and scheduler as a fresh run starts with them (the model initialized from the seed).</summary>
     internal static (Sequential Model, AdamW Optimizer, OneCycleLR Scheduler) CreateRun(TrainerOptions options)
     {
-        var model = BuildModel(options);
-        InitializeWeights(model, options.Seed);
+        var model = DigitsModel.Build(options.Hidden, options.Seed);
         var optimizer = new AdamW(model.named_parameters(), lr: options.MaxLr, weight_decay: options.WeightDecay);
         return (model, optimizer, new OneCycleLR(optimizer, max_lr: options.MaxLr, total_steps: options.TotalSteps));
     }
 
-    private static Sequential BuildModel(TrainerOptions o) => nn.Sequential(
-        ("fc1", nn.Linear(o.Features, o.Hidden)), ("relu1", nn.ReLU()),
-        ("fc2", nn.Linear(o.Hidden, o.Hidden)), ("relu2", nn.ReLU()),
-        ("out", nn.Linear(o.Hidden, o.Classes)));
-
-    /// <summary>PyTorch's default Linear initialization (uniform within ±1/sqrt(fan_in)), drawn from our own generator.</summary>
-    private static void InitializeWeights(Sequential model, long seed)
-    {
-        using var noGrad = no_grad();
-        var index = 0;
-        foreach (var layer in model.modules().OfType<Linear>())
-        {
-            var bound = 1.0 / Math.Sqrt(layer.weight!.shape[1]);
-            Fill(layer.weight, bound, index++);
-            if (layer.bias is { } bias) Fill(bias, bound, index++);
-        }
-
-        void Fill(Parameter parameter, double bound, int stream)
-        {
-            var rng = SplitMix64.For(seed, 100, stream);
-            var values = new float[parameter.numel()];
-            for (var i = 0; i < values.Length; i++) values[i] = (float)((rng.NextDouble() * 2 - 1) * bound);
-            using var source = torch.tensor(values, parameter.shape);
-            parameter.copy_(source);
-        }
-    }
-
     private static double CurrentLearningRate(AdamW optimizer) => optimizer.ParamGroups[0].LearningRate;
-
-    private static double Evaluate(Sequential model, Tensor x, Tensor y)
-    {
-        using var scope = NewDisposeScope();
-        using var noGrad = no_grad();
-        model.eval();
-        var correct = model.call(x).argmax(1).eq(y).sum().item<long>();
-        model.train();
-        return (double)correct / y.shape[0];
-    }
 
     private static byte[] OptimizerBytes(AdamW optimizer)
     {
@@ -383,15 +353,17 @@ internal sealed class Trainer
     /// position in one file, written atomically (a reader sees the complete new file or the old one). Older checkpoints
     /// beyond <see cref="TrainerOptions.KeepCheckpoints"/> are removed afterwards.
     /// </summary>
-    private string WriteCheckpoint(string directory, Sequential model, AdamW optimizer, LRScheduler scheduler, TrainingPosition position)
+    private string WriteCheckpoint(string directory, Sequential model, AdamW optimizer, LRScheduler scheduler, TrainingPosition position,
+                                   IReadOnlyList<EpochReport> history)
     {
         var path = Path.Combine(directory, CheckpointPrefix + position.Step.ToString("D7", CultureInfo.InvariantCulture) + CheckpointSuffix);
         var state = new CheckpointState
         {
             Options = _options,
             Position = position,
-            Shuffle = new ShuffleState("SplitMix64 Fisher-Yates", _options.Seed, SyntheticData.ShuffleStream, position.Epoch),
+            Shuffle = new ShuffleState("SplitMix64 Fisher-Yates", _options.Seed, DigitsData.ShuffleStream, position.Epoch),
             LearningRate = CurrentLearningRate(optimizer),
+            History = history.ToArray(),
         };
         TrainingCheckpoint.Save(path, model, optimizer, [scheduler], extra: state.ToExtra());
 
@@ -463,6 +435,8 @@ internal static class ResumeCheck
                 differences.Add($"learning rate at step {step}: {lr:R} after resuming, {expected:R} uninterrupted");
 
         if (!reference.OptimizerState.AsSpan().SequenceEqual(resumed.OptimizerState)) differences.Add("final optimizer states differ");
+
+        if (!reference.History.SequenceEqual(resumed.History)) differences.Add("the epochs' metrics differ");
 
         if (BitConverter.DoubleToInt64Bits(reference.ValidationAccuracy) != BitConverter.DoubleToInt64Bits(resumed.ValidationAccuracy))
             differences.Add($"validation accuracy {resumed.ValidationAccuracy:R} after resuming, {reference.ValidationAccuracy:R} uninterrupted");

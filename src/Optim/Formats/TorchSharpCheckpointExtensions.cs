@@ -44,18 +44,7 @@ public static class TorchSharpCheckpointExtensions
     public static void LoadTorchSharp(this Optimizer optimizer, string path)
     {
         FileLoads.ThrowIfDisposed(optimizer);
-        TorchSharpCheckpoint.LayoutOf(optimizer);
-        OptimizerStateDict stateDict;
-        using (var stream = File.OpenRead(path))
-        {
-            stateDict = TorchSharpCheckpoint.Read(stream, optimizer);
-            if (stream.Position != stream.Length)
-            {
-                stateDict.DisposeTensors();
-                throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the TorchSharp checkpoint.");
-            }
-        }
-        FileLoads.Commit(optimizer, stateDict);
+        FileLoads.Commit(optimizer, TorchSharpCheckpoint.ReadFile(path, optimizer));
     }
 
     /// <summary>

@@ -8,7 +8,7 @@ namespace Optim;
 /// <summary>
 /// Moving training between TorchSharp's built-in optimizers and this library's: load a checkpoint file written by
 /// TorchSharp's <c>save_state_dict</c> into the optimizer of the same algorithm, or write one that TorchSharp's
-/// <c>load_state_dict</c> reads. TorchSharp has Adam, AdamW, SGD, Adagrad and RMSProp; each algorithm's mapping is its
+/// <c>load_state_dict</c> reads. TorchSharp has Adam, AdamW, SGD, Adagrad, RMSProp, Adadelta, Adamax, ASGD, NAdam, RAdam and Rprop; each algorithm's mapping is its
 /// <see cref="AlgorithmInfo.TorchSharpLayout"/>.
 /// </summary>
 /// <remarks>

@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using System.Reflection;
 using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -294,17 +293,7 @@ public class TorchSharpDropInTests : IDisposable
     {
         using var ts = theirs(groups());
         using var mine = ours(groups());
-        var expected = ts.state_dict().Options;
-        var actual = mine.state_dict().Options;
-        actual.Should().HaveSameCount(expected);
-        for (var g = 0; g < expected.Count; g++)
-        {
-            var what = $"{typeof(TGroup).DeclaringType!.Name} group {g}";
-            actual[g].LearningRate.Should().Be(expected[g].LearningRate, what);
-            actual[g].InitialLearningRate.Should().Be(expected[g].InitialLearningRate, what);
-            foreach (var f in expected[g].GetType().GetFields(BindingFlags.Public | BindingFlags.Instance))
-                f.GetValue(actual[g]).Should().Be(f.GetValue(expected[g]), $"option {f.Name} of {what}");
-        }
+        TorchSharpOptions.ShouldEqual(mine.state_dict().Options, ts.state_dict().Options, typeof(TGroup).DeclaringType!.Name);
     }
 
     // ---- helpers ----

@@ -26,7 +26,8 @@ namespace Optim;
 /// Everything goes through the TorchSharp checkpoint format (<see cref="TorchSharpCheckpointExtensions"/>): a dictionary
 /// is what TorchSharp's optimizer would hold after loading this optimizer's TorchSharp checkpoint, and loading a
 /// dictionary loads the checkpoint TorchSharp's optimizer would write from it. So a load is validated before anything
-/// changes, and a failed load changes nothing.
+/// changes, and a failed load changes nothing. The two dictionary methods hold that checkpoint in memory once (a
+/// <see cref="MemoryStream"/>, so up to 2 GiB of state); the file and stream methods stream it.
 /// </para>
 /// <para>
 /// Differences from TorchSharp: <c>state_dict()</c> returns a copy (TorchSharp returns its live state objects); a

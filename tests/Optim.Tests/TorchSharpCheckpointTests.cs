@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
-using System.Reflection;
 using Optim.Formats;
 using Optim.Tests.Support;
 using TorchSharp;
@@ -309,19 +308,8 @@ public class TorchSharpCheckpointTests(ITestOutputHelper output) : IDisposable
         }
     }
 
-    private static void OptionsShouldEqual(OptimizerHelper actual, OptimizerHelper expected)
-    {
-        var a = actual.state_dict().Options;
-        var e = expected.state_dict().Options;
-        a.Should().HaveSameCount(e);
-        for (var g = 0; g < e.Count; g++)
-        {
-            a[g].LearningRate.Should().Be(e[g].LearningRate);
-            a[g].InitialLearningRate.Should().Be(e[g].InitialLearningRate);
-            foreach (var f in e[g].GetType().GetFields(BindingFlags.Public | BindingFlags.Instance))
-                f.GetValue(a[g]).Should().Be(f.GetValue(e[g]), $"option {f.Name} of group {g}");
-        }
-    }
+    private static void OptionsShouldEqual(OptimizerHelper actual, OptimizerHelper expected) =>
+        TorchSharpOptions.ShouldEqual(actual.state_dict().Options, expected.state_dict().Options, actual.GetType().Name);
 
     [Theory]
     [MemberData(nameof(SteppableCaseNames))]

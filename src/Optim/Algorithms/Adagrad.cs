@@ -84,6 +84,20 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
         })
     { }
 
+    /// <summary>
+    /// Creates Adagrad over TorchSharp's parameter groups (<c>new Adagrad.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.Adagrad</c>): as TorchSharp applies them, each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Adagrad(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Adagrad.Options>> groups, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<AdagradOptions, TorchSharp.Modules.Adagrad.Options>(groups, (o, t) => o with
+        {
+            LrDecay = t.lr_decay ?? o.LrDecay, WeightDecay = t.weight_decay ?? o.WeightDecay,
+            InitialAccumulatorValue = t.initial_accumulator_value ?? o.InitialAccumulatorValue, Eps = t.eps ?? o.Eps,
+        }), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation) { }
+
     /// <inheritdoc/>
     protected override bool InitializesStateEagerly => true;
 

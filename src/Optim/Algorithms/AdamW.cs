@@ -41,6 +41,20 @@ public sealed class AdamW : Adam
         double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
         : base(groups, AdamOptions.Create(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation), decoupledWeightDecay: true) { }
 
+    /// <summary>
+    /// Creates AdamW over TorchSharp's parameter groups (<c>new AdamW.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.AdamW</c>): as TorchSharp applies them, each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    public AdamW(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.AdamW.Options>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<AdamOptions, TorchSharp.Modules.AdamW.Options>(groups, (o, t) => o with
+        {
+            Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
+            Amsgrad = t.amsgrad ?? o.Amsgrad, Maximize = t.maximize ?? o.Maximize,
+        }), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "AdamW does not support sparse gradients";
 }

@@ -104,6 +104,21 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
         })
     { }
 
+    /// <summary>
+    /// Creates NAdam over TorchSharp's parameter groups (<c>new NAdam.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.NAdam</c>): as TorchSharp applies them, each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation)"/>
+    public NAdam(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.NAdam.Options>> groups, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
+        double eps = 1e-8, double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
+        Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<NAdamOptions, TorchSharp.Modules.NAdam.Options>(groups, (o, t) => o with
+        {
+            Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
+            MomentumDecay = t.momentum_decay ?? o.MomentumDecay,
+        }), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation) { }
+
     /// <summary>The first group's (beta1, beta2); setting them sets every group's (TorchSharp's <c>OneCycleLR</c> uses this).</summary>
     public (double, double) Betas
     {

@@ -91,6 +91,20 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         })
     { }
 
+    /// <summary>
+    /// Creates RMSprop over TorchSharp's parameter groups (<c>new RMSProp.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.RMSProp</c>): as TorchSharp applies them, each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    public RMSprop(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.RMSProp.Options>> groups, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8,
+        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<RMSpropOptions, TorchSharp.Modules.RMSProp.Options>(groups, (o, t) => o with
+        {
+            Alpha = t.alpha ?? o.Alpha, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay, Momentum = t.momentum ?? o.Momentum,
+            Centered = t.centered ?? o.Centered, Maximize = t.maximize ?? o.Maximize,
+        }), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation) { }
+
     /// <summary>The first group's momentum; setting it sets every group's (TorchSharp's schedulers use this).</summary>
     public double Momentum
     {

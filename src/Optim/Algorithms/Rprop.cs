@@ -91,6 +91,20 @@ public sealed class Rprop : Optimizer<RpropOptions>
         })
     { }
 
+    /// <summary>
+    /// Creates Rprop over TorchSharp's parameter groups (<c>new Rprop.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.Rprop</c>): as TorchSharp applies them, each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    public Rprop(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Rprop.Options>> groups, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<RpropOptions, TorchSharp.Modules.Rprop.Options>(groups, (o, t) => o with
+        {
+            Etaminus = t.etaminus ?? o.Etaminus, Etaplus = t.etaplus ?? o.Etaplus, MinStep = t.min_step ?? o.MinStep, MaxStep = t.max_step ?? o.MaxStep,
+            Maximize = t.maximize ?? o.Maximize,
+        }), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "Rprop does not support sparse gradients";
 

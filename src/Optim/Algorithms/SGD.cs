@@ -87,6 +87,20 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
         })
     { }
 
+    /// <summary>
+    /// Creates SGD over TorchSharp's parameter groups (<c>new SGD.ParamGroup[] { ... }</c> written for
+    /// <c>torch.optim.SGD</c>): as TorchSharp applies them, each group's options that are set override the arguments.
+    /// </summary>
+    /// <param name="groups">TorchSharp's parameter groups.</param>
+    /// <inheritdoc cref="SGD(IEnumerable{Parameter}, double, double, double, double, bool, bool, Implementation)"/>
+    public SGD(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.SGD.Options>> groups, double lr = 1e-3, double momentum = 0, double dampening = 0,
+        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        : this(Groups.FromTorchSharp<SGDOptions, TorchSharp.Modules.SGD.Options>(groups, (o, t) => o with
+        {
+            Momentum = t.momentum ?? o.Momentum, Dampening = t.dampening ?? o.Dampening, WeightDecay = t.weight_decay ?? o.WeightDecay,
+            Nesterov = t.nesterov ?? o.Nesterov, Maximize = t.maximize ?? o.Maximize,
+        }), lr, momentum, dampening, weight_decay, nesterov, maximize, implementation) { }
+
     /// <summary>The first group's momentum; setting it sets every group's (TorchSharp's schedulers use this).</summary>
     public double Momentum
     {

@@ -63,10 +63,16 @@ internal static class TorchSharpCheckpoint
     /// <c>step</c> tensor. Options the file lacks: the layout's <see cref="ITorchSharpLayout.FixedOptions"/>;
     /// <c>implementation</c> keeps the target's value.
     /// </remarks>
+    /// <param name="stream">The checkpoint.</param>
+    /// <param name="target">The optimizer the state is for.</param>
+    /// <param name="otherClassIsInvalidData">
+    /// Report a checkpoint of another optimizer class as TorchSharp's <c>load_state_dict</c> does (an
+    /// <see cref="InvalidDataException"/>, TorchSharp's message) instead of an <see cref="ArgumentException"/>.
+    /// </param>
     /// <exception cref="InvalidDataException">Not a TorchSharp optimizer checkpoint, truncated, or malformed.</exception>
     /// <exception cref="ArgumentException">A checkpoint of another optimizer class, or of another layout.</exception>
     /// <exception cref="NotSupportedException"><paramref name="target"/>'s algorithm has no TorchSharp counterpart.</exception>
-    public static OptimizerStateDict Read(Stream stream, Optimizer target)
+    public static OptimizerStateDict Read(Stream stream, Optimizer target, bool otherClassIsInvalidData = false)
     {
         ArgumentNullException.ThrowIfNull(stream);
         var layout = LayoutOf(target);
@@ -76,6 +82,8 @@ internal static class TorchSharpCheckpoint
 
         using var reader = new Reader(stream);
         var className = reader.ReadClassName();
+        if (className != layout.ClassName && otherClassIsInvalidData)
+            throw new InvalidDataException($"Mismatched optimizer type: expected '{layout.ClassName}', but found '{className}' in the loaded stream.");
         if (className != layout.ClassName)
             throw new ArgumentException(
                 $"the file is a checkpoint of TorchSharp's '{className}' optimizer; {target.GetType().Name} reads checkpoints of TorchSharp's '{layout.ClassName}'.",
@@ -114,6 +122,22 @@ internal static class TorchSharpCheckpoint
         }
         reader.KeepAll();
         return new OptimizerStateDict(sd.OptimizerType, state, groups);
+    }
+
+    /// <summary>
+    /// Reads a checkpoint file (see <see cref="Read"/>); bytes after the checkpoint are an <see cref="InvalidDataException"/>.
+    /// </summary>
+    public static OptimizerStateDict ReadFile(string path, Optimizer target, bool otherClassIsInvalidData = false)
+    {
+        LayoutOf(target);
+        using var stream = File.OpenRead(path);
+        var stateDict = Read(stream, target, otherClassIsInvalidData);
+        if (stream.Position != stream.Length)
+        {
+            stateDict.DisposeTensors();
+            throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the TorchSharp checkpoint.");
+        }
+        return stateDict;
     }
 
     /// <summary>
@@ -314,19 +338,7 @@ internal static class TorchSharpCheckpoint
             _r.Dispose();
         }
 
-        // TorchSharp's LEB128 (BinaryWriter.Encode / BinaryReader.Decode): 7 bits a byte, low bits first, no sign.
-        private long Decode()
-        {
-            long result = 0;
-            for (var shift = 0; ; shift += 7)
-            {
-                var b = Primitive(_r.ReadByte);
-                if (shift > 63 || shift == 63 && (b & 0x7f) != 0) // past 63 bits: not a long, or negative
-                    throw new InvalidDataException("the TorchSharp checkpoint has an over-long LEB128 number.");
-                result |= (long)(b & 0x7f) << shift;
-                if ((b & 0x80) == 0) return result;
-            }
-        }
+        private long Decode() => Primitive(() => DecodeCount(_r));
 
         private static T Primitive<T>(Func<T> read)
         {
@@ -392,16 +404,35 @@ internal static class TorchSharpCheckpoint
             _w.Dispose();
         }
 
-        private void Encode(long value)
+        private void Encode(long value) => EncodeCount(_w, value);
+    }
+
+    /// <summary>Writes a count as TorchSharp does (its <c>BinaryWriter.Encode</c>: LEB128, 7 bits a byte, low bits first, no sign).</summary>
+    public static void EncodeCount(BinaryWriter writer, long value)
+    {
+        if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), "LEB128 as TorchSharp writes it has no negative numbers.");
+        do
         {
-            if (value < 0) throw new ArgumentOutOfRangeException(nameof(value), "LEB128 as TorchSharp writes it has no negative numbers.");
-            do
-            {
-                var b = (byte)(value & 0x7f);
-                value >>= 7;
-                _w.Write(value == 0 ? b : (byte)(b | 0x80));
-            }
-            while (value != 0);
+            var b = (byte)(value & 0x7f);
+            value >>= 7;
+            writer.Write(value == 0 ? b : (byte)(b | 0x80));
+        }
+        while (value != 0);
+    }
+
+    /// <summary>Reads a count written by <see cref="EncodeCount"/> (TorchSharp's <c>BinaryReader.Decode</c>).</summary>
+    /// <exception cref="InvalidDataException">More than 63 bits.</exception>
+    /// <exception cref="EndOfStreamException">The stream ends inside the number.</exception>
+    public static long DecodeCount(BinaryReader reader)
+    {
+        long result = 0;
+        for (var shift = 0; ; shift += 7)
+        {
+            var b = reader.ReadByte();
+            if (shift > 63 || shift == 63 && (b & 0x7f) != 0) // past 63 bits: not a long, or negative
+                throw new InvalidDataException("the TorchSharp checkpoint has an over-long LEB128 number.");
+            result |= (long)(b & 0x7f) << shift;
+            if ((b & 0x80) == 0) return result;
         }
     }
 }

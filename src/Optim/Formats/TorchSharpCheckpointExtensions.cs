@@ -8,7 +8,7 @@ namespace Optim;
 /// <summary>
 /// Moving training between TorchSharp's built-in optimizers and this library's: load a checkpoint file written by
 /// TorchSharp's <c>save_state_dict</c> into the optimizer of the same algorithm, or write one that TorchSharp's
-/// <c>load_state_dict</c> reads. TorchSharp has Adam, AdamW, SGD, Adagrad and RMSProp; each algorithm's mapping is its
+/// <c>load_state_dict</c> reads. TorchSharp has Adam, AdamW, SGD, Adagrad, RMSProp, Adadelta, Adamax, ASGD, NAdam, RAdam and Rprop; each algorithm's mapping is its
 /// <see cref="AlgorithmInfo.TorchSharpLayout"/>.
 /// </summary>
 /// <remarks>
@@ -44,18 +44,7 @@ public static class TorchSharpCheckpointExtensions
     public static void LoadTorchSharp(this Optimizer optimizer, string path)
     {
         FileLoads.ThrowIfDisposed(optimizer);
-        TorchSharpCheckpoint.LayoutOf(optimizer);
-        OptimizerStateDict stateDict;
-        using (var stream = File.OpenRead(path))
-        {
-            stateDict = TorchSharpCheckpoint.Read(stream, optimizer);
-            if (stream.Position != stream.Length)
-            {
-                stateDict.DisposeTensors();
-                throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the TorchSharp checkpoint.");
-            }
-        }
-        FileLoads.Commit(optimizer, stateDict);
+        FileLoads.Commit(optimizer, TorchSharpCheckpoint.ReadFile(path, optimizer));
     }
 
     /// <summary>

@@ -1,29 +1,25 @@
 // Ported from dotnet/TorchSharp test/TorchSharpTest/TestTraining.cs (Copyright (c) .NET Foundation and Contributors,
 // MIT license): the NAdam, RAdam and Rprop training tests, with `torch.optim.X(` replaced by `new Optim.X(`. Edits beyond
 // that replacement are marked "Optim:" where they are made (see the class summary).
-using System;
-using System.Collections.Generic;
-using System.Linq;
-using Optim;
-using TorchSharp;
-using TorchSharp.Modules;
-using static TorchSharp.torch;
-using static TorchSharp.torch.nn;
-using static Optim.Tests.Support.TorchSharpTrainingHarness;
-
 #nullable enable
 
 namespace Optim.Tests.TorchSharpTrainingTests
 {
+    // Inside the namespace, so that `NAdam.ParamGroup` and friends mean TorchSharp's types, as in TorchSharp's tests.
+    using System;
+    using System.Collections.Generic;
+    using System.Linq;
+    using TorchSharp;
+    using TorchSharp.Modules;
+    using static TorchSharp.torch;
+    using static TorchSharp.torch.nn;
+    using static Optim.Tests.Support.TorchSharpTrainingHarness;
+
     /// <summary>
     /// TorchSharp's own training tests for NAdam, RAdam and Rprop, run against Optim's classes. The helpers are
-    /// TorchSharp's (<see cref="Support.TorchSharpTrainingHarness"/>). Two kinds of edits, each marked "Optim:" in place:
-    /// <list type="bullet">
-    /// <item>Parameter groups: TorchSharp's tests pass <c>NAdam.ParamGroup</c> objects (TorchSharp's types); Optim's
-    /// constructors take <see cref="ParamGroupSpec{TOptions}"/>s, so those lines say the same with them.</item>
-    /// <item>Expected losses that encode TorchSharp's own deviation from PyTorch are replaced by PyTorch's, with the
-    /// reason next to them.</item>
-    /// </list>
+    /// TorchSharp's (<see cref="Support.TorchSharpTrainingHarness"/>). Parameter groups are TorchSharp's own
+    /// (<c>NAdam.ParamGroup</c>), as written for TorchSharp. One kind of edit, marked "Optim:" in place: expected losses
+    /// that encode TorchSharp's own deviation from PyTorch are replaced by PyTorch's, with the reason next to them.
     /// </summary>
     [Collection("Sequential")]
     public class NAdamRAdamRpropTrainingTests
@@ -101,10 +97,10 @@ namespace Optim.Tests.TorchSharpTrainingTests
 
             using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
-            var optimizer = new Optim.NAdam(new ParamGroupSpec<NAdamOptions>[] // Optim: TorchSharp's NAdam.ParamGroup objects, as Optim's group specs
+            var optimizer = new Optim.NAdam(new NAdam.ParamGroup[]
             {
-                new(lin1.parameters(), o => o with { Lr = 0.005f }),
-                new(lin2.parameters())
+                new () { Parameters = lin1.parameters(), Options = new () { LearningRate = 0.005f } },
+                new () { Parameters = lin2.parameters() }
             });
 
             var loss = TrainLoop(seq, x, y, optimizer);
@@ -199,10 +195,10 @@ namespace Optim.Tests.TorchSharpTrainingTests
 
             using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
-            var optimizer = new Optim.RAdam(new ParamGroupSpec<RAdamOptions>[] // Optim: TorchSharp's RAdam.ParamGroup objects, as Optim's group specs
+            var optimizer = new Optim.RAdam(new RAdam.ParamGroup[]
             {
-                new(lin1.parameters(), o => o with { Lr = 0.001f }),
-                new(lin2.parameters())
+                new () { Parameters = lin1.parameters(), Options = new () { LearningRate = 0.001f } },
+                new () { Parameters = lin2.parameters() }
             }, 0.0005);
 
             var loss = TrainLoop(seq, x, y, optimizer);
@@ -248,10 +244,10 @@ namespace Optim.Tests.TorchSharpTrainingTests
             using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
             var lr = 0.0005;
-            var optimizer = new Optim.RAdam(new ParamGroupSpec<RAdamOptions>[] // Optim: TorchSharp's RAdam.ParamGroup objects, as Optim's group specs
+            var optimizer = new Optim.RAdam(new RAdam.ParamGroup[]
             {
-                new(lin1.parameters(), o => o with { Lr = 0.003f }),
-                new(lin2.parameters(), o => o with { Lr = lr })
+                new () { Parameters = lin1.parameters(), Options = new () { LearningRate = 0.003f } },
+                new () { Parameters = lin2.parameters(), Options = new () { LearningRate = lr } }
             });
             var scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, new double[] { lr * 1.5, lr * 2.25 }, total_steps: 10);
 
@@ -276,10 +272,10 @@ namespace Optim.Tests.TorchSharpTrainingTests
             using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
             var lr = 0.0002;
-            var optimizer = new Optim.SGD(new ParamGroupSpec<SGDOptions>[] // Optim: TorchSharp's SGD.ParamGroup objects, as Optim's group specs
+            var optimizer = new Optim.SGD(new SGD.ParamGroup[]
             {
-                new(lin1.parameters(), o => o with { Lr = 0.003f }),
-                new(lin2.parameters(), o => o with { Lr = lr })
+                new () { Parameters = lin1.parameters(), Options = new () { LearningRate = 0.003f } },
+                new () { Parameters = lin2.parameters(), Options = new () { LearningRate = lr } }
             }, lr);
             var scheduler = torch.optim.lr_scheduler.CyclicLR(optimizer, new double[] { lr / 2, lr * 2 }, new double[] { lr * 1.5, lr * 2.25 });
 
@@ -301,10 +297,10 @@ namespace Optim.Tests.TorchSharpTrainingTests
             using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
             var lr = 0.0002;
-            var optimizer = new Optim.SGD(new ParamGroupSpec<SGDOptions>[] // Optim: TorchSharp's SGD.ParamGroup objects, as Optim's group specs
+            var optimizer = new Optim.SGD(new SGD.ParamGroup[]
             {
-                new(lin1.parameters(), o => o with { Lr = 0.003f }),
-                new(lin2.parameters(), o => o with { Lr = lr })
+                new () { Parameters = lin1.parameters(), Options = new () { LearningRate = 0.003f } },
+                new () { Parameters = lin2.parameters(), Options = new () { LearningRate = lr } }
             }, lr);
 
             var scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer);
@@ -395,10 +391,10 @@ namespace Optim.Tests.TorchSharpTrainingTests
 
             using var seq = Sequential(("lin1", lin1), ("relu1", ReLU()), ("lin2", lin2));
 
-            var optimizer = new Optim.Rprop(new ParamGroupSpec<RpropOptions>[] // Optim: TorchSharp's Rprop.ParamGroup objects, as Optim's group specs
+            var optimizer = new Optim.Rprop(new Rprop.ParamGroup[]
             {
-                new(lin1.parameters(), o => o with { Lr = 0.005f }),
-                new(lin2.parameters())
+                new () { Parameters = lin1.parameters(), Options = new () { LearningRate = 0.005f } },
+                new () { Parameters = lin2.parameters() }
             });
 
             var loss = TrainLoop(seq, x, y, optimizer);

@@ -18,7 +18,7 @@ using static TorchSharp.torch.nn;
 using static Optim.Tests.Support.TorchSharpTrainingHarness;
 
 [Collection("Sequential")]
-public class TestTraining
+public partial class TestTraining
 {
     [Fact]
     public void TrainingAdadelta()

@@ -306,6 +306,15 @@ public class HookTests
     }
 
     [Fact]
+    public void A_handle_still_removes_its_hook_after_the_optimizer_was_disposed()
+    {
+        var (_, opt, _) = Make();
+        var handle = opt.RegisterStateDictPostHook((o, sd) => null);
+        opt.Dispose();
+        FluentActions.Invoking(handle.Remove).Should().NotThrow();
+    }
+
+    [Fact]
     public void Registering_a_null_hook_is_an_argument_error()
     {
         var (_, opt, _) = Make();

@@ -119,8 +119,9 @@ public abstract partial class Optimizer
     /// the global ones (<see cref="RegisterOptimizerStepPreHook"/>).
     /// </summary>
     /// <param name="hook">The hook.</param>
-    /// <returns>A handle whose <see cref="RemovableHandle.Remove"/> removes the hook.</returns>
-    public RemovableHandle RegisterStepPreHook(Func<Optimizer, StepArguments, StepArguments?> hook) => _stepPreHooks.Add(hook, prepend: false);
+    /// <returns>A handle whose <see cref="RemovableHandle.Remove"/> removes the hook (also after the optimizer was disposed).</returns>
+    /// <exception cref="ObjectDisposedException">The optimizer was disposed (not for the global hooks).</exception>
+    public RemovableHandle RegisterStepPreHook(Func<Optimizer, StepArguments, StepArguments?> hook) => Register(_stepPreHooks, hook, false);
 
     /// <summary>
     /// Registers a hook that runs after every <c>step</c> of this optimizer that returned (PyTorch's
@@ -128,7 +129,7 @@ public abstract partial class Optimizer
     /// global ones (<see cref="RegisterOptimizerStepPostHook"/>).
     /// </summary>
     /// <inheritdoc cref="RegisterStepPreHook"/>
-    public RemovableHandle RegisterStepPostHook(Action<Optimizer, StepArguments> hook) => _stepPostHooks.Add(hook, prepend: false);
+    public RemovableHandle RegisterStepPostHook(Action<Optimizer, StepArguments> hook) => Register(_stepPostHooks, hook, false);
 
     /// <summary>
     /// Registers a hook that runs before <c>step</c> of every optimizer of this library, before the optimizer's own
@@ -153,8 +154,9 @@ public abstract partial class Optimizer
     /// </summary>
     /// <param name="hook">The hook.</param>
     /// <param name="prepend">Run it before the hooks already registered instead of after them.</param>
-    /// <returns>A handle whose <see cref="RemovableHandle.Remove"/> removes the hook.</returns>
-    public RemovableHandle RegisterStateDictPreHook(Action<Optimizer> hook, bool prepend = false) => _stateDictPreHooks.Add(hook, prepend);
+    /// <returns>A handle whose <see cref="RemovableHandle.Remove"/> removes the hook (also after the optimizer was disposed).</returns>
+    /// <exception cref="ObjectDisposedException">The optimizer was disposed.</exception>
+    public RemovableHandle RegisterStateDictPreHook(Action<Optimizer> hook, bool prepend = false) => Register(_stateDictPreHooks, hook, prepend);
 
     /// <summary>
     /// Registers a hook that runs after <see cref="StateDict"/> built the dict (PyTorch's
@@ -163,7 +165,7 @@ public abstract partial class Optimizer
     /// </summary>
     /// <inheritdoc cref="RegisterStateDictPreHook"/>
     public RemovableHandle RegisterStateDictPostHook(Func<Optimizer, OptimizerStateDict, OptimizerStateDict?> hook, bool prepend = false) =>
-        _stateDictPostHooks.Add(hook, prepend);
+        Register(_stateDictPostHooks, hook, prepend);
 
     /// <summary>
     /// Registers a hook that runs when <see cref="LoadStateDict"/> (or a checkpoint load) starts, before anything is
@@ -173,14 +175,21 @@ public abstract partial class Optimizer
     /// </summary>
     /// <inheritdoc cref="RegisterStateDictPreHook"/>
     public RemovableHandle RegisterLoadStateDictPreHook(Func<Optimizer, OptimizerStateDict, OptimizerStateDict?> hook, bool prepend = false) =>
-        _loadStateDictPreHooks.Add(hook, prepend);
+        Register(_loadStateDictPreHooks, hook, prepend);
 
     /// <summary>
     /// Registers a hook that runs after <see cref="LoadStateDict"/> (or a checkpoint load) applied a dict (PyTorch's
     /// <c>register_load_state_dict_post_hook</c>); a load that failed runs none.
     /// </summary>
     /// <inheritdoc cref="RegisterStateDictPreHook"/>
-    public RemovableHandle RegisterLoadStateDictPostHook(Action<Optimizer> hook, bool prepend = false) => _loadStateDictPostHooks.Add(hook, prepend);
+    public RemovableHandle RegisterLoadStateDictPostHook(Action<Optimizer> hook, bool prepend = false) =>
+        Register(_loadStateDictPostHooks, hook, prepend);
+
+    private RemovableHandle Register<T>(HookList<T> hooks, T hook, bool prepend) where T : Delegate
+    {
+        ThrowIfDisposed();
+        return hooks.Add(hook, prepend);
+    }
 
     // An ordered list of hooks, copied on write so that a hook may register or remove hooks (its own included) while the
     // list runs: a call runs the hooks registered when it started. Thread-safe, for the process-wide step hooks.

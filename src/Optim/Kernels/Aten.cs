@@ -25,8 +25,8 @@ namespace Optim.Kernels;
 /// no-op. Every call runs under <c>no_grad</c>.
 /// </para>
 /// <para>
-/// Inside, one TorchScript unit is compiled once per process (lazily, thread-safely) and its functions are invoked, about
-/// 15 µs per call whatever the list length. TorchScript pitfalls handled here: floats arrive as double, <c>double[]</c> is
+/// Inside, one TorchScript unit is compiled once per process (lazily, thread-safely) and its functions are invoked: one
+/// call per op, whatever the list length. TorchScript pitfalls handled here: floats arrive as double, <c>double[]</c> is
 /// not accepted (per tensor scalars travel as a 1-D float64 CPU tensor; the script turns it into a <c>List[number]</c>,
 /// because ATen's <c>Scalar[]</c> is <c>List[number]</c> and TorchScript lists are invariant, so a <c>List[float]</c> does
 /// not match; ATen then gets the same double Scalars PyTorch's Python floats give it), a lone <c>Tensor[]</c> must be

@@ -217,3 +217,20 @@ public class LionTests
         }
     }
 }
+
+/// <summary>Lion's paths, with step hooks registered, leave no native tensor behind (the leak tests' rule).</summary>
+[Collection(nameof(LeakTests))]
+public class LionLeakTests
+{
+    [Theory]
+    [InlineData(Implementation.ForLoop)]
+    [InlineData(Implementation.Foreach)]
+    public void Lion_keeps_the_native_tensor_count_flat_over_200_steps(Implementation implementation)
+    {
+        var ps = new[] { new Parameter(torch.randn(10)), new Parameter(torch.randn(3, 3)), new Parameter(torch.randn(System.Array.Empty<long>())) };
+        using var lion = new Lion(ps, lr: 1e-3, weight_decay: 0.1, maximize: true, implementation: implementation);
+        using var pre = lion.RegisterStepPreHook((o, a) => a with { });
+        using var post = lion.RegisterStepPostHook((o, a) => { });
+        LeakTests.LiveTensorsAfter(lion, ps, 200).Should().Be(0);
+    }
+}

@@ -201,6 +201,8 @@ public class LionTests
     {
         using var lion = new Lion(RandomCases.Make(ScalarType.Float32, seed: 1).MakeParameters());
         AlgorithmCatalog.Of(lion).Should().BeNull();
+        // TorchSharp has no Lion, so there is no TorchSharp checkpoint layout for it.
+        FluentActions.Invoking(() => lion.SaveTorchSharp(new MemoryStream())).Should().Throw<NotSupportedException>().WithMessage("*Lion*");
         typeof(Optimizer).Assembly.GetCustomAttributes<InternalsVisibleToAttribute>().Select(a => a.AssemblyName)
             .Should().NotContain(typeof(Lion).Assembly.GetName().Name);
     }

@@ -131,6 +131,12 @@ public class ReliabilityTests
             ["LoadStateDict(OptimizerStateDict)"] = () => opt.LoadStateDict(saved),
             ["AddParamGroup(ParamGroupSpec`1)"] = () => opt.AddParamGroup(new ParamGroupSpec<SGDOptions>(new[] { new Parameter(torch.ones(1)) })),
             ["add_param_group(ParamGroup)"] = () => opt.add_param_group(new SGDParamGroup(new[] { new Parameter(torch.ones(1)) }, new TorchSharp.Modules.SGD.Options())),
+            ["RegisterStepPreHook(Func`3)"] = () => opt.RegisterStepPreHook((o, a) => null),
+            ["RegisterStepPostHook(Action`2)"] = () => opt.RegisterStepPostHook((o, a) => { }),
+            ["RegisterStateDictPreHook(Action`1,Boolean)"] = () => opt.RegisterStateDictPreHook(o => { }),
+            ["RegisterStateDictPostHook(Func`3,Boolean)"] = () => opt.RegisterStateDictPostHook((o, sd) => null),
+            ["RegisterLoadStateDictPreHook(Func`3,Boolean)"] = () => opt.RegisterLoadStateDictPreHook((o, sd) => null),
+            ["RegisterLoadStateDictPostHook(Action`1,Boolean)"] = () => opt.RegisterLoadStateDictPostHook(o => { }),
         };
         // Checkpoint files are the format layer's extension methods; they refuse a disposed optimizer the same way.
         var extensions = new Dictionary<string, Action>

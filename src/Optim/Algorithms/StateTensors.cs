@@ -7,10 +7,16 @@ using static TorchSharp.torch;
 
 namespace Optim;
 
-/// <summary>How the algorithms create and advance the state tensors they share with PyTorch.</summary>
-internal static class StateTensors
+/// <summary>
+/// How algorithms create and advance state the way PyTorch does: the <c>step</c> counter (a 0-dim tensor whose value the
+/// scalar math reads as a Python float), other 0-dim scalars, and buffers created on demand. An algorithm that keeps a
+/// step count declares it with <see cref="StateSchema.Step"/> and creates it with <see cref="NewStep()"/>, so state dicts,
+/// checkpoints and loads treat it as PyTorch treats <c>step</c> (kept as saved, never cast to the parameter's dtype).
+/// </summary>
+public static class StateTensors
 {
     /// <summary>A new <c>step</c> counter holding <paramref name="count"/> (see <see cref="NewStep()"/>).</summary>
+    /// <param name="count">The step count.</param>
     public static Tensor NewStep(long count)
     {
         var step = NewStep();
@@ -19,7 +25,7 @@ internal static class StateTensors
     }
 
     /// <summary>Whether every tensor except <c>step</c> is all zeros (state as TorchSharp creates it before a step).</summary>
-    public static bool AllZeroExceptStep(IReadOnlyDictionary<string, Tensor> state)
+    internal static bool AllZeroExceptStep(IReadOnlyDictionary<string, Tensor> state)
     {
         using var scope = NewDisposeScope();
         foreach (var (key, tensor) in state)
@@ -40,6 +46,7 @@ internal static class StateTensors
     /// A 0-dim CPU scalar of the step counter's dtype holding <paramref name="value"/>, as PyTorch creates other scalar
     /// state (NAdam's <c>mu_product</c>: <c>torch.tensor(1.0, dtype=_get_scalar_dtype())</c>).
     /// </summary>
+    /// <param name="value">The value.</param>
     public static Tensor NewScalar(double value) =>
         torch.tensor(value, get_default_dtype() == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32);
 
@@ -47,15 +54,19 @@ internal static class StateTensors
     /// PyTorch's <c>step_t += 1; step = step_t.item()</c>: increments the counter in place and returns its new value as
     /// the Python float the scalar math uses (a float32 counter's value, widened exactly).
     /// </summary>
+    /// <param name="step">The counter (a state tensor declared with <see cref="StateSchema.Step"/>).</param>
     public static double IncrementStep(Tensor step)
     {
+        ArgumentNullException.ThrowIfNull(step);
         step.add_(1);
         return Value(step);
     }
 
-    /// <summary>PyTorch's <c>_get_value(step)</c>: the count as a Python float.</summary>
+    /// <summary>PyTorch's <c>_get_value(step)</c>: the value of a 0-dim state tensor as a Python float.</summary>
+    /// <param name="step">The counter or scalar.</param>
     public static double Value(Tensor step)
     {
+        ArgumentNullException.ThrowIfNull(step);
         using var value = step.ToScalar();
         return value.ToDouble();
     }
@@ -66,7 +77,7 @@ internal static class StateTensors
     /// <paramref name="kernel"/>, and taken back where <paramref name="foundInf"/> says the step was skipped
     /// (<c>torch._foreach_sub_(state_steps, [found_inf] * len(state_steps))</c>).
     /// </summary>
-    public static void CountFusedStep(StepBatch bucket, Tensor? foundInf, Action<IReadOnlyList<Tensor>> kernel)
+    internal static void CountFusedStep(StepBatch bucket, Tensor? foundInf, Action<IReadOnlyList<Tensor>> kernel)
     {
         var steps = FusedSteps(bucket);
         Aten.ForeachAdd_(steps, 1.0);
@@ -102,9 +113,14 @@ internal static class StateTensors
     /// later); creating them here as well means an option turned on after the first step (RMSprop's momentum raised from 0
     /// by a scheduler, amsgrad or centered switched on) starts its buffer from zero.
     /// </summary>
-
+    /// <param name="state">The parameter's state.</param>
+    /// <param name="key">The buffer's key (declared in the algorithm's <see cref="StateSchema"/>).</param>
+    /// <param name="parameter">The parameter the buffer is like.</param>
     public static Tensor GetOrAddZeros(ParameterState state, string key, Tensor parameter)
     {
+        ArgumentNullException.ThrowIfNull(state);
+        ArgumentNullException.ThrowIfNull(key);
+        ArgumentNullException.ThrowIfNull(parameter);
         if (state.TryGetValue(key, out var existing)) return existing;
         var created = zeros_like(parameter);
         state.Set(key, created);

@@ -18,7 +18,7 @@ namespace Optim;
 /// method throws <see cref="ObjectDisposedException"/>, while the properties (groups, options, defaults) stay readable
 /// for schedulers that still hold the optimizer.
 /// </remarks>
-public abstract class Optimizer : torch.optim.Optimizer
+public abstract partial class Optimizer : torch.optim.Optimizer
 {
     private protected Optimizer() : base(IntPtr.Zero) { }
 
@@ -94,25 +94,8 @@ public abstract class Optimizer : torch.optim.Optimizer
     /// <param name="set_to_none">Release the gradient tensors instead of zeroing them.</param>
     public abstract void zero_grad(bool set_to_none);
 
-    /// <summary>The optimizer's state in PyTorch's shape; its tensors are the live state (see <see cref="OptimizerStateDict"/>).</summary>
-    public abstract OptimizerStateDict StateDict();
-
-    /// <summary>
-    /// Replaces hyperparameters and state with those of <paramref name="stateDict"/>, following PyTorch's rules (groups
-    /// matched by position, tensors cast to each parameter's dtype and device except <c>step</c>) and also checking the
-    /// optimizer type and every tensor's shape. Everything is validated before anything changes; the dict's tensors are
-    /// copied, never aliased.
-    /// </summary>
-    /// <param name="stateDict">A dict from <see cref="StateDict"/> of an optimizer of the same type and layout.</param>
-    /// <exception cref="ArgumentException">The dict does not fit this optimizer; nothing was changed.</exception>
-    public abstract void LoadStateDict(OptimizerStateDict stateDict);
-
-    /// <summary>
-    /// <see cref="LoadStateDict"/> in two parts: validates and stages everything (throwing as it would, changing
-    /// nothing) and returns the staged load, whose <see cref="StagedLoad.Commit"/> cannot fail; a training checkpoint
-    /// stages every part of a run before committing any.
-    /// </summary>
-    internal abstract StagedLoad PrepareLoad(OptimizerStateDict stateDict);
+    /// <summary>The hyperparameters' schema (what checkpoint readers decode enum values with).</summary>
+    internal abstract OptionSchema OptionSchema { get; }
 
     /// <summary>Throws <see cref="ObjectDisposedException"/> once the optimizer is disposed.</summary>
     protected void ThrowIfDisposed() => ObjectDisposedException.ThrowIf(IsDisposed, this);

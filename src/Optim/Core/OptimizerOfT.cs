@@ -46,6 +46,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <summary>The options a group gets for whatever it does not override.</summary>
     public TOptions Defaults { get; }
 
+    internal override OptionSchema OptionSchema => Defaults.GetSchema();
+
     /// <summary>The parameter groups, in order.</summary>
     public new IReadOnlyList<ParamGroup<TOptions>> ParamGroups => _groups;
 
@@ -165,6 +167,12 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         var names = spec.Names ?? ParamGroupFactory.DefaultNames(_groups.Count, parameters.Count);
         if (names.Count != parameters.Count)
             throw new ArgumentException($"{names.Count} names were given for {parameters.Count} parameters.", nameof(spec));
+        if (spec.Names is not null && names.Any(n => n is null))
+            throw new ArgumentException("a parameter name is null.", nameof(spec));
+        if (_groups.Count > 0 && (spec.Names is null) != (_groups[0].ParamNames is null))
+            throw new ArgumentException(
+                $"all optimizer param groups should be with/without names. cannot add param group {(spec.Names is null ? "without" : "with")} names to the optimizer",
+                nameof(spec));
 
         var seen = new HashSet<Parameter>(ReferenceEqualityComparer.Instance);
         for (var i = 0; i < parameters.Count; i++)
@@ -196,7 +204,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             var unfusable = parameters.FindIndex(p => !IsFusable(p));
             if (unfusable >= 0) throw NotFusable(names[unfusable], parameters[unfusable]);
         }
-        var group = ParamGroupFactory.Create(parameters, names, options);
+        var group = ParamGroupFactory.Create(parameters, names, spec.Names is not null, options);
         if (InitializesStateEagerly)
         {
             // Create the state before the group joins, and undo it if any parameter's fails: a failed add changes nothing.
@@ -250,14 +258,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         return overrides;
     }
 
-    /// <summary>
-    /// Performs one optimization step. The closure (if any) runs with gradients enabled; the update runs without them,
-    /// inside a dispose scope, after every gradient of every group has been checked, so a bad gradient leaves every
-    /// parameter and all state as they were.
-    /// </summary>
-    /// <param name="closure">Re-evaluates the model and returns the loss; optional.</param>
-    /// <returns>The closure's loss, or null.</returns>
-    public override Tensor? step(Func<Tensor>? closure = null)
+    private protected override Tensor? StepCore(Func<Tensor>? closure)
     {
         ThrowIfDisposed();
         if (RequiresClosure)
@@ -509,8 +510,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         foreach (var sameKind in toZero.GroupBy(g => (g.device_type, g.device_index, g.dtype))) Aten.ForeachZero_(sameKind.ToList());
     }
 
-    /// <inheritdoc/>
-    public override OptimizerStateDict StateDict()
+    internal override OptimizerStateDict StateDictCore()
     {
         ThrowIfDisposed();
         var ids = ParameterIds();
@@ -520,7 +520,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             if (_state.TryGetValue(p, out var s) && s.Count > 0) state[ids[p]] = s.ToDictionary(e => e.Key, e => e.Value); // the tensors are live, the map is not
         }
         var groups = _groups
-            .Select(g => new ParamGroupState(g.Options.ToHyperparameters(), g.InitialLearningRate, g.Parameters.Select(p => ids[p]).ToList()))
+            .Select(g => new ParamGroupState(g.Options.ToHyperparameters(), g.InitialLearningRate, g.Parameters.Select(p => ids[p]).ToList())
+            {
+                ParamNames = g.ParamNames,
+            })
             .ToList();
         return new OptimizerStateDict(GetType().Name, state, groups)
         {
@@ -528,11 +531,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         };
     }
 
-    /// <inheritdoc/>
-    public override void LoadStateDict(OptimizerStateDict stateDict) => PrepareLoad(stateDict).Commit();
-
-    /// <inheritdoc/>
-    internal override StagedLoad PrepareLoad(OptimizerStateDict stateDict)
+    private protected override StagedLoad PrepareLoadCore(OptimizerStateDict stateDict)
     {
         ThrowIfDisposed();
         ArgumentNullException.ThrowIfNull(stateDict);
@@ -553,6 +552,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 ?? throw new ArgumentException($"the state dict's group {g} does not hold {typeof(TOptions).Name}", nameof(stateDict));
             options.Add(loadedOptions);
             Check.NonNegative(saved.InitialLr, "initial_lr", "Invalid initial learning rate");
+            if (saved.ParamNames is { } savedNames && (savedNames.Count != saved.Params.Count || savedNames.Any(n => n is null)))
+                throw new ArgumentException(
+                    $"the state dict's group {g} has {savedNames.Count} param_names for {saved.Params.Count} params{(savedNames.Any(n => n is null) ? ", some of them null" : "")}",
+                    nameof(stateDict));
             for (var i = 0; i < saved.Params.Count; i++)
             {
                 if (!byId.TryAdd(saved.Params[i], _groups[g].Parameters[i]))
@@ -620,6 +623,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         {
             _groups[g].Options = options[g];
             _groups[g].InitialLearningRate = stateDict.ParamGroups[g].InitialLr;
+            if (stateDict.ParamGroups[g].ParamNames is { } names) _groups[g].ReplaceParamNames(names.ToList());
         }
         GlobalState.ReplaceWith(stagedGlobal);
         foreach (var p in parameters())

@@ -93,6 +93,14 @@ public sealed record ParamGroupState(
     double InitialLr,
     IReadOnlyList<int> Params)
 {
+    /// <summary>
+    /// The names of the group's parameters, in the order of <see cref="Params"/> (PyTorch's <c>param_names</c>), when the
+    /// optimizer was built from named parameters (<c>model.named_parameters()</c>); null otherwise. A load does not match
+    /// parameters by name (as in PyTorch, positions decide): the names it carries replace the group's names, and a dict
+    /// without them leaves the names as they are.
+    /// </summary>
+    public IReadOnlyList<string>? ParamNames { get; init; }
+
     /// <summary>The hyperparameter called <paramref name="name"/>.</summary>
     /// <param name="name">PyTorch's name.</param>
     /// <exception cref="KeyNotFoundException">The group has no such hyperparameter.</exception>

@@ -14,7 +14,10 @@ namespace Optim;
 /// <typeparam name="TOptions">The algorithm's options.</typeparam>
 /// <param name="Parameters">The parameters of the group, in order.</param>
 /// <param name="Configure">Derives the group's options from the defaults, e.g. <c>o =&gt; o with { Lr = 1e-4 }</c>; null keeps them.</param>
-/// <param name="Names">Optional parameter names (same order), used in error messages.</param>
+/// <param name="Names">
+/// Optional parameter names (same order): used in error messages and kept in state dicts and checkpoints (PyTorch's
+/// <c>param_names</c>). As in PyTorch, either every group of an optimizer has names or none has.
+/// </param>
 public sealed record ParamGroupSpec<TOptions>(
     IEnumerable<Parameter> Parameters,
     Func<TOptions, TOptions>? Configure = null,
@@ -29,12 +32,14 @@ public class ParamGroup<TOptions> : ILearningRateController where TOptions : Opt
 {
     private TOptions _options;
     private double _initialLearningRate;
+    private bool _namesGiven;
 
-    internal ParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, TOptions options)
+    internal ParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, bool namesGiven, TOptions options)
     {
         options.Validate();
         Parameters = parameters;
         Names = names;
+        _namesGiven = namesGiven;
         _options = options;
         InitialLearningRate = options.Lr;
     }
@@ -43,7 +48,20 @@ public class ParamGroup<TOptions> : ILearningRateController where TOptions : Opt
     public IReadOnlyList<Parameter> Parameters { get; }
 
     /// <summary>The parameters' names (given ones, or "group.index" where none were given).</summary>
-    public IReadOnlyList<string> Names { get; }
+    public IReadOnlyList<string> Names { get; private set; }
+
+    /// <summary>
+    /// The names given with the parameters (PyTorch's <c>param_names</c>, kept in state dicts and checkpoints), or null
+    /// when the group was built from unnamed parameters.
+    /// </summary>
+    public IReadOnlyList<string>? ParamNames => _namesGiven ? Names : null;
+
+    // A load that carries names replaces the group's, as PyTorch's load_state_dict does.
+    internal void ReplaceParamNames(IReadOnlyList<string> names)
+    {
+        Names = names;
+        _namesGiven = true;
+    }
 
     /// <summary>The group's hyperparameters. Setting validates the new value before it takes effect.</summary>
     public TOptions Options
@@ -79,8 +97,8 @@ public class ParamGroup<TOptions> : ILearningRateController where TOptions : Opt
 /// <typeparam name="TOptions">The algorithm's options; they implement <see cref="IMomentumOptions"/>.</typeparam>
 internal sealed class MomentumParamGroup<TOptions> : ParamGroup<TOptions>, IMomentum where TOptions : OptimizerOptions
 {
-    internal MomentumParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, TOptions options)
-        : base(parameters, names, options) { }
+    internal MomentumParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, bool namesGiven, TOptions options)
+        : base(parameters, names, namesGiven, options) { }
 
     /// <summary>The group's momentum coefficient.</summary>
     public double Momentum
@@ -94,8 +112,8 @@ internal sealed class MomentumParamGroup<TOptions> : ParamGroup<TOptions>, IMome
 /// <typeparam name="TOptions">The algorithm's options; they implement <see cref="IBetasOptions"/>.</typeparam>
 internal sealed class BetasParamGroup<TOptions> : ParamGroup<TOptions>, IBetas where TOptions : OptimizerOptions
 {
-    internal BetasParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, TOptions options)
-        : base(parameters, names, options) { }
+    internal BetasParamGroup(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, bool namesGiven, TOptions options)
+        : base(parameters, names, namesGiven, options) { }
 
     /// <summary>The group's (beta1, beta2).</summary>
     public (double, double) Betas
@@ -108,12 +126,13 @@ internal sealed class BetasParamGroup<TOptions> : ParamGroup<TOptions>, IBetas w
 internal static class ParamGroupFactory
 {
     // The group type follows what the options can do, so schedulers see exactly the interfaces that apply.
-    public static ParamGroup<TOptions> Create<TOptions>(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, TOptions options)
+    public static ParamGroup<TOptions> Create<TOptions>(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, bool namesGiven,
+        TOptions options)
         where TOptions : OptimizerOptions => options switch
         {
-            IBetasOptions => new BetasParamGroup<TOptions>(parameters, names, options),
-            IMomentumOptions => new MomentumParamGroup<TOptions>(parameters, names, options),
-            _ => new ParamGroup<TOptions>(parameters, names, options),
+            IBetasOptions => new BetasParamGroup<TOptions>(parameters, names, namesGiven, options),
+            IMomentumOptions => new MomentumParamGroup<TOptions>(parameters, names, namesGiven, options),
+            _ => new ParamGroup<TOptions>(parameters, names, namesGiven, options),
         };
 
     public static IReadOnlyList<string> DefaultNames(int group, int count) =>

@@ -175,6 +175,14 @@ internal sealed class CheckpointReader : IDisposable
                 for (var i = 0; i < count; i++) list.Add(ReadInt64());
                 return list.ToArray();
             }
+            case Tags.StringList:
+            {
+                // The smallest string is its 4-byte length.
+                var count = ReadCount(name, 4);
+                var list = new List<string>();
+                for (var i = 0; i < count; i++) list.Add(ReadString(name));
+                return list.ToArray();
+            }
             case Tags.Tensor: return ReadTensor(name);
             case Tags.Map: return ReadMap(name, depth + 1);
             case Tags.MapList:

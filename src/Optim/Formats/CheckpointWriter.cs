@@ -35,6 +35,7 @@ internal sealed record CheckpointMap(string Name, IReadOnlyList<KeyValuePair<str
 ///          0x0C list of tensors: count (i32) | tensors as above, without the type byte
 ///          0x0D map: name (string) | count (i32) | count times: key (string) | value
 ///          0x0E list of maps: count (i32) | maps as above, without the type byte
+///          0x0F list of strings: count (i32) | strings
 /// </code>
 /// <para>Maps nest (a map's value may be a map or a list of maps) to a depth of <see cref="MaxMapDepth"/>.</para>
 /// <para>
@@ -78,7 +79,7 @@ internal sealed class CheckpointWriter : IDisposable
 
     /// <summary>
     /// Writes one named value: a double, bool, int, long, string or null, enum, (double, double), list of doubles, list
-    /// of longs, tensor or list of tensors.
+    /// of longs, list of strings, tensor or list of tensors.
     /// </summary>
     /// <exception cref="ArgumentException">Another type of value.</exception>
     public void Write(string name, object? value)
@@ -120,6 +121,11 @@ internal sealed class CheckpointWriter : IDisposable
                 WriteByte(Tags.DoubleList);
                 WriteInt32(doubles.Count);
                 foreach (var d in doubles) WriteDouble(d);
+                break;
+            case IReadOnlyList<string> strings:
+                WriteByte(Tags.StringList);
+                WriteInt32(strings.Count);
+                foreach (var s in strings) WriteString(s);
                 break;
             case IReadOnlyList<long> longs:
                 WriteByte(Tags.LongList);
@@ -210,7 +216,8 @@ internal sealed class CheckpointWriter : IDisposable
     {
         public const byte Section = 0x01, Entry = 0x02, End = 0x7F;
         public const byte Double = 0x01, Bool = 0x02, Int = 0x03, Long = 0x04, String = 0x05, Null = 0x06, Enum = 0x07,
-            Pair = 0x08, DoubleList = 0x09, LongList = 0x0A, Tensor = 0x0B, TensorList = 0x0C, Map = 0x0D, MapList = 0x0E;
+            Pair = 0x08, DoubleList = 0x09, LongList = 0x0A, Tensor = 0x0B, TensorList = 0x0C, Map = 0x0D, MapList = 0x0E,
+            StringList = 0x0F;
     }
 
     // The writer's buffer must not close the caller's stream.

@@ -10,7 +10,8 @@ namespace Optim.Formats;
 /// An optimizer's state dict in Optim's checkpoint container (<see cref="CheckpointWriter"/>, kind "optimizer"):
 /// <code>
 /// section "optimizer":   type (string)
-/// section "param_group": initial_lr (double) | params (list of longs) | every hyperparameter by PyTorch's name, as
+/// section "param_group": initial_lr (double) | params (list of longs) | param_names (list of strings; only when the
+///                        optimizer was built from named parameters) | every hyperparameter by PyTorch's name, as
 ///                        its declared type
 ///   ... one per group, in order
 /// section "state":       id (long) | every state tensor by PyTorch's key, in order
@@ -25,7 +26,7 @@ internal static class OptimizerCheckpoint
     /// <summary>The container kind of optimizer checkpoints.</summary>
     public const string Kind = "optimizer";
 
-    private const string InitialLr = "initial_lr", Params = "params", Id = "id";
+    private const string InitialLr = "initial_lr", Params = "params", ParamNames = "param_names", Id = "id";
 
     /// <summary>Writes <paramref name="stateDict"/>; it is checked first, so a dict that cannot be written writes nothing.</summary>
     /// <exception cref="ObjectDisposedException">A tensor of the dict was disposed.</exception>
@@ -47,9 +48,11 @@ internal static class OptimizerCheckpoint
         stateDict.ThrowIfDisposed();
         foreach (var group in stateDict.ParamGroups)
         {
+            if (group.ParamNames is { } names && (names.Count != group.Params.Count || names.Any(n => n is null)))
+                throw new ArgumentException($"a group has {names.Count} param_names for {group.Params.Count} params, or a null name.", nameof(stateDict));
             foreach (var (name, value) in group.Hyperparameters)
             {
-                if (name is InitialLr or Params)
+                if (name is InitialLr or Params or ParamNames)
                     throw new ArgumentException($"a hyperparameter cannot be called '{name}' (the name of a group field).", nameof(stateDict));
                 if (!IsHyperparameterValue(value))
                     throw new ArgumentException($"hyperparameter '{name}' has unsupported type {value?.GetType().Name}.", nameof(stateDict));
@@ -71,6 +74,7 @@ internal static class OptimizerCheckpoint
             w.BeginSection("param_group");
             w.Write(InitialLr, group.InitialLr);
             w.Write(Params, group.Params.Select(id => (long)id).ToArray());
+            if (group.ParamNames is { } names) w.Write(ParamNames, names);
             foreach (var (name, value) in group.Hyperparameters) w.Write(name, value);
         }
         foreach (var (id, entries) in stateDict.State)
@@ -244,6 +248,7 @@ internal static class OptimizerCheckpoint
         private readonly List<KeyValuePair<string, object?>> _hyperparameters = new();
         private double? _initialLr;
         private List<int>? _params;
+        private string[]? _paramNames;
 
         public void Add(string name, object? value)
         {
@@ -256,6 +261,9 @@ internal static class OptimizerCheckpoint
                     if (_params is not null || value is not long[] ids) throw Malformed(name);
                     _params = ids.Select(id => id is >= 0 and <= int.MaxValue ? (int)id : throw Malformed(name)).ToList();
                     break;
+                case ParamNames:
+                    _paramNames = _paramNames is null && value is string[] names ? names : throw Malformed(name);
+                    break;
                 default:
                     if (_hyperparameters.Exists(h => h.Key == name)) throw new InvalidDataException($"group {index} has hyperparameter '{name}' twice.");
                     _hyperparameters.Add(new(name, value));
@@ -267,12 +275,16 @@ internal static class OptimizerCheckpoint
         {
             if (_initialLr is null) throw Malformed(InitialLr);
             if (_params is null) throw Malformed(Params);
+            if (_paramNames is not null && _paramNames.Length != _params.Count) throw Malformed(ParamNames);
         }
 
         public ParamGroupState Build(OptionSchema? schema) => new(
             _hyperparameters.Select(h => new KeyValuePair<string, object?>(h.Key, h.Value is CheckpointEnum e ? Enum(h.Key, e, schema) : h.Value)).ToList(),
             _initialLr!.Value,
-            _params!);
+            _params!)
+        {
+            ParamNames = _paramNames,
+        };
 
         private InvalidDataException Malformed(string field) => new($"group {index} of the checkpoint has a missing or malformed '{field}'.");
 

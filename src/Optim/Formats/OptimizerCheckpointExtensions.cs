@@ -54,7 +54,7 @@ public static class OptimizerCheckpointExtensions
     {
         FileLoads.ThrowIfDisposed(optimizer);
         ArgumentNullException.ThrowIfNull(stream);
-        var stateDict = OptimizerCheckpoint.Read(stream, AlgorithmCatalog.Of(optimizer)?.Schema);
+        var stateDict = OptimizerCheckpoint.Read(stream, optimizer.OptionSchema);
         FileLoads.Commit(optimizer, stateDict);
     }
 
@@ -68,7 +68,7 @@ public static class OptimizerCheckpointExtensions
         OptimizerStateDict stateDict;
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16))
         {
-            stateDict = OptimizerCheckpoint.Read(stream, AlgorithmCatalog.Of(optimizer)?.Schema);
+            stateDict = OptimizerCheckpoint.Read(stream, optimizer.OptionSchema);
             if (stream.Position != stream.Length)
             {
                 stateDict.DisposeTensors();

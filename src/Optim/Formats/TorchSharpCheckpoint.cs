@@ -77,7 +77,7 @@ internal static class TorchSharpCheckpoint
         ArgumentNullException.ThrowIfNull(stream);
         var layout = LayoutOf(target);
         var schema = AlgorithmCatalog.Of(target)!.Schema;
-        var sd = target.StateDict();
+        var sd = target.StateDictCore();
         var groupOf = GroupIndexById(sd);
 
         using var reader = new Reader(stream);

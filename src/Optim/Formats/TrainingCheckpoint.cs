@@ -254,7 +254,7 @@ public static class TrainingCheckpoint
         try
         {
             var moduleCommit = StageModule(model!, parsed.Module, moved);
-            var stateDict = parsed.Optimizer.Build(AlgorithmCatalog.Of(optimizer!)?.Schema) with { TensorsAreStaged = true };
+            var stateDict = parsed.Optimizer.Build(optimizer!.OptionSchema) with { TensorsAreStaged = true };
             optimizerLoad = optimizer!.PrepareLoad(stateDict);
             if (parsed.Schedulers.Count != schedulers.Count)
                 throw new ArgumentException($"the checkpoint has {parsed.Schedulers.Count} scheduler(s), {schedulers.Count} were given.", nameof(schedulers));
@@ -284,6 +284,7 @@ public static class TrainingCheckpoint
             if (!committed) optimizerLoad?.Abandon();
             foreach (var t in moved) t.Dispose();
         }
+        optimizer!.RunLoadStateDictPostHooks();
         return parsed.Extra;
     }
 

@@ -8,30 +8,35 @@ using static TorchSharp.torch;
 namespace Optim.Kernels;
 
 /// <summary>
-/// The one bridge to ATen ops that TorchSharp does not bind (the Scalar overload of <c>lerp_</c>, the
-/// <c>_foreach_*</c> and <c>_fused_*</c> kernels). It compiles a TorchScript unit once per process, lazily and
-/// thread-safely, and exposes typed C# methods; no TorchScript leaves this file.
+/// ATen ops TorchSharp does not bind, as typed C# methods: the <c>_foreach_*</c> kernels PyTorch's
+/// <c>_multi_tensor_*</c> update functions are written with, and the Scalar overload of <c>lerp_</c>. An algorithm's
+/// foreach path (<see cref="Optimizer{TOptions}"/>'s <c>MultiTensorStep</c>) calls them on the lists of a
+/// <see cref="StepBatch"/>, one device and dtype at a time. On the CPU each foreach op runs tensor by tensor, so it gives
+/// the same bits as the per-tensor op with the same double scalar: an algorithm whose two paths run the same ops in the
+/// same order gets a foreach path that equals its for-loop bit for bit.
 /// </summary>
 /// <remarks>
 /// <para>
-/// TorchScript pitfalls handled here: floats arrive as double, <c>double[]</c> is not accepted (per
-/// tensor scalars travel as a 1-D float64 CPU tensor; the script turns it into a <c>List[number]</c>, because ATen's
-/// <c>Scalar[]</c> is <c>List[number]</c> and TorchScript lists are invariant, so a <c>List[float]</c> does not match; ATen
-/// then gets the same double Scalars PyTorch's Python floats give it), a lone <c>Tensor[]</c> must be boxed, invoking
-/// an undefined name crashes the process (only the names below are invoked), and disposing a unit does not free it (we
-/// keep one forever). Editing the script: a type error in it (an unknown name, no matching overload) aborts the process
-/// from inside <c>jit.compile</c> instead of throwing; <c>torch.jit.annotate</c> is not available, annotated
-/// assignments are; the script must end with a newline (see <see cref="Compile"/>).
+/// Conventions: a name ending in <c>_</c> updates its first list in place (PyTorch's naming); the others return new tensors
+/// owned by the caller, registered in the caller's current <see cref="DisposeScope"/> like any TorchSharp result
+/// (outside a scope, dispose them). Scalars are doubles and reach ATen as PyTorch's Python floats do. Every tensor of a
+/// list must be on one device with one dtype; lists that go together must have the same length (else
+/// <see cref="ArgumentException"/>); a null list or element is an <see cref="ArgumentNullException"/>. Empty lists are a
+/// no-op. Every call runs under <c>no_grad</c>.
 /// </para>
 /// <para>
-/// Every call runs under <c>no_grad</c>. In-place methods (trailing underscore) mutate the caller's tensors. Out-of-place
-/// methods return new tensors owned by the caller: they are registered in the caller's current <see cref="DisposeScope"/>
-/// like any TorchSharp result (outside a scope the caller disposes them). Empty lists are a no-op (ATen would throw;
-/// PyTorch returns early before calling). Lengths are checked here, so a mismatch is an <see cref="ArgumentException"/>
-/// rather than an error from inside the script.
+/// Inside, one TorchScript unit is compiled once per process (lazily, thread-safely) and its functions are invoked: one
+/// call per op, whatever the list length. TorchScript pitfalls handled here: floats arrive as double, <c>double[]</c> is
+/// not accepted (per tensor scalars travel as a 1-D float64 CPU tensor; the script turns it into a <c>List[number]</c>,
+/// because ATen's <c>Scalar[]</c> is <c>List[number]</c> and TorchScript lists are invariant, so a <c>List[float]</c> does
+/// not match; ATen then gets the same double Scalars PyTorch's Python floats give it), a lone <c>Tensor[]</c> must be
+/// boxed, invoking an undefined name crashes the process (only the names below are invoked), and disposing a unit does
+/// not free it (we keep one forever). Editing the script: a type error in it (an unknown name, no matching overload)
+/// aborts the process from inside <c>jit.compile</c> instead of throwing; <c>torch.jit.annotate</c> is not available,
+/// annotated assignments are; the script must end with a newline (see <see cref="Compile"/>).
 /// </para>
 /// </remarks>
-internal static class Aten
+public static class Aten
 {
     // Names ending in `_` mutate their first argument and return None.
     private const string Script = """
@@ -62,6 +67,9 @@ internal static class Aten
 
         def foreach_mul_scalar_(self: List[Tensor], scalar: float):
             torch._foreach_mul_(self, scalar)
+
+        def foreach_mul_scalar(self: List[Tensor], scalar: float) -> List[Tensor]:
+            return torch._foreach_mul(self, scalar)
 
         def foreach_mul_scalarlist_(self: List[Tensor], scalars: Tensor):
             torch._foreach_mul_(self, scalar_list(scalars))
@@ -174,7 +182,7 @@ internal static class Aten
     private static readonly Lazy<jit.CompilationUnit> Unit = new(Compile, LazyThreadSafetyMode.ExecutionAndPublication);
 
     /// <summary>How many times the unit was compiled in this process (tests check it is at most one).</summary>
-    public static int Compilations => Volatile.Read(ref _compilations);
+    internal static int Compilations => Volatile.Read(ref _compilations);
 
     private static jit.CompilationUnit Compile()
     {
@@ -229,7 +237,23 @@ internal static class Aten
         }
     }
 
-    private static Tensor[] List(IReadOnlyList<Tensor> tensors) => tensors as Tensor[] ?? tensors.ToArray();
+    // Every list argument passes here: a null list or element is an ArgumentNullException naming it, not an error from
+    // inside the script.
+    private static Tensor[] List(IReadOnlyList<Tensor> tensors, string name)
+    {
+        ArgumentNullException.ThrowIfNull(tensors, name);
+        for (var i = 0; i < tensors.Count; i++)
+        {
+            if (tensors[i] is null) throw new ArgumentNullException(name, $"{name}[{i}] is null.");
+        }
+        return tensors as Tensor[] ?? tensors.ToArray();
+    }
+
+    private static bool IsEmpty(IReadOnlyList<Tensor> self, string name)
+    {
+        ArgumentNullException.ThrowIfNull(self, name);
+        return self.Count == 0;
+    }
 
     private static Scalar S(double value) => value.ToScalar();
 
@@ -239,14 +263,16 @@ internal static class Aten
     /// </summary>
     private static Tensor ScalarList(IReadOnlyList<Tensor> self, IReadOnlyList<double> values, string name)
     {
-        SameLength(self, values.Count, name);
+        SameLength(self, values, name);
         return torch.tensor(values as double[] ?? values.ToArray(), ScalarType.Float64, CPU);
     }
 
-    private static void SameLength(IReadOnlyList<Tensor> self, int count, string name)
+    private static void SameLength<T>(IReadOnlyList<Tensor> self, IReadOnlyList<T> other, string name)
     {
-        if (count != self.Count)
-            throw new ArgumentException($"Expected {self.Count} entries in {name} (one per tensor of self), got {count}.", name);
+        ArgumentNullException.ThrowIfNull(self, nameof(self));
+        ArgumentNullException.ThrowIfNull(other, name);
+        if (other.Count != self.Count)
+            throw new ArgumentException($"Expected {self.Count} entries in {name} (one per tensor of self), got {other.Count}.", name);
     }
 
     /// <summary>
@@ -254,8 +280,13 @@ internal static class Aten
     /// tensor of the same dtype gives the same bits without the TorchScript call; for half precision it does not
     /// (the Scalar overload keeps the weight in float), so those go through the unit.
     /// </summary>
+    /// <param name="self">The tensor to update.</param>
+    /// <param name="end">The tensor to interpolate towards.</param>
+    /// <param name="weight">The interpolation weight.</param>
     public static void Lerp_(Tensor self, Tensor end, double weight)
     {
+        ArgumentNullException.ThrowIfNull(self);
+        ArgumentNullException.ThrowIfNull(end);
         if (self.dtype is ScalarType.Float32 or ScalarType.Float64)
         {
             using var w = torch.tensor(weight, self.dtype, self.device);
@@ -276,31 +307,31 @@ internal static class Aten
     /// </summary>
     public static void ForeachAdd_(IReadOnlyList<Tensor> self, double scalar)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_add_scalar_", List(self), S(scalar));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_add_scalar_", List(self, nameof(self)), S(scalar));
     }
 
     /// <summary><c>torch._foreach_add(self, scalar)</c>: new tensors, owned by the caller.</summary>
     public static Tensor[] ForeachAdd(IReadOnlyList<Tensor> self, double scalar)
     {
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_add_scalar", List(self), S(scalar));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_add_scalar", List(self, nameof(self)), S(scalar));
     }
 
     /// <summary><c>torch._foreach_add_(self, other, alpha=alpha)</c>: <c>self[i] += alpha * other[i]</c>.</summary>
     public static void ForeachAdd_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return;
-        Invoke("foreach_add_list_", List(self), List(other), S(alpha));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_add_list_", List(self, nameof(self)), List(other, nameof(other)), S(alpha));
     }
 
     /// <summary><c>torch._foreach_add(self, other, alpha=alpha)</c>: new tensors, owned by the caller.</summary>
     public static Tensor[] ForeachAdd(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_add_list", List(self), List(other), S(alpha));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_add_list", List(self, nameof(self)), List(other, nameof(other)), S(alpha));
     }
 
     /// <summary>
@@ -309,151 +340,158 @@ internal static class Aten
     /// </summary>
     public static void ForeachSub_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return;
-        Invoke("foreach_sub_list_", List(self), List(other), S(alpha));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_sub_list_", List(self, nameof(self)), List(other, nameof(other)), S(alpha));
     }
 
     /// <summary><c>torch._foreach_mul_(self, scalar)</c>.</summary>
     public static void ForeachMul_(IReadOnlyList<Tensor> self, double scalar)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_mul_scalar_", List(self), S(scalar));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_mul_scalar_", List(self, nameof(self)), S(scalar));
+    }
+
+    /// <summary><c>torch._foreach_mul(self, scalar)</c>: new tensors, owned by the caller.</summary>
+    public static Tensor[] ForeachMul(IReadOnlyList<Tensor> self, double scalar)
+    {
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_mul_scalar", List(self, nameof(self)), S(scalar));
     }
 
     /// <summary><c>torch._foreach_mul_(self, scalars)</c> with one double per tensor (a Python float list).</summary>
     public static void ForeachMul_(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
     {
         using var list = ScalarList(self, scalars, nameof(scalars));
-        if (self.Count == 0) return;
-        Invoke("foreach_mul_scalarlist_", List(self), list);
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_mul_scalarlist_", List(self, nameof(self)), list);
     }
 
     /// <summary><c>torch._foreach_mul(self, scalars)</c>: new tensors, owned by the caller.</summary>
     public static Tensor[] ForeachMul(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
     {
         using var list = ScalarList(self, scalars, nameof(scalars));
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_mul_scalarlist", List(self), list);
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_mul_scalarlist", List(self, nameof(self)), list);
     }
 
     /// <summary><c>torch._foreach_mul_(self, other)</c>: <c>self[i] *= other[i]</c>.</summary>
     public static void ForeachMul_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return;
-        Invoke("foreach_mul_list_", List(self), List(other));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_mul_list_", List(self, nameof(self)), List(other, nameof(other)));
     }
 
     /// <summary><c>torch._foreach_div_(self, scalar)</c>.</summary>
     public static void ForeachDiv_(IReadOnlyList<Tensor> self, double scalar)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_div_scalar_", List(self), S(scalar));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_div_scalar_", List(self, nameof(self)), S(scalar));
     }
 
     /// <summary><c>torch._foreach_div_(self, scalars)</c> with one double per tensor (Adam's <c>bias_correction2_sqrt</c>).</summary>
     public static void ForeachDiv_(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
     {
         using var list = ScalarList(self, scalars, nameof(scalars));
-        if (self.Count == 0) return;
-        Invoke("foreach_div_scalarlist_", List(self), list);
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_div_scalarlist_", List(self, nameof(self)), list);
     }
 
     /// <summary><c>torch._foreach_neg(self)</c>: new tensors, owned by the caller (maximize never touches the grads).</summary>
     public static Tensor[] ForeachNeg(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_neg", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_neg", (object)List(self, nameof(self)));
     }
 
     /// <summary><c>torch._foreach_neg_(self)</c>.</summary>
     public static void ForeachNeg_(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_neg_", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_neg_", (object)List(self, nameof(self)));
     }
 
     /// <summary><c>torch._foreach_lerp_(self, end, weight)</c> with a Scalar weight (same bits as <see cref="Lerp_"/> per tensor).</summary>
     public static void ForeachLerp_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> end, double weight)
     {
-        SameLength(self, end.Count, nameof(end));
-        if (self.Count == 0) return;
-        Invoke("foreach_lerp_scalar_", List(self), List(end), S(weight));
+        SameLength(self, end, nameof(end));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_lerp_scalar_", List(self, nameof(self)), List(end, nameof(end)), S(weight));
     }
 
     /// <summary><c>torch._foreach_addcmul_(self, tensor1, tensor2, value=value)</c>: <c>self[i] += value * t1[i] * t2[i]</c>.</summary>
     public static void ForeachAddcmul_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, double value = 1)
     {
-        SameLength(self, tensor1.Count, nameof(tensor1));
-        SameLength(self, tensor2.Count, nameof(tensor2));
-        if (self.Count == 0) return;
-        Invoke("foreach_addcmul_scalar_", List(self), List(tensor1), List(tensor2), S(value));
+        SameLength(self, tensor1, nameof(tensor1));
+        SameLength(self, tensor2, nameof(tensor2));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_addcmul_scalar_", List(self, nameof(self)), List(tensor1, nameof(tensor1)), List(tensor2, nameof(tensor2)), S(value));
     }
 
     /// <summary><c>torch._foreach_addcmul(self, tensor1, tensor2, value=value)</c>: new tensors, owned by the caller.</summary>
     public static Tensor[] ForeachAddcmul(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, double value = 1)
     {
-        SameLength(self, tensor1.Count, nameof(tensor1));
-        SameLength(self, tensor2.Count, nameof(tensor2));
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_addcmul_scalar", List(self), List(tensor1), List(tensor2), S(value));
+        SameLength(self, tensor1, nameof(tensor1));
+        SameLength(self, tensor2, nameof(tensor2));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_addcmul_scalar", List(self, nameof(self)), List(tensor1, nameof(tensor1)), List(tensor2, nameof(tensor2)), S(value));
     }
 
     /// <summary><c>torch._foreach_addcdiv_(self, tensor1, tensor2, value=value)</c>: <c>self[i] += value * t1[i] / t2[i]</c>.</summary>
     public static void ForeachAddcdiv_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, double value = 1)
     {
-        SameLength(self, tensor1.Count, nameof(tensor1));
-        SameLength(self, tensor2.Count, nameof(tensor2));
-        if (self.Count == 0) return;
-        Invoke("foreach_addcdiv_scalar_", List(self), List(tensor1), List(tensor2), S(value));
+        SameLength(self, tensor1, nameof(tensor1));
+        SameLength(self, tensor2, nameof(tensor2));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_addcdiv_scalar_", List(self, nameof(self)), List(tensor1, nameof(tensor1)), List(tensor2, nameof(tensor2)), S(value));
     }
 
     /// <summary><c>torch._foreach_addcdiv_(self, tensor1, tensor2, scalars)</c> with one double per tensor (Adam's <c>step_size</c> list).</summary>
     public static void ForeachAddcdiv_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> tensor1, IReadOnlyList<Tensor> tensor2, IReadOnlyList<double> scalars)
     {
-        SameLength(self, tensor1.Count, nameof(tensor1));
-        SameLength(self, tensor2.Count, nameof(tensor2));
+        SameLength(self, tensor1, nameof(tensor1));
+        SameLength(self, tensor2, nameof(tensor2));
         using var list = ScalarList(self, scalars, nameof(scalars));
-        if (self.Count == 0) return;
-        Invoke("foreach_addcdiv_scalarlist_", List(self), List(tensor1), List(tensor2), list);
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_addcdiv_scalarlist_", List(self, nameof(self)), List(tensor1, nameof(tensor1)), List(tensor2, nameof(tensor2)), list);
     }
 
     /// <summary><c>torch._foreach_sqrt(self)</c>: new tensors, owned by the caller.</summary>
     public static Tensor[] ForeachSqrt(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_sqrt", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_sqrt", (object)List(self, nameof(self)));
     }
 
     /// <summary><c>torch._foreach_sqrt_(self)</c>.</summary>
     public static void ForeachSqrt_(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_sqrt_", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_sqrt_", (object)List(self, nameof(self)));
     }
 
     /// <summary><c>torch._foreach_maximum_(self, other)</c> (AMSGrad's running max).</summary>
     public static void ForeachMaximum_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return;
-        Invoke("foreach_maximum_list_", List(self), List(other));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_maximum_list_", List(self, nameof(self)), List(other, nameof(other)));
     }
 
     /// <summary><c>torch._foreach_zero_(self)</c>.</summary>
     public static void ForeachZero_(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_zero_", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_zero_", (object)List(self, nameof(self)));
     }
 
     /// <summary><c>torch._foreach_copy_(self, src)</c>.</summary>
     public static void ForeachCopy_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> src)
     {
-        SameLength(self, src.Count, nameof(src));
-        if (self.Count == 0) return;
-        Invoke("foreach_copy_", List(self), List(src));
+        SameLength(self, src, nameof(src));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_copy_", List(self, nameof(self)), List(src, nameof(src)));
     }
 
     // ---- Adadelta/Adamax/ASGD ----
@@ -461,31 +499,31 @@ internal static class Aten
     /// <summary><c>torch._foreach_div_(self, other)</c>: <c>self[i] /= other[i]</c> (Adadelta's <c>deltas / std</c>).</summary>
     public static void ForeachDiv_(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return;
-        Invoke("foreach_div_list_", List(self), List(other));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_div_list_", List(self, nameof(self)), List(other, nameof(other)));
     }
 
     /// <summary><c>torch._foreach_sub(self, other, alpha=alpha)</c>: new tensors, owned by the caller (ASGD's <c>param - ax</c>).</summary>
     public static Tensor[] ForeachSub(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other, double alpha = 1)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_sub_list", List(self), List(other), S(alpha));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_sub_list", List(self, nameof(self)), List(other, nameof(other)), S(alpha));
     }
 
     /// <summary><c>torch._foreach_abs(self)</c>: new tensors, owned by the caller (Adamax's <c>|grad|</c>).</summary>
     public static Tensor[] ForeachAbs(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_abs", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_abs", (object)List(self, nameof(self)));
     }
 
     /// <summary><c>torch._foreach_abs_(self)</c>.</summary>
     public static void ForeachAbs_(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_abs_", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_abs_", (object)List(self, nameof(self)));
     }
 
     // ---- _fused_* kernels. All lists on one device with one dtype (PyTorch groups by (device, dtype) first).
@@ -499,7 +537,7 @@ internal static class Aten
     /// (ATen wants an empty list otherwise; the bridge passes one). <paramref name="gradScale"/> and
     /// <paramref name="foundInf"/> are float32 tensors on the params' device, or null.
     /// </summary>
-    public static void FusedAdam_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
+    internal static void FusedAdam_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
         IReadOnlyList<Tensor> expAvgSqs, IReadOnlyList<Tensor> maxExpAvgSqs, IReadOnlyList<Tensor> stateSteps,
         double lr, double beta1, double beta2, double weightDecay, double eps, bool amsgrad, bool maximize,
         Tensor? gradScale = null, Tensor? foundInf = null) =>
@@ -507,7 +545,7 @@ internal static class Aten
             amsgrad, maximize, gradScale, foundInf);
 
     /// <summary><c>torch._fused_adamw_</c> (decoupled weight decay); arguments as <see cref="FusedAdam_"/>.</summary>
-    public static void FusedAdamW_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
+    internal static void FusedAdamW_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> expAvgs,
         IReadOnlyList<Tensor> expAvgSqs, IReadOnlyList<Tensor> maxExpAvgSqs, IReadOnlyList<Tensor> stateSteps,
         double lr, double beta1, double beta2, double weightDecay, double eps, bool amsgrad, bool maximize,
         Tensor? gradScale = null, Tensor? foundInf = null) =>
@@ -519,16 +557,16 @@ internal static class Aten
         double lr, double beta1, double beta2, double weightDecay, double eps, bool amsgrad, bool maximize,
         Tensor? gradScale, Tensor? foundInf)
     {
-        SameLength(@params, grads.Count, nameof(grads));
-        SameLength(@params, expAvgs.Count, nameof(expAvgs));
-        SameLength(@params, expAvgSqs.Count, nameof(expAvgSqs));
-        SameLength(@params, stateSteps.Count, nameof(stateSteps));
-        if (amsgrad) SameLength(@params, maxExpAvgSqs.Count, nameof(maxExpAvgSqs));
-        if (@params.Count == 0) return;
+        SameLength(@params, grads, nameof(grads));
+        SameLength(@params, expAvgs, nameof(expAvgs));
+        SameLength(@params, expAvgSqs, nameof(expAvgSqs));
+        SameLength(@params, stateSteps, nameof(stateSteps));
+        if (amsgrad) SameLength(@params, maxExpAvgSqs, nameof(maxExpAvgSqs));
+        if (IsEmpty(@params, nameof(@params))) return;
         RequireContiguous((@params, nameof(@params)), (grads, nameof(grads)), (expAvgs, nameof(expAvgs)), (expAvgSqs, nameof(expAvgSqs)),
             (amsgrad ? maxExpAvgSqs : Array.Empty<Tensor>(), nameof(maxExpAvgSqs)));
-        Invoke(name, List(@params), List(grads), List(expAvgs), List(expAvgSqs),
-            amsgrad ? List(maxExpAvgSqs) : Array.Empty<Tensor>(), List(stateSteps),
+        Invoke(name, List(@params, nameof(@params)), List(grads, nameof(grads)), List(expAvgs, nameof(expAvgs)), List(expAvgSqs, nameof(expAvgSqs)),
+            amsgrad ? List(maxExpAvgSqs, nameof(maxExpAvgSqs)) : Array.Empty<Tensor>(), List(stateSteps, nameof(stateSteps)),
             S(lr), S(beta1), S(beta2), S(weightDecay), S(eps), amsgrad, maximize, gradScale, foundInf);
     }
 
@@ -537,31 +575,31 @@ internal static class Aten
     /// empty list it wants). On the first step PyTorch passes <c>empty_like</c> buffers and
     /// <paramref name="isFirstStep"/> = true: the kernel then writes the (decayed) gradient into them.
     /// </summary>
-    public static void FusedSgd_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> momentumBuffers,
+    internal static void FusedSgd_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> momentumBuffers,
         double weightDecay, double momentum, double lr, double dampening, bool nesterov, bool maximize, bool isFirstStep,
         Tensor? gradScale = null, Tensor? foundInf = null)
     {
-        SameLength(@params, grads.Count, nameof(grads));
+        SameLength(@params, grads, nameof(grads));
         var withBuffers = momentum != 0;
-        if (withBuffers) SameLength(@params, momentumBuffers.Count, nameof(momentumBuffers));
-        if (@params.Count == 0) return;
+        if (withBuffers) SameLength(@params, momentumBuffers, nameof(momentumBuffers));
+        if (IsEmpty(@params, nameof(@params))) return;
         RequireContiguous((@params, nameof(@params)), (grads, nameof(grads)),
             (withBuffers ? momentumBuffers : Array.Empty<Tensor>(), nameof(momentumBuffers)));
-        Invoke("fused_sgd_", List(@params), List(grads), withBuffers ? List(momentumBuffers) : Array.Empty<Tensor>(),
+        Invoke("fused_sgd_", List(@params, nameof(@params)), List(grads, nameof(grads)), withBuffers ? List(momentumBuffers, nameof(momentumBuffers)) : Array.Empty<Tensor>(),
             S(weightDecay), S(momentum), S(lr), S(dampening), nesterov, maximize, isFirstStep, gradScale, foundInf);
     }
 
     /// <summary><c>torch._fused_adagrad_</c>; <paramref name="stateSteps"/> must already hold the new step count.</summary>
-    public static void FusedAdagrad_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> stateSums,
+    internal static void FusedAdagrad_(IReadOnlyList<Tensor> @params, IReadOnlyList<Tensor> grads, IReadOnlyList<Tensor> stateSums,
         IReadOnlyList<Tensor> stateSteps, double lr, double lrDecay, double weightDecay, double eps, bool maximize,
         Tensor? gradScale = null, Tensor? foundInf = null)
     {
-        SameLength(@params, grads.Count, nameof(grads));
-        SameLength(@params, stateSums.Count, nameof(stateSums));
-        SameLength(@params, stateSteps.Count, nameof(stateSteps));
-        if (@params.Count == 0) return;
+        SameLength(@params, grads, nameof(grads));
+        SameLength(@params, stateSums, nameof(stateSums));
+        SameLength(@params, stateSteps, nameof(stateSteps));
+        if (IsEmpty(@params, nameof(@params))) return;
         RequireContiguous((@params, nameof(@params)), (grads, nameof(grads)), (stateSums, nameof(stateSums)));
-        Invoke("fused_adagrad_", List(@params), List(grads), List(stateSums), List(stateSteps),
+        Invoke("fused_adagrad_", List(@params, nameof(@params)), List(grads, nameof(grads)), List(stateSums, nameof(stateSums)), List(stateSteps, nameof(stateSteps)),
             S(lr), S(lrDecay), S(weightDecay), S(eps), maximize, gradScale, foundInf);
     }
 
@@ -588,30 +626,30 @@ internal static class Aten
     public static void ForeachAdd_(IReadOnlyList<Tensor> self, IReadOnlyList<double> scalars)
     {
         using var list = ScalarList(self, scalars, nameof(scalars));
-        if (self.Count == 0) return;
-        Invoke("foreach_add_scalarlist_", List(self), list);
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_add_scalarlist_", List(self, nameof(self)), list);
     }
 
     /// <summary><c>torch._foreach_mul(self, other)</c>: <c>self[i] * other[i]</c> as new tensors, owned by the caller (Rprop's signs).</summary>
     public static Tensor[] ForeachMul(IReadOnlyList<Tensor> self, IReadOnlyList<Tensor> other)
     {
-        SameLength(self, other.Count, nameof(other));
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_mul_list", List(self), List(other));
+        SameLength(self, other, nameof(other));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_mul_list", List(self, nameof(self)), List(other, nameof(other)));
     }
 
     /// <summary><c>torch._foreach_reciprocal_(self)</c>.</summary>
     public static void ForeachReciprocal_(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_reciprocal_", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_reciprocal_", (object)List(self, nameof(self)));
     }
 
     /// <summary><c>torch._foreach_sign_(self)</c>.</summary>
     public static void ForeachSign_(IReadOnlyList<Tensor> self)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_sign_", (object)List(self));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_sign_", (object)List(self, nameof(self)));
     }
     #region Mixed precision and gradient clipping (Optim.Amp.GradScaler, Optim.Utils.ClipGrad)
 
@@ -644,10 +682,10 @@ internal static class Aten
     /// NaN or infinite (it never resets it to 0). All tensors on one device; <paramref name="foundInf"/> and
     /// <paramref name="invScale"/> are one-element float32 tensors on that device.
     /// </summary>
-    public static void AmpForeachNonFiniteCheckAndUnscale_(IReadOnlyList<Tensor> self, Tensor foundInf, Tensor invScale)
+    internal static void AmpForeachNonFiniteCheckAndUnscale_(IReadOnlyList<Tensor> self, Tensor foundInf, Tensor invScale)
     {
-        if (self.Count == 0) return;
-        Invoke("amp_foreach_non_finite_check_and_unscale_", List(self), foundInf, invScale);
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("amp_foreach_non_finite_check_and_unscale_", List(self, nameof(self)), foundInf, invScale);
     }
 
     /// <summary>
@@ -657,35 +695,35 @@ internal static class Aten
     /// the growth factor and resets the tracker. <paramref name="scale"/> and <paramref name="foundInf"/> are one-element
     /// float32 tensors, <paramref name="growthTracker"/> an int32 one, all on one device.
     /// </summary>
-    public static void AmpUpdateScale_(Tensor scale, Tensor growthTracker, Tensor foundInf, double growthFactor, double backoffFactor, int growthInterval) =>
+    internal static void AmpUpdateScale_(Tensor scale, Tensor growthTracker, Tensor foundInf, double growthFactor, double backoffFactor, int growthInterval) =>
         Invoke("amp_update_scale_", scale, growthTracker, foundInf, S(growthFactor), S(backoffFactor), S(growthInterval));
 
     /// <summary><c>torch._foreach_norm(self, ord)</c>: each tensor's vector norm as a 0-dim tensor, owned by the caller.</summary>
     public static Tensor[] ForeachNorm(IReadOnlyList<Tensor> self, double ord)
     {
-        if (self.Count == 0) return Array.Empty<Tensor>();
-        return InvokeList("foreach_norm", List(self), S(ord));
+        if (IsEmpty(self, nameof(self))) return Array.Empty<Tensor>();
+        return InvokeList("foreach_norm", List(self, nameof(self)), S(ord));
     }
 
     /// <summary><c>torch._foreach_mul_(self, other)</c> with one tensor <paramref name="other"/> (0-dim) for every tensor.</summary>
     public static void ForeachMulTensor_(IReadOnlyList<Tensor> self, Tensor other)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_mul_tensor_", List(self), other);
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_mul_tensor_", List(self, nameof(self)), other);
     }
 
     /// <summary><c>torch._foreach_clamp_min_(self, scalar)</c>.</summary>
     public static void ForeachClampMin_(IReadOnlyList<Tensor> self, double scalar)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_clamp_min_scalar_", List(self), S(scalar));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_clamp_min_scalar_", List(self, nameof(self)), S(scalar));
     }
 
     /// <summary><c>torch._foreach_clamp_max_(self, scalar)</c>.</summary>
     public static void ForeachClampMax_(IReadOnlyList<Tensor> self, double scalar)
     {
-        if (self.Count == 0) return;
-        Invoke("foreach_clamp_max_scalar_", List(self), S(scalar));
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("foreach_clamp_max_scalar_", List(self, nameof(self)), S(scalar));
     }
 
     #endregion

@@ -5,20 +5,30 @@ using TorchSharp;
 namespace Optim.Validation;
 
 /// <summary>
-/// The one place hyperparameter rules live. Messages follow PyTorch's text ("Invalid learning rate: -0.1") and every
-/// exception names the offending argument. Unlike PyTorch, NaN and infinities are rejected everywhere.
+/// Argument checks with PyTorch's messages ("Invalid learning rate: -0.1", the value printed as Python prints it); every
+/// exception names the offending argument. Unlike PyTorch, NaN and infinities are rejected everywhere. An algorithm
+/// declares its hyperparameters' rules in its <see cref="OptionSchema{TOptions}"/> (<see cref="Rules"/>); these are for
+/// checks the schema cannot express, such as an options record's <c>ValidateCombination</c> or a constructor argument
+/// that is not a hyperparameter.
 /// </summary>
-internal static class Check
+public static class Check
 {
     /// <summary>Accepts finite values ≥ 0 (PyTorch's <c>not 0.0 &lt;= x</c>, plus a finiteness check).</summary>
+    /// <param name="value">The value.</param>
+    /// <param name="name">The argument's name.</param>
+    /// <param name="what">PyTorch's message prefix, e.g. "Invalid learning rate".</param>
+    /// <returns><paramref name="value"/>.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">The value is out of range: "<paramref name="what"/>: value".</exception>
     public static double NonNegative(double value, string name, string what) =>
         double.IsFinite(value) && value >= 0 ? value : throw Invalid(value, name, what);
 
     /// <summary>Accepts finite values in [0, 1) (PyTorch's <c>not 0.0 &lt;= beta &lt; 1.0</c>).</summary>
+    /// <inheritdoc cref="NonNegative"/>
     public static double UnitInterval(double value, string name, string what) =>
         double.IsFinite(value) && value >= 0 && value < 1 ? value : throw Invalid(value, name, what);
 
     /// <summary>Accepts finite values in [0, 1] (dampening, RMSprop's alpha).</summary>
+    /// <inheritdoc cref="NonNegative"/>
     public static double ClosedUnitInterval(double value, string name, string what) =>
         double.IsFinite(value) && value >= 0 && value <= 1 ? value : throw Invalid(value, name, what);
 
@@ -26,7 +36,7 @@ internal static class Check
     /// PyTorch's SGD rule <c>nesterov and (momentum &lt;= 0 or dampening != 0)</c>: Nesterov momentum needs a momentum
     /// and no dampening.
     /// </summary>
-    public static void Nesterov(bool nesterov, double momentum, double dampening)
+    internal static void Nesterov(bool nesterov, double momentum, double dampening)
     {
         if (nesterov && (momentum <= 0 || dampening != 0))
             throw new ArgumentException("Nesterov momentum requires a momentum and zero dampening", nameof(nesterov));
@@ -36,7 +46,7 @@ internal static class Check
     /// Accepts values a tensor of <paramref name="dtype"/> can hold (ATen's overflow rule for filling one: |value| at
     /// most the dtype's largest finite value). Adagrad fills its state with <c>initial_accumulator_value</c>.
     /// </summary>
-    public static double FitsDtype(double value, torch.ScalarType dtype, string name, string what)
+    internal static double FitsDtype(double value, torch.ScalarType dtype, string name, string what)
     {
         var max = dtype switch
         {
@@ -49,13 +59,19 @@ internal static class Check
     }
 
     /// <summary>Accepts only values of a defined enum member.</summary>
+    /// <typeparam name="T">The enum type.</typeparam>
+    /// <param name="value">The value.</param>
+    /// <param name="name">The argument's name.</param>
+    /// <returns><paramref name="value"/>.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">Not a defined member: "Invalid name value: value".</exception>
     public static T Defined<T>(T value, string name) where T : struct, Enum =>
         Enum.IsDefined(value) ? value : throw new ArgumentOutOfRangeException(name, $"Invalid {name} value: {value}");
 
     private static ArgumentOutOfRangeException Invalid(double value, string name, string what) =>
         new(name, $"{what}: {Python(value)}");
 
-    /// <summary>Formats a double the way Python's <c>str(float)</c> does, so messages match PyTorch's.</summary>
+    /// <summary>Formats a double the way Python's <c>str(float)</c> does (<c>0.1</c>, <c>1.0</c>, <c>1e-05</c>, <c>inf</c>), so messages match PyTorch's.</summary>
+    /// <param name="value">The value.</param>
     public static string Python(double value)
     {
         if (double.IsNaN(value)) return "nan";

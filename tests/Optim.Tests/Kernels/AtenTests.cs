@@ -256,6 +256,34 @@ public class AtenTests
     }
 
     [Fact]
+    public void Null_lists_and_null_elements_are_argument_errors_naming_the_list()
+    {
+        using var scope = NewDisposeScope();
+        var two = Make(ScalarType.Float32, 1).Take(2).ToList();
+        FluentActions.Invoking(() => Aten.ForeachAdd_(null!, 1.0)).Should().Throw<ArgumentNullException>().WithParameterName("self");
+        FluentActions.Invoking(() => Aten.ForeachAdd_(two, (IReadOnlyList<Tensor>)null!)).Should().Throw<ArgumentNullException>().WithParameterName("other");
+        FluentActions.Invoking(() => Aten.ForeachMul_(two, (IReadOnlyList<double>)null!)).Should().Throw<ArgumentNullException>().WithParameterName("scalars");
+        FluentActions.Invoking(() => Aten.ForeachLerp_(two, new[] { two[0], null! }, 0.5)).Should().Throw<ArgumentNullException>()
+            .WithParameterName("end").WithMessage("end[1] is null.*");
+        FluentActions.Invoking(() => Aten.Lerp_(two[0], null!, 0.5)).Should().Throw<ArgumentNullException>().WithParameterName("end");
+    }
+
+    [Fact]
+    public void The_out_of_place_scalar_multiply_gives_the_per_tensor_ops_bits_and_leaves_its_input()
+    {
+        using var scope = NewDisposeScope();
+        var tensors = Make(ScalarType.Float32, 3);
+        var before = tensors.Select(t => t.clone()).ToList();
+        var products = Aten.ForeachMul(tensors, 0.9);
+        for (var i = 0; i < tensors.Count; i++)
+        {
+            products[i].Should().NotBeSameAs(tensors[i]);
+            Trajectories.BitwiseEqual(products[i], tensors[i].mul(0.9)).Should().BeTrue();
+            Trajectories.BitwiseEqual(tensors[i], before[i]).Should().BeTrue();
+        }
+    }
+
+    [Fact]
     public void Runs_without_recording_autograd_history_even_when_grad_is_enabled()
     {
         using var scope = NewDisposeScope();

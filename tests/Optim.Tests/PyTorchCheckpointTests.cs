@@ -4,6 +4,8 @@ using System.Diagnostics;
 using System.IO;
 using System.Linq;
 using System.Text.Json;
+using Optim.Formats.PyTorch;
+using Optim.Schedulers;
 using Optim.Tests.Support;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -142,9 +144,24 @@ public class PyTorchCheckpointTests
                 expected[c.Name] = c.Continue(optimizer, ps);
                 cases.Add(new { @case = c.Name, algorithm = c.Algorithm, file, shapes = c.Shapes, @params = c.Params, grads = c.Grads, targets = c.Targets, weights = c.Weights });
             }
+            // A training checkpoint: Python's, loaded here, written by PyTorchTrainingCheckpoint, continued on both sides.
+            using var model = PyTorchSchedulerCheckpointTests.Model();
+            using var adam = new Adam(model.parameters());
+            var stepLR = new StepLR(adam, step_size: 2, gamma: 0.5);
+            var training = PyTorchSchedulerCheckpointTests.Training;
+            PyTorchTrainingCheckpoint.Load(Path.Combine(PyTorchFixtures.Folder, training.GetProperty("file").GetString()!), model, adam, stepLR);
+            var trainingFile = Path.Combine(dir.FullName, "training.pt");
+            PyTorchTrainingCheckpoint.Save(trainingFile, model, adam, stepLR, extra: new Dictionary<string, object?> { ["epoch"] = 3 });
+            PyTorchSchedulerCheckpointTests.ContinueTraining(model, adam, stepLR);
+
             var result = Path.Combine(dir.FullName, "result.json");
             var manifest = Path.Combine(dir.FullName, "manifest.json");
-            File.WriteAllText(manifest, JsonSerializer.Serialize(new { result, cases }));
+            File.WriteAllText(manifest, JsonSerializer.Serialize(new
+            {
+                result,
+                cases,
+                training = new { file = trainingFile, x = training.GetProperty("x"), y = training.GetProperty("y"), steps = training.GetProperty("steps") },
+            }));
             var run = Process.Start(new ProcessStartInfo(PyTorchFixtures.PythonPath, [PyTorchFixtures.Script()!, "resume", manifest])
             {
                 RedirectStandardError = true,
@@ -162,6 +179,7 @@ public class PyTorchCheckpointTests
                 if (Bitwise(c.Algorithm)) Trajectories.ShouldBeBitwise(expected[c.Name], theirs, c.Name);
                 else Trajectories.ShouldBeClose(expected[c.Name], theirs, Atol, Rtol, c.Name);
             }
+            PyTorchSchedulerCheckpointTests.WeightsShouldBeClose(model, doc.RootElement.GetProperty("training"));
         }
         finally
         {

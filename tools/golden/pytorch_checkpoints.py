@@ -194,7 +194,8 @@ def generate(out_dir):
             "trajectory": trajectory,
         })
         print(f"wrote {path}")
-    doc = {"generator": GENERATOR, "torch_version": torch.__version__, "steps_before": K, "cases": cases}
+    doc = {"generator": GENERATOR, "torch_version": torch.__version__, "steps_before": K, "cases": cases,
+           "schedulers": schedulers(out_dir), "scaler": scaler(out_dir), "training": training(out_dir)}
     with open(os.path.join(out_dir, "pytorch_checkpoints.json"), "w", encoding="utf-8", newline="\n") as f:
         json.dump(doc, f, separators=(",", ":"), allow_nan=False)
         f.write("\n")
@@ -224,6 +225,98 @@ def check_allowlisted(path):
                 raise AssertionError(f"{path}: {op.name} {arg} is not on the allowlist")
 
 
+# (case, steps before the checkpoint, factory over an SGD with two groups (lr 0.1 and 0.05)); the .NET test builds the
+# same scheduler by case name.
+SCHEDULERS = [
+    ("steplr", 3, lambda o: torch.optim.lr_scheduler.StepLR(o, step_size=2, gamma=0.5)),
+    ("multisteplr", 3, lambda o: torch.optim.lr_scheduler.MultiStepLR(o, milestones=[2, 4, 4], gamma=0.5)),
+    ("cosineannealinglr", 4, lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, T_max=10, eta_min=0.001)),
+    ("sequentiallr", 3, lambda o: torch.optim.lr_scheduler.SequentialLR(o, [
+        torch.optim.lr_scheduler.LinearLR(o, start_factor=0.5, total_iters=2),
+        torch.optim.lr_scheduler.ExponentialLR(o, gamma=0.9)], milestones=[2])),
+]
+
+
+def sgd_two_groups():
+    a, b = torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)
+    return torch.optim.SGD([{"params": [a]}, {"params": [b], "lr": 0.05}], lr=0.1)
+
+
+def schedulers(out_dir):
+    """Each scheduler's state_dict() after some steps, and the rates PyTorch continues with after loading it."""
+    out = []
+    for case, steps, factory in SCHEDULERS:
+        optimizer = sgd_two_groups()
+        scheduler = factory(optimizer)
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+        torch.save(scheduler.state_dict(), os.path.join(out_dir, f"{case}.pt"))
+        lrs = [g["lr"] for g in optimizer.param_groups]
+        resumed_optimizer = sgd_two_groups()
+        resumed = factory(resumed_optimizer)
+        for g, lr in zip(resumed_optimizer.param_groups, lrs):
+            g["lr"] = lr
+        resumed.load_state_dict(torch.load(os.path.join(out_dir, f"{case}.pt")))
+        rates = []
+        for _ in range(N):
+            resumed_optimizer.step()
+            resumed.step()
+            rates.append([g["lr"] for g in resumed_optimizer.param_groups])
+        out.append({"case": case, "file": f"{case}.pt", "lrs": lrs, "rates": rates})
+    return out
+
+
+# PyTorch 1.13 enables GradScaler on CUDA only; this is the dict 2.x's GradScaler.state_dict() returns (floats from
+# get_scale() and the factors, ints for the interval and the tracker), saved with torch.save.
+SCALER_STATE = {"scale": 1024.0, "growth_factor": 2.0, "backoff_factor": 0.5, "growth_interval": 100, "_growth_tracker": 7}
+
+
+def scaler(out_dir):
+    torch.save(dict(SCALER_STATE), os.path.join(out_dir, "scaler.pt"))
+    return {"file": "scaler.pt", "state": SCALER_STATE}
+
+
+def model():
+    return torch.nn.Sequential(torch.nn.Linear(3, 4), torch.nn.Tanh(), torch.nn.Linear(4, 2)).double()
+
+
+def training(out_dir):
+    """A Python run's training checkpoint, torch.save({"model", "optimizer", "scheduler", "scaler", "epoch"}), and the
+    weights the run reaches when it resumes from it."""
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(8, 3, dtype=torch.float64, generator=gen)
+    y = torch.randn(8, 2, dtype=torch.float64, generator=gen)
+    torch.manual_seed(3)
+    net = model()
+    optimizer = torch.optim.Adam(net.parameters(), lr=0.01)
+    scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+
+    def iteration(net, optimizer, scheduler):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(net(x), y).backward()
+        optimizer.step()
+        scheduler.step()
+
+    for _ in range(K):
+        iteration(net, optimizer, scheduler)
+    path = os.path.join(out_dir, "training.pt")
+    torch.save({"model": net.state_dict(), "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                "scaler": dict(SCALER_STATE), "epoch": K}, path)
+
+    resumed = model()
+    resumed_optimizer = torch.optim.Adam(resumed.parameters(), lr=0.01)
+    resumed_scheduler = torch.optim.lr_scheduler.StepLR(resumed_optimizer, step_size=2, gamma=0.5)
+    checkpoint = torch.load(path)
+    resumed.load_state_dict(checkpoint["model"])
+    resumed_optimizer.load_state_dict(checkpoint["optimizer"])
+    resumed_scheduler.load_state_dict(checkpoint["scheduler"])
+    for _ in range(N):
+        iteration(resumed, resumed_optimizer, resumed_scheduler)
+    return {"file": "training.pt", "x": flat(x), "y": flat(y), "steps": N,
+            "weights": {k: flat(v) for k, v in resumed.state_dict().items()}}
+
+
 def resume(manifest_path):
     """Continues checkpoints written by Optim: for each case, a fresh PyTorch optimizer over the manifest's parameters
     loads the file with torch.load(weights_only=True) and steps with the manifest's gradients."""
@@ -246,8 +339,29 @@ def resume(manifest_path):
         grads = [[torch.tensor(v, dtype=torch.float64).reshape(s) for v, s in zip(step, case["shapes"])]
                  for step in case["grads"]]
         results[case["case"]] = run(optimizer, params, grads, closure)
+    training_weights = None
+    if "training" in manifest:
+        # A training checkpoint written by Optim: PyTorch's model, Adam and StepLR resume from it.
+        t = manifest["training"]
+        check_allowlisted(t["file"])
+        checkpoint = torch.load(t["file"], weights_only=WEIGHTS_ONLY_READS_FLOATS)
+        net = model()
+        optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=2, gamma=0.5)
+        net.load_state_dict(checkpoint["model"])
+        optimizer.load_state_dict(checkpoint["optimizer"])
+        scheduler.load_state_dict(checkpoint["scheduler"])
+        x = torch.tensor(t["x"], dtype=torch.float64).reshape(8, 3)
+        y = torch.tensor(t["y"], dtype=torch.float64).reshape(8, 2)
+        for _ in range(t["steps"]):
+            optimizer.zero_grad()
+            torch.nn.functional.mse_loss(net(x), y).backward()
+            optimizer.step()
+            scheduler.step()
+        training_weights = {k: flat(v) for k, v in net.state_dict().items()}
     with open(manifest["result"], "w", encoding="utf-8") as f:
-        json.dump({"torch_version": torch.__version__, "weights_only": WEIGHTS_ONLY_READS_FLOATS, "trajectories": results}, f)
+        json.dump({"torch_version": torch.__version__, "weights_only": WEIGHTS_ONLY_READS_FLOATS, "trajectories": results,
+                   "training": training_weights}, f)
 
 
 if __name__ == "__main__":

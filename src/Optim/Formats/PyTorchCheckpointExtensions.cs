@@ -1,8 +1,10 @@
 using System;
 using System.Collections.Generic;
 using System.IO;
+using Optim.Amp;
 using Optim.Formats;
 using Optim.Formats.PyTorch;
+using Optim.Schedulers;
 using static TorchSharp.torch;
 
 // Declared in namespace Optim, not Optim.Formats, so that optimizer.LoadPyTorch(path) needs no extra using directive.
@@ -81,6 +83,98 @@ public static class PyTorchCheckpointExtensions
     {
         FileLoads.ThrowIfDisposed(optimizer);
         AtomicFile.Write(path, optimizer.SavePyTorch);
+    }
+
+    /// <summary>
+    /// Loads the file <c>torch.save(scheduler.state_dict(), path)</c> wrote into this scheduler (of the same class,
+    /// created as in PyTorch). PyTorch's bookkeeping entries (<c>verbose</c>, <c>_get_lr_called_within_step</c>,
+    /// <c>lr_lambdas</c>) are not kept; entries PyTorch keeps elsewhere keep this scheduler's values. A failed load
+    /// changes nothing.
+    /// </summary>
+    /// <param name="scheduler">The scheduler.</param>
+    /// <param name="stream">A readable stream holding the whole file.</param>
+    /// <exception cref="InvalidDataException">Not a PyTorch checkpoint, damaged, truncated, or holding disallowed globals.</exception>
+    /// <exception cref="ArgumentException">A state dict this scheduler rejects (another class's, or of other groups).</exception>
+    public static void LoadPyTorch(this LRScheduler scheduler, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        using var loaded = TorchArchive.Read(stream);
+        scheduler.LoadStateDict(SchedulerLayout.FromPyTorch(loaded.Root, scheduler.StateDict(), "the scheduler state dict"));
+    }
+
+    /// <summary>Loads the file <c>torch.save(scheduler.state_dict(), path)</c> wrote; a failed load changes nothing.</summary>
+    /// <param name="scheduler">The scheduler.</param>
+    /// <param name="path">The file.</param>
+    /// <inheritdoc cref="LoadPyTorch(LRScheduler, Stream)" path="/exception"/>
+    public static void LoadPyTorch(this LRScheduler scheduler, string path)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        using var stream = File.OpenRead(path);
+        scheduler.LoadPyTorch(stream);
+    }
+
+    /// <summary>Writes the scheduler's state dict as PyTorch's <c>scheduler.state_dict()</c> (MultiStepLR's milestones as a Counter).</summary>
+    /// <param name="scheduler">The scheduler.</param>
+    /// <param name="stream">A writable stream.</param>
+    public static void SavePyTorch(this LRScheduler scheduler, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        ArgumentNullException.ThrowIfNull(stream);
+        TorchArchive.Write(stream, SchedulerLayout.ToPyTorch(scheduler.StateDict()));
+    }
+
+    /// <summary>Writes the scheduler's state dict to a PyTorch checkpoint file, atomically.</summary>
+    /// <param name="scheduler">The scheduler.</param>
+    /// <param name="path">The file.</param>
+    public static void SavePyTorch(this LRScheduler scheduler, string path)
+    {
+        ArgumentNullException.ThrowIfNull(scheduler);
+        AtomicFile.Write(path, scheduler.SavePyTorch);
+    }
+
+    /// <summary>
+    /// Loads the file <c>torch.save(scaler.state_dict(), path)</c> wrote into this gradient scaler (a no-op when it
+    /// is disabled, as in PyTorch). A failed load changes nothing.
+    /// </summary>
+    /// <param name="scaler">The scaler.</param>
+    /// <param name="stream">A readable stream holding the whole file.</param>
+    /// <exception cref="InvalidDataException">Not a PyTorch checkpoint, damaged, truncated, or holding disallowed globals.</exception>
+    /// <exception cref="ArgumentException">Not a scaler's state dict, an out-of-range value, or a disabled scaler's empty dict for an enabled one.</exception>
+    public static void LoadPyTorch(this GradScaler scaler, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(scaler);
+        using var loaded = TorchArchive.Read(stream);
+        scaler.LoadStateDict(SchedulerLayout.ScalerFromPyTorch(loaded.Root, "the scaler state dict"));
+    }
+
+    /// <summary>Loads the file <c>torch.save(scaler.state_dict(), path)</c> wrote; a failed load changes nothing.</summary>
+    /// <param name="scaler">The scaler.</param>
+    /// <param name="path">The file.</param>
+    /// <inheritdoc cref="LoadPyTorch(GradScaler, Stream)" path="/exception"/>
+    public static void LoadPyTorch(this GradScaler scaler, string path)
+    {
+        ArgumentNullException.ThrowIfNull(scaler);
+        using var stream = File.OpenRead(path);
+        scaler.LoadPyTorch(stream);
+    }
+
+    /// <summary>Writes the scaler's state dict as PyTorch's <c>scaler.state_dict()</c> (empty for a disabled scaler).</summary>
+    /// <param name="scaler">The scaler.</param>
+    /// <param name="stream">A writable stream.</param>
+    public static void SavePyTorch(this GradScaler scaler, Stream stream)
+    {
+        ArgumentNullException.ThrowIfNull(scaler);
+        ArgumentNullException.ThrowIfNull(stream);
+        TorchArchive.Write(stream, SchedulerLayout.ScalerToPyTorch(scaler.StateDict()));
+    }
+
+    /// <summary>Writes the scaler's state dict to a PyTorch checkpoint file, atomically.</summary>
+    /// <param name="scaler">The scaler.</param>
+    /// <param name="path">The file.</param>
+    public static void SavePyTorch(this GradScaler scaler, string path)
+    {
+        ArgumentNullException.ThrowIfNull(scaler);
+        AtomicFile.Write(path, scaler.SavePyTorch);
     }
 
     // The loaded tensors are new and ours: the optimizer takes them over (FileLoads.Commit); the rest go with `loaded`.

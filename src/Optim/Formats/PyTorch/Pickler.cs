@@ -75,8 +75,16 @@ internal sealed class Pickler : IDisposable
                 foreach (var item in list) Save(item, depth + 1);
                 Op('e');
                 break;
+            case PyDict { Kind: PyDictKind.Counter } counter:
+                // Counter.__reduce__: Counter({key: count, ...}).
+                Global("collections", "Counter");
+                Op('}');
+                SaveItems(counter, depth);
+                _out.WriteByte(0x85);
+                Op('R');
+                break;
             case PyDict dict:
-                if (dict.Ordered)
+                if (dict.Kind == PyDictKind.OrderedDict)
                 {
                     Global("collections", "OrderedDict");
                     Op(')');
@@ -86,18 +94,23 @@ internal sealed class Pickler : IDisposable
                 {
                     Op('}');
                 }
-                if (dict.Count == 0) break;
-                Op('(');
-                foreach (var (k, v) in dict.Entries)
-                {
-                    Save(k, depth + 1);
-                    Save(v, depth + 1);
-                }
-                Op('u');
+                SaveItems(dict, depth);
                 break;
             default:
                 throw new InvalidOperationException($"a {value.GetType().Name} cannot be saved in a PyTorch checkpoint.");
         }
+    }
+
+    private void SaveItems(PyDict dict, int depth)
+    {
+        if (dict.Count == 0) return;
+        Op('(');
+        foreach (var (k, v) in dict.Entries)
+        {
+            Save(k, depth + 1);
+            Save(v, depth + 1);
+        }
+        Op('u');
     }
 
     private void SaveTuple(IReadOnlyList<object?> items, int depth)

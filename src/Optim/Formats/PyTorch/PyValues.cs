@@ -63,8 +63,8 @@ internal sealed record PyTuple(IReadOnlyList<object?> Items)
 }
 
 /// <summary>
-/// A Python dict (or <c>collections.OrderedDict</c>, with <see cref="Ordered"/> set): entries in insertion order, keys
-/// strings or ints (the only keys state dicts have; a file with others is rejected).
+/// A Python dict, <c>collections.OrderedDict</c> or <c>collections.Counter</c> (see <see cref="Kind"/>): entries in
+/// insertion order, keys strings or ints (the only keys state dicts have; a file with others is rejected).
 /// </summary>
 internal sealed class PyDict
 {
@@ -72,11 +72,11 @@ internal sealed class PyDict
     private readonly Dictionary<object, int> _index = new();
 
     /// <summary>An empty dict.</summary>
-    /// <param name="ordered">Whether it is pickled as a <c>collections.OrderedDict</c>.</param>
-    public PyDict(bool ordered = false) => Ordered = ordered;
+    /// <param name="kind">The Python class it is pickled as.</param>
+    public PyDict(PyDictKind kind = PyDictKind.Dict) => Kind = kind;
 
-    /// <summary>Whether this is a <c>collections.OrderedDict</c> (as PyTorch's module state dicts are).</summary>
-    public bool Ordered { get; }
+    /// <summary>The Python class: a plain dict, an OrderedDict (module state dicts) or a Counter (MultiStepLR's milestones).</summary>
+    public PyDictKind Kind { get; }
 
     /// <summary>The entries, in insertion order.</summary>
     public IReadOnlyList<KeyValuePair<object, object?>> Entries => _entries;
@@ -116,4 +116,17 @@ internal sealed class PyDict
 
     /// <summary>The string keys, in order (other keys are skipped).</summary>
     public IEnumerable<string> StringKeys => _entries.Select(e => e.Key).OfType<string>();
+}
+
+/// <summary>The Python class of a <see cref="PyDict"/>.</summary>
+internal enum PyDictKind
+{
+    /// <summary><c>dict</c>.</summary>
+    Dict,
+
+    /// <summary><c>collections.OrderedDict</c>.</summary>
+    OrderedDict,
+
+    /// <summary><c>collections.Counter</c>.</summary>
+    Counter,
 }

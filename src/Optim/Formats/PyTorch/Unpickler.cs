@@ -11,7 +11,7 @@ namespace Optim.Formats.PyTorch;
 /// <summary>
 /// A restricted pickle reader: the opcodes <c>torch.save</c> emits (protocols 2 to 5, no out-of-band buffers) and only
 /// the globals <c>torch.load(weights_only=True)</c> allows that state dicts need (<c>collections.OrderedDict</c>,
-/// <c>torch._utils._rebuild_tensor_v2</c>, <c>torch._utils._rebuild_parameter</c>, the typed storages). Nothing from
+/// <c>collections.Counter</c>, <c>torch._utils._rebuild_tensor_v2</c>, <c>torch._utils._rebuild_parameter</c>, the typed storages). Nothing from
 /// the file is executed or looked up by name: a global outside the list, an opcode outside the set, a call of anything
 /// but those functions, and any malformed or truncated input is an <see cref="InvalidDataException"/>.
 /// </summary>
@@ -242,7 +242,7 @@ internal sealed class Unpickler
                 case (byte)'b': // BUILD: an OrderedDict's attributes (a state dict's _metadata), which we don't need
                 {
                     var state = Pop();
-                    if (Peek() is not PyDict { Ordered: true } || state is not (PyDict or null))
+                    if (Peek() is not PyDict { Kind: PyDictKind.OrderedDict } || state is not (PyDict or null))
                         throw Bad("BUILD on something other than an OrderedDict");
                     break;
                 }
@@ -336,7 +336,7 @@ internal sealed class Unpickler
     {
         var allowed = (module, name) switch
         {
-            ("collections", "OrderedDict") => true,
+            ("collections", "OrderedDict" or "Counter") => true,
             ("torch._utils", "_rebuild_tensor_v2" or "_rebuild_parameter") => true,
             ("torch", _) => Storages.ContainsKey(name),
             _ => false,
@@ -362,7 +362,19 @@ internal sealed class Unpickler
         {
             case Global { Module: "collections", Name: "OrderedDict" }:
                 if (args.Count != 0) throw Bad("an OrderedDict built from arguments");
-                return new PyDict(ordered: true);
+                return new PyDict(PyDictKind.OrderedDict);
+            case Global { Module: "collections", Name: "Counter" }:
+                // Counter.__reduce__: (Counter, (dict(self),)).
+                var counter = new PyDict(PyDictKind.Counter);
+                if (args is [PyDict items])
+                {
+                    foreach (var (k, v) in items.Entries) counter.Set(k, v as long? ?? throw Bad("a Counter whose counts are not ints"));
+                }
+                else if (args.Count != 0)
+                {
+                    throw Bad("a Counter built from unexpected arguments");
+                }
+                return counter;
             case Global { Name: "_rebuild_tensor_v2" }:
                 // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
                 if (args.Count is < 6 or > 7 || args[0] is not StorageRef storage || args[1] is not long offset

@@ -188,3 +188,34 @@ public class PyTorchCheckpointTests(ITestOutputHelper output)
         }
     }
 }
+
+/// <summary>Saving and loading PyTorch checkpoints frees everything it makes (see <see cref="LeakTests"/>).</summary>
+[Collection(nameof(LeakTests))]
+public class PyTorchCheckpointLeakTests
+{
+    [Theory]
+    [MemberData(nameof(Algorithms.NameData), MemberType = typeof(Algorithms))]
+    public void Saving_and_loading_keeps_the_native_tensor_count_flat(string name)
+    {
+        var ps = new List<Parameter> { new(randn(10)), new(randn(3, 3)) };
+        using var optimizer = Algorithms.Create(name, ps, Implementation.Auto);
+        for (var s = 0; s < 3; s++)
+        {
+            foreach (var p in ps) p.grad = randn_like(p).DetachFromDisposeScope();
+            Algorithms.Step(optimizer);
+        }
+        void RoundTrip()
+        {
+            using var file = new MemoryStream();
+            optimizer.SavePyTorch(file);
+            file.Position = 0;
+            optimizer.LoadPyTorch(file);
+        }
+        RoundTrip();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        var before = Tensor.TotalCount;
+        for (var i = 0; i < 20; i++) RoundTrip();
+        (Tensor.TotalCount - before).Should().Be(0);
+    }
+}

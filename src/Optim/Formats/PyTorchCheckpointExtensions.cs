@@ -43,8 +43,7 @@ public static class PyTorchCheckpointExtensions
     public static void LoadPyTorch(this Optimizer optimizer, Stream stream)
     {
         FileLoads.ThrowIfDisposed(optimizer);
-        using var loaded = TorchArchive.Read(stream);
-        Load(optimizer, loaded.Root);
+        LoadRoot(stream, root => Load(optimizer, root));
     }
 
     /// <summary>Loads the file <c>torch.save(optimizer.state_dict(), path)</c> wrote; a failed load changes nothing.</summary>
@@ -54,8 +53,7 @@ public static class PyTorchCheckpointExtensions
     public static void LoadPyTorch(this Optimizer optimizer, string path)
     {
         FileLoads.ThrowIfDisposed(optimizer);
-        using var stream = File.OpenRead(path);
-        optimizer.LoadPyTorch(stream);
+        LoadFile(path, optimizer.LoadPyTorch);
     }
 
     /// <summary>
@@ -98,8 +96,7 @@ public static class PyTorchCheckpointExtensions
     public static void LoadPyTorch(this LRScheduler scheduler, Stream stream)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
-        using var loaded = TorchArchive.Read(stream);
-        scheduler.LoadStateDict(SchedulerLayout.FromPyTorch(loaded.Root, scheduler.StateDict(), "the scheduler state dict"));
+        LoadRoot(stream, root => scheduler.LoadStateDict(SchedulerLayout.FromPyTorch(root, scheduler.StateDict(), "the scheduler state dict")));
     }
 
     /// <summary>Loads the file <c>torch.save(scheduler.state_dict(), path)</c> wrote; a failed load changes nothing.</summary>
@@ -109,8 +106,7 @@ public static class PyTorchCheckpointExtensions
     public static void LoadPyTorch(this LRScheduler scheduler, string path)
     {
         ArgumentNullException.ThrowIfNull(scheduler);
-        using var stream = File.OpenRead(path);
-        scheduler.LoadPyTorch(stream);
+        LoadFile(path, scheduler.LoadPyTorch);
     }
 
     /// <summary>Writes the scheduler's state dict as PyTorch's <c>scheduler.state_dict()</c> (MultiStepLR's milestones as a Counter).</summary>
@@ -143,8 +139,7 @@ public static class PyTorchCheckpointExtensions
     public static void LoadPyTorch(this GradScaler scaler, Stream stream)
     {
         ArgumentNullException.ThrowIfNull(scaler);
-        using var loaded = TorchArchive.Read(stream);
-        scaler.LoadStateDict(SchedulerLayout.ScalerFromPyTorch(loaded.Root, "the scaler state dict"));
+        LoadRoot(stream, root => scaler.LoadStateDict(SchedulerLayout.ScalerFromPyTorch(root, "the scaler state dict")));
     }
 
     /// <summary>Loads the file <c>torch.save(scaler.state_dict(), path)</c> wrote; a failed load changes nothing.</summary>
@@ -154,8 +149,7 @@ public static class PyTorchCheckpointExtensions
     public static void LoadPyTorch(this GradScaler scaler, string path)
     {
         ArgumentNullException.ThrowIfNull(scaler);
-        using var stream = File.OpenRead(path);
-        scaler.LoadPyTorch(stream);
+        LoadFile(path, scaler.LoadPyTorch);
     }
 
     /// <summary>Writes the scaler's state dict as PyTorch's <c>scaler.state_dict()</c> (empty for a disabled scaler).</summary>
@@ -175,6 +169,20 @@ public static class PyTorchCheckpointExtensions
     {
         ArgumentNullException.ThrowIfNull(scaler);
         AtomicFile.Write(path, scaler.SavePyTorch);
+    }
+
+    private static void LoadFile(string path, Action<Stream> load)
+    {
+        using var stream = File.OpenRead(path);
+        load(stream);
+    }
+
+    // The file's value, for as long as `load` runs: the tensors it made are freed after (what a load keeps, it copies or
+    // takes over).
+    private static void LoadRoot(Stream stream, Action<object?> load)
+    {
+        using var loaded = TorchArchive.Read(stream);
+        load(loaded.Root);
     }
 
     // The loaded tensors are new and ours: the optimizer takes them over (FileLoads.Commit); the rest go with `loaded`.

@@ -69,6 +69,26 @@ public class PyTorchCheckpointTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_learning_rate_and_betas_saved_as_tensors_load_as_their_values()
+    {
+        // PyTorch 2.x accepts lr=torch.tensor(0.01) and tensor betas; the state dict then holds the tensors.
+        var c = PyTorchFixtures.Get("adam");
+        var ps = c.Parameters();
+        using var adam = new Adam(ps);
+        adam.LoadPyTorch(c.Path);
+        var root = (Formats.PyTorch.PyDict)Formats.PyTorch.OptimizerLayout.ToPyTorch(adam.StateDict());
+        root.TryGetValue("param_groups", out var groups).Should().BeTrue();
+        var group = (Formats.PyTorch.PyDict)((List<object?>)groups!)[0]!;
+        group.Set("lr", tensor(0.25, ScalarType.Float64));
+        group.Set("betas", Formats.PyTorch.PyTuple.Of(tensor(0.5, ScalarType.Float64), 0.75));
+        using var file = new MemoryStream();
+        Formats.PyTorch.TorchArchive.Write(file, root);
+        file.Position = 0;
+        adam.LoadPyTorch(file);
+        adam.ParamGroups[0].Options.Should().Match<AdamOptions>(o => o.Lr == 0.25 && o.Beta1 == 0.5 && o.Beta2 == 0.75);
+    }
+
+    [Fact]
     public void A_checkpoint_of_another_algorithm_or_layout_is_refused_and_changes_nothing()
     {
         var sgd = PyTorchFixtures.Get("sgd");

@@ -165,6 +165,18 @@ public class PyTorchSchedulerCheckpointTests
         StateSnapshot.Of(optimizer, ps).Should().Equal(before);
         scheduler.StateDict().ToString().Should().Be(schedulerBefore);
 
+        // A damaged file changes nothing either, the model included.
+        using var rightModel = Model();
+        using var rightAdam = new Adam(rightModel.parameters());
+        var weightsBefore = StateSnapshot.Of(rightAdam, rightModel.parameters().ToList());
+        var bytes = File.ReadAllBytes(path);
+        foreach (var n in new[] { 0, 100, bytes.Length / 2, bytes.Length - 1 })
+        {
+            FluentActions.Invoking(() => PyTorchTrainingCheckpoint.Load(new MemoryStream(bytes, 0, n), rightModel, rightAdam))
+                .Should().Throw<InvalidDataException>($"the file cut at {n} bytes");
+        }
+        StateSnapshot.Of(rightAdam, rightModel.parameters().ToList()).Should().Equal(weightsBefore);
+
         // Ours: the fixture loaded, saved, loaded again gives the same model, optimizer, scheduler and scaler.
         using var model = Model();
         using var adam = new Adam(model.parameters());

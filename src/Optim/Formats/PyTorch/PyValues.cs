@@ -28,7 +28,10 @@ internal static class PyValues
         _ => value.GetType().Name,
     };
 
-    /// <summary>A number as a double: a float, or an int that a double holds exactly.</summary>
+    /// <summary>
+    /// A number as a double: a float, an int that a double holds exactly, or a one-element floating-point tensor
+    /// (PyTorch 2.x accepts <c>lr</c> and <c>betas</c> as tensors).
+    /// </summary>
     public static bool TryDouble(object? value, out double result)
     {
         switch (value)
@@ -38,6 +41,9 @@ internal static class PyValues
                 return true;
             case long l when Math.Abs(l) <= 1L << 53:
                 result = l;
+                return true;
+            case Tensor t when t.numel() == 1 && t.is_floating_point():
+                using (var d = t.to(ScalarType.Float64)) result = d.item<double>();
                 return true;
             default:
                 result = 0;

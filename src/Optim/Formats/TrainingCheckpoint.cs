@@ -399,7 +399,7 @@ public static class TrainingCheckpoint
             throw new InvalidDataException("the scaler section is malformed.");
     }
 
-    private static Action StageModule(nn.Module model, List<KeyValuePair<string, Tensor>> saved, List<Tensor> moved)
+    internal static Action StageModule(nn.Module model, List<KeyValuePair<string, Tensor>> saved, List<Tensor> moved)
     {
         var targets = model.state_dict();
         var missing = targets.Keys.Where(k => !saved.Exists(e => e.Key == k)).ToList();

@@ -66,6 +66,9 @@ public class GoldenTests(ITestOutputHelper output)
         // A closure-driven file belongs to an algorithm whose step requires a closure, and the other way round.
         GoldenFile.ClosureDrivenFiles.Select(f => f.Algorithm).Distinct().Should().BeEquivalentTo(
             AlgorithmCatalog.All.Where(a => a.RequiresClosure).Select(a => a.Name));
+        // So is a file of sparse-gradient cases, for an algorithm that requires sparse gradients.
+        GoldenFile.All.Where(f => f.SparseGradients).Select(f => f.Algorithm).Distinct().Should().BeEquivalentTo(
+            AlgorithmCatalog.All.Where(a => a.RequiresSparseGradients).Select(a => a.Name));
         foreach (var file in GoldenFile.Stepwise)
         {
             var cases = GoldenCase.Load(file.File).ToList();

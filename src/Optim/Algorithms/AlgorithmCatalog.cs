@@ -27,6 +27,7 @@ public static class AlgorithmCatalog
         RAdam.Info,
         Rprop.Info,
         Adafactor.Info,
+        SparseAdam.Info,
         LBFGS.Info,
     };
 

@@ -28,6 +28,7 @@ public static class AlgorithmCatalog
         Rprop.Info,
         Adafactor.Info,
         SparseAdam.Info,
+        Muon.Info,
         LBFGS.Info,
     };
 

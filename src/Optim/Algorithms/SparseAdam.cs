@@ -3,6 +3,7 @@ using System.Collections.Generic;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static TorchSharp.torch.optim;
 
 namespace Optim;
 
@@ -47,7 +48,7 @@ public sealed record SparseAdamOptions : OptimizerOptions, IBetasOptions
 /// op for op. Only the rows a gradient names move, and only their moments decay. Gradients must be sparse: a dense one
 /// is refused with PyTorch's message (and the other algorithms refuse sparse ones).
 /// </summary>
-public sealed class SparseAdam : Optimizer<SparseAdamOptions>
+public sealed class SparseAdam : Optimizer<SparseAdamOptions>, IBetas
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<SparseAdamOptions> Info { get; } =
@@ -78,6 +79,13 @@ public sealed class SparseAdam : Optimizer<SparseAdamOptions>
         double eps = 1e-8, bool maximize = false)
         : base(groups, new SparseAdamOptions { Lr = lr, Beta1 = beta1, Beta2 = beta2, Eps = eps, Maximize = maximize })
     { }
+
+    /// <summary>The first group's (beta1, beta2); setting them sets every group's (what <c>OneCycleLR</c> cycles).</summary>
+    public (double, double) Betas
+    {
+        get => (ParamGroups[0].Options.Beta1, ParamGroups[0].Options.Beta2);
+        set => SetOnAllGroups(o => o with { Beta1 = value.Item1, Beta2 = value.Item2 });
+    }
 
     /// <inheritdoc/>
     protected override bool RequiresSparseGradients => true;

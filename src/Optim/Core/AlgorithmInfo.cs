@@ -11,12 +11,13 @@ namespace Optim;
 public abstract class AlgorithmInfo
 {
     private protected AlgorithmInfo(string name, Type optimizerType, bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach,
-        ITorchSharpLayout? torchSharpLayout, bool requiresClosure, bool singleGroupOnly, bool hasImplementations, bool requiresSparseGradients)
+        ITorchSharpLayout? torchSharpLayout, bool requiresClosure, bool singleGroupOnly, bool hasImplementations, bool requiresSparseGradients, bool requiresMatrices)
     {
         if (!hasImplementations && (hasForeach || hasFusedKernel))
             throw new ArgumentException($"{name}: an algorithm without an implementation choice has no foreach or fused path", nameof(hasImplementations));
         RequiresClosure = requiresClosure;
         RequiresSparseGradients = requiresSparseGradients;
+        RequiresMatrices = requiresMatrices;
         SingleGroupOnly = singleGroupOnly;
         HasImplementations = hasImplementations;
         TorchSharpLayout = torchSharpLayout;
@@ -59,6 +60,12 @@ public abstract class AlgorithmInfo
     /// refuses a dense gradient with PyTorch's message, where every other algorithm refuses sparse ones.
     /// </summary>
     public bool RequiresSparseGradients { get; }
+
+    /// <summary>
+    /// Whether it takes 2-D parameters only (Muon): a parameter of another shape is refused when it joins a group and
+    /// before a step. Catalog-driven code gives it matrices.
+    /// </summary>
+    public bool RequiresMatrices { get; }
 
     /// <summary>Whether it takes one parameter group only (LBFGS, as PyTorch's): adding a second one throws.</summary>
     public bool SingleGroupOnly { get; }
@@ -103,13 +110,15 @@ public abstract class AlgorithmInfo
     /// <param name="singleGroupOnly">Whether it takes one parameter group only.</param>
     /// <param name="hasImplementations">Whether it has the <c>implementation</c> option; false requires <paramref name="hasForeach"/> false.</param>
     /// <param name="requiresSparseGradients">Whether its gradients must be sparse (see <see cref="RequiresSparseGradients"/>).</param>
+    /// <param name="requiresMatrices">Whether it takes 2-D parameters only (see <see cref="RequiresMatrices"/>).</param>
     /// <exception cref="ArgumentException">An algorithm without implementations declares a foreach or fused path.</exception>
     public static AlgorithmInfo<TOptions> Of<TOptimizer, TOptions>(string name, Func<IEnumerable<ParamGroupSpec<TOptions>>, TOptimizer> create,
         bool hasFusedKernel = false, bool foreachMatchesForLoop = true, bool hasForeach = true, ITorchSharpLayout? torchSharpLayout = null,
-        bool requiresClosure = false, bool singleGroupOnly = false, bool hasImplementations = true, bool requiresSparseGradients = false)
+        bool requiresClosure = false, bool singleGroupOnly = false, bool hasImplementations = true, bool requiresSparseGradients = false,
+        bool requiresMatrices = false)
         where TOptimizer : Optimizer<TOptions> where TOptions : OptimizerOptions =>
         new(name, typeof(TOptimizer), groups => create(groups), hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout,
-            requiresClosure, singleGroupOnly, hasImplementations, requiresSparseGradients);
+            requiresClosure, singleGroupOnly, hasImplementations, requiresSparseGradients, requiresMatrices);
 }
 
 /// <summary>An algorithm whose options are <typeparamref name="TOptions"/>.</summary>
@@ -121,9 +130,9 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
 
     internal AlgorithmInfo(string name, Type optimizerType, Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> create,
         bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach, ITorchSharpLayout? torchSharpLayout, bool requiresClosure,
-        bool singleGroupOnly, bool hasImplementations, bool requiresSparseGradients)
+        bool singleGroupOnly, bool hasImplementations, bool requiresSparseGradients, bool requiresMatrices)
         : base(name, optimizerType, hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout, requiresClosure, singleGroupOnly,
-            hasImplementations, requiresSparseGradients) => _create = create;
+            hasImplementations, requiresSparseGradients, requiresMatrices) => _create = create;
 
     /// <inheritdoc/>
     public override Type OptionsType => typeof(TOptions);

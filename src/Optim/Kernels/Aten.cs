@@ -169,6 +169,10 @@ internal static class Aten
         def foreach_sign_(self: List[Tensor]):
             torch._foreach_sign_(self)
 
+        # ---- Muon (TorchSharp's addmm takes float32 beta and alpha) ----
+        def addmm(self: Tensor, mat1: Tensor, mat2: Tensor, beta: float, alpha: float) -> Tensor:
+            return torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
         # ---- SparseAdam (TorchSharp binds neither coalesce, _values nor sparse_mask) ----
         def sparse_values(self: Tensor) -> Tensor:
             return self._values()
@@ -641,10 +645,24 @@ internal static class Aten
     /// <c>self._values()</c> of a sparse COO tensor: its values as stored (uncoalesced ones keep repeated indices'
     /// values apart), a view owned by the caller.
     /// </summary>
-    public static Tensor SparseValues(Tensor self)
+    public static Tensor SparseValues(Tensor self) => InvokeTensor("sparse_values", self);
+
+    /// <summary><c>torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)</c> with double Scalars: a new tensor owned by the caller.</summary>
+    public static Tensor Addmm(Tensor self, Tensor mat1, Tensor mat2, double beta, double alpha) =>
+        InvokeTensor("addmm", self, mat1, mat2, S(beta), S(alpha));
+
+    /// <summary>Runs a script function that returns a Tensor; the result belongs to the caller.</summary>
+    private static Tensor InvokeTensor(string name, params object?[] args)
     {
         using var _ = no_grad();
-        return (Tensor)Unit.Value.invoke("sparse_values", self);
+        try
+        {
+            return (Tensor)Unit.Value.invoke(name, args!);
+        }
+        finally
+        {
+            DisposeScalars(args);
+        }
     }
 
     /// <summary>

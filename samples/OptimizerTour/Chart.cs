@@ -17,12 +17,14 @@ internal static class Chart
     public static string? FontWarning => SkiaSharp.SKFontManager.Default.FontFamilies.Any() ? null :
         "warning: no fonts found, so the pictures will have no text (on Debian or Ubuntu: apt-get install fonts-dejavu-core)";
 
+    /// <summary>The first of the usual sans-serif fonts the system has, or null (ScottPlot's default).</summary>
+    public static string? Font { get; } = new[] { "DejaVu Sans", "Segoe UI", "Helvetica", "Arial", "Liberation Sans" }
+        .FirstOrDefault(f => SkiaSharp.SKFontManager.Default.FontFamilies.Contains(f));
+
     public static void Render(Surface surface, IReadOnlyList<TourRun> runs, string path)
     {
         var plot = new Plot();
-        var font = new[] { "DejaVu Sans", "Segoe UI", "Helvetica", "Arial", "Liberation Sans" }
-            .FirstOrDefault(f => SkiaSharp.SKFontManager.Default.FontFamilies.Contains(f));
-        if (font is not null) plot.Font.Set(font);
+        if (Font is not null) plot.Font.Set(Font);
 
         // Contour lines at f = 1, 3.2, 10, 32, ... (lower levels are slivers along the valleys, finer than the grid).
         var grid = new Coordinates3d[GridSize, GridSize];

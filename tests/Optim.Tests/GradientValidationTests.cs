@@ -27,8 +27,14 @@ public class GradientValidationTests
 
     // For an algorithm that requires sparse gradients (SparseAdam), "sparse" is a dense gradient (the other layout) and
     // the other kinds are sparse.
-    private static Tensor BadGradient(AlgorithmInfo algorithm, string kind) =>
-        kind == "sparse" && algorithm.RequiresSparseGradients ? torch.randn(3, 4) : Algorithms.Gradient(algorithm, BadGradient(kind));
+    private static Tensor BadGradient(AlgorithmInfo algorithm, string kind) => (kind, algorithm.RequiresSparseGradients) switch
+    {
+        ("sparse", true) => torch.randn(3, 4),
+        // ATen cannot make a meta tensor sparse; it can build a sparse one from meta indices and values.
+        ("device", true) => torch.sparse_coo_tensor(torch.empty(new long[] { 1, 2 }, ScalarType.Int64, torch.META),
+            torch.empty(new long[] { 2, 4 }, device: torch.META), new long[] { 3, 4 }),
+        _ => Algorithms.Gradient(algorithm, BadGradient(kind)),
+    };
 
     private static Tensor BadGradient(string kind) => kind switch
     {

@@ -152,14 +152,16 @@ public static class Catalog
 
     /// <summary>
     /// Whether the cell exists: the fused path where ATen has the kernel (<see cref="AlgorithmInfo.HasFusedKernel"/>), the
-    /// foreach path where the algorithm has one, the built-in where TorchSharp has the algorithm.
+    /// foreach path where the algorithm has one, the built-in where TorchSharp has the algorithm, auto where the
+    /// algorithm has a choice of paths.
     /// </summary>
     public static bool HasPath(AlgorithmInfo algorithm, StepPath path) => path switch
     {
         StepPath.Fused => algorithm.HasFusedKernel,
         StepPath.Foreach => algorithm.HasForeach,
         StepPath.BuiltIn => HasBuiltIn(algorithm),
-        _ => true,
+        StepPath.ForLoop => true,
+        _ => algorithm.HasImplementations, // auto: one path of its own (Muon) is its for-loop cell alone
     };
 
     // Whether the row's built-in accepts the options (TorchSharp's Adagrad has no maximize, for example); asked once.
@@ -215,8 +217,9 @@ public static class Catalog
             StepPath.Fused => Implementation.Fused,
             _ => Implementation.Auto,
         };
+        // An algorithm with one path of its own (Muon) has no implementation option: its for-loop cell is that path.
         var options = (Profile(algorithm).Options ?? Array.Empty<KeyValuePair<string, object?>>())
-            .Append(new KeyValuePair<string, object?>("implementation", impl));
+            .Concat(algorithm.HasImplementations ? new[] { new KeyValuePair<string, object?>("implementation", impl) } : []);
         return algorithm.Create(parameters, options);
     }
 

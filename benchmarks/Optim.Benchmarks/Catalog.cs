@@ -114,20 +114,25 @@ public static class Catalog
     private static readonly Dictionary<AlgorithmInfo, bool> BuiltInCache = new();
 
     /// <summary>
-    /// Every algorithm of the catalog these step benchmarks measure, in its order: those that step on gradients set
+    /// Every algorithm of the catalog these step benchmarks measure, in its order: those that step on dense gradients set
     /// beforehand. A closure-driven one (<see cref="AlgorithmInfo.RequiresClosure"/>: LBFGS) re-evaluates the model inside
     /// its step, up to <c>max_eval</c> forward and backward passes of a model these benchmarks do not have, so its
-    /// step time is not comparable: it is left out, and runs say so (<see cref="SkippedNote"/>).
+    /// step time is not comparable; one that requires sparse gradients (SparseAdam) updates the rows a batch touches,
+    /// so its cost follows the batch, not the parameter sizes these shapes vary. They are left out, and runs say so
+    /// (<see cref="SkippedNote"/>).
     /// </summary>
-    public static IReadOnlyList<AlgorithmInfo> Algorithms { get; } = AlgorithmCatalog.All.Where(a => !a.RequiresClosure).ToArray();
+    public static IReadOnlyList<AlgorithmInfo> Algorithms { get; } = AlgorithmCatalog.All.Where(a => !Skip(a)).ToArray();
 
-    /// <summary>The catalog's algorithms the benchmarks leave out (closure-driven).</summary>
-    public static IReadOnlyList<AlgorithmInfo> Skipped { get; } = AlgorithmCatalog.All.Where(a => a.RequiresClosure).ToArray();
+    /// <summary>The catalog's algorithms the benchmarks leave out (closure-driven, or sparse gradients only).</summary>
+    public static IReadOnlyList<AlgorithmInfo> Skipped { get; } = AlgorithmCatalog.All.Where(Skip).ToArray();
+
+    private static bool Skip(AlgorithmInfo a) => a.RequiresClosure || a.RequiresSparseGradients;
 
     /// <summary>A line saying which algorithms are not measured and why, or null when none is left out.</summary>
     public static string? SkippedNote => Skipped.Count == 0 ? null
-        : $"Not measured: {string.Join(", ", Skipped)} (closure-driven: its step re-evaluates the model through a closure, "
-          + "many forward and backward passes per step, so a step time on gradients set beforehand means nothing).";
+        : "Not measured: " + string.Join("; ", Skipped.Select(a => a.RequiresClosure
+            ? $"{a} (closure-driven: its step re-evaluates the model through a closure, many forward and backward passes per step, so a step time on gradients set beforehand means nothing)"
+            : $"{a} (sparse gradients only: it updates the rows a batch looks up, so its cost follows the batch, not these parameter sizes)")) + ".";
 
     /// <summary>Every path, in table order.</summary>
     public static IReadOnlyList<StepPath> Paths { get; } = Enum.GetValues<StepPath>();
@@ -147,14 +152,16 @@ public static class Catalog
 
     /// <summary>
     /// Whether the cell exists: the fused path where ATen has the kernel (<see cref="AlgorithmInfo.HasFusedKernel"/>), the
-    /// foreach path where the algorithm has one, the built-in where TorchSharp has the algorithm.
+    /// foreach path where the algorithm has one, the built-in where TorchSharp has the algorithm, auto where the
+    /// algorithm has a choice of paths.
     /// </summary>
     public static bool HasPath(AlgorithmInfo algorithm, StepPath path) => path switch
     {
         StepPath.Fused => algorithm.HasFusedKernel,
         StepPath.Foreach => algorithm.HasForeach,
         StepPath.BuiltIn => HasBuiltIn(algorithm),
-        _ => true,
+        StepPath.ForLoop => true,
+        _ => algorithm.HasImplementations, // auto: one path of its own (Muon) is its for-loop cell alone
     };
 
     // Whether the row's built-in accepts the options (TorchSharp's Adagrad has no maximize, for example); asked once.
@@ -166,7 +173,7 @@ public static class Catalog
             var has = false;
             if (Profile(algorithm).BuiltIn is { } builtIn)
             {
-                using var probe = new Parameter(torch.zeros(1));
+                using var probe = new Parameter(torch.zeros(1, 1));
                 using var optimizer = builtIn(Options(algorithm), new[] { probe });
                 has = optimizer is not null;
             }
@@ -187,9 +194,10 @@ public static class Catalog
         {
             if (BytesCache.TryGetValue(algorithm, out var cached)) return cached;
             const int Elements = 7;
-            using var parameter = new Parameter(torch.zeros(Elements));
+            // A matrix, which every algorithm takes (Muon nothing else).
+            using var parameter = new Parameter(torch.zeros(1, Elements));
             using var optimizer = (Optimizer)Create(algorithm, StepPath.ForLoop, new[] { parameter });
-            parameter.grad = torch.ones(Elements);
+            parameter.grad = torch.ones(1, Elements);
             optimizer.step();
             var stateTensors = optimizer.StateDict().State.Values.Sum(s => s.Count(kv => kv.Value.numel() == Elements));
             return BytesCache[algorithm] = (3 + 2 * stateTensors) * sizeof(float);
@@ -209,8 +217,9 @@ public static class Catalog
             StepPath.Fused => Implementation.Fused,
             _ => Implementation.Auto,
         };
+        // An algorithm with one path of its own (Muon) has no implementation option: its for-loop cell is that path.
         var options = (Profile(algorithm).Options ?? Array.Empty<KeyValuePair<string, object?>>())
-            .Append(new KeyValuePair<string, object?>("implementation", impl));
+            .Concat(algorithm.HasImplementations ? new[] { new KeyValuePair<string, object?>("implementation", impl) } : []);
         return algorithm.Create(parameters, options);
     }
 

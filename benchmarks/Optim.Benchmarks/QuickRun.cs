@@ -132,7 +132,7 @@ public static class QuickRun
         {
             foreach (var path in Catalog.Paths.Where(p => Catalog.HasPath(algorithm, p)))
             {
-                var parameters = workload.NewParameters();
+                var parameters = workload.NewParameters(algorithm);
                 torch.optim.Optimizer optimizer;
                 try
                 {

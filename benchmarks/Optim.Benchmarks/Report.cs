@@ -197,8 +197,9 @@ public static class Report
         return sb.ToString();
     }
 
-    // Our fastest path in a cell: fused where ATen has the kernel, otherwise auto.
-    private static PathResult Fastest(CellResult c) => c[StepPath.Fused] ?? c[StepPath.Auto]!;
+    // Our fastest path in a cell: fused where ATen has the kernel, otherwise auto, or the one path of an algorithm without
+    // a choice (Muon's, in the for-loop cell).
+    private static PathResult Fastest(CellResult c) => c[StepPath.Fused] ?? c[StepPath.Auto] ?? c[StepPath.ForLoop]!;
 
     /// <summary>One line per target: met or missed, where, and by how much.</summary>
     public static IReadOnlyList<string> Misses(IReadOnlyList<CellResult> results)

@@ -48,7 +48,7 @@ public abstract class StepBenchmarksBase
         _path = path;
         // Measured for every case, just before it: the machine's memory bandwidth drifts (other tenants of the host).
         FullRunRecords.Bandwidth[(Algorithm, Shape, path)] = _workload.CopyBandwidth(TimeSpan.FromSeconds(0.5));
-        _parameters = _workload.NewParameters();
+        _parameters = _workload.NewParameters(Current);
         _optimizer = Catalog.Create(Current, path, _parameters);
         _optimizer.step();
         GC.Collect();

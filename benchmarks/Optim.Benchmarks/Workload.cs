@@ -34,19 +34,39 @@ public sealed class Workload : IDisposable
     /// <summary>The shape.</summary>
     public Shape Shape { get; }
 
-    /// <summary>A fresh copy of the initial parameters, each with its shared gradient set.</summary>
-    public Parameter[] NewParameters()
+    /// <summary>
+    /// A fresh copy of the initial parameters, each with its shared gradient set; for an algorithm that takes matrices
+    /// only (Muon) each is a matrix of the same elements (<see cref="MatrixOf"/>).
+    /// </summary>
+    public Parameter[] NewParameters(AlgorithmInfo algorithm)
     {
+        ArgumentNullException.ThrowIfNull(algorithm);
         var ps = new Parameter[_initial.Length];
+        var shape = algorithm.RequiresMatrices ? MatrixOf(Shape.Elements) : new[] { Shape.Elements };
         using (torch.no_grad())
         {
             for (var i = 0; i < ps.Length; i++)
             {
-                ps[i] = new Parameter(_initial[i].clone());
-                ps[i].grad = _grads[i];
+                ps[i] = new Parameter(_initial[i].clone().reshape(shape));
+                ps[i].grad = algorithm.RequiresMatrices ? _grads[i].view(shape) : _grads[i];
             }
         }
         return ps;
+    }
+
+    /// <summary>
+    /// A matrix of <paramref name="elements"/>: rows the largest divisor up to 16 (and the square root), the rest columns.
+    /// Muon's Newton–Schulz products cost rows² · columns per iteration in bfloat16, which CPUs run slowly: square
+    /// 1,000 × 1,000 matrices would take minutes per step of the largest shape, beyond the quick run's budget.
+    /// </summary>
+    public static long[] MatrixOf(long elements)
+    {
+        var rows = 1L;
+        for (var r = 2L; r <= 16 && r * r <= elements; r++)
+        {
+            if (elements % r == 0) rows = r;
+        }
+        return new[] { rows, elements / rows };
     }
 
     /// <summary>Frees parameters made by <see cref="NewParameters"/> (not the shared gradients).</summary>

@@ -47,6 +47,21 @@ foreach (var surface in Surface.All)
     PrintTable(console, surface, runs, png, interactive);
 }
 
+// A full-batch problem where L-BFGS shines: a few steps, each several iterations with the closure re-evaluating the loss.
+var fits = LogisticFit.RunAll();
+var fitPng = Path.Combine(outDirectory, "optimizer-tour-lbfgs-logistic.png");
+LogisticFit.Render(fits, fitPng);
+var fitTable = new Table().AddColumns("run", "loss after each step", "closure evaluations", "weights (w1, w2, b)");
+foreach (var fit in fits)
+{
+    fitTable.AddRow(Markup.Escape(fit.Name),
+        string.Join(", ", fit.LossPerStep.Select(l => l.ToString("G6", CultureInfo.InvariantCulture))),
+        fit.LossPerEvaluation.Count.ToString(CultureInfo.InvariantCulture),
+        string.Join(", ", fit.Weights.Select(v => v.ToString("G4", CultureInfo.InvariantCulture))));
+}
+console.WriteLine($"Logistic regression, {LogisticFit.Steps} LBFGS steps ({fitPng}):");
+console.Write(fitTable);
+
 Console.WriteLine($"done in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s");
 return 0;
 

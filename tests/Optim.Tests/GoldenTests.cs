@@ -34,8 +34,9 @@ namespace Optim.Tests;
 /// </summary>
 public class GoldenTests(ITestOutputHelper output)
 {
-    // Closure-driven files (LBFGS's) are LBFGSTests' cases.
-    public static TheoryData<string, string> Cases() => GoldenFile.Cases(GoldenFile.Stepwise);
+    // Closure-driven files (LBFGS's) are LBFGSTests' cases; Muon's are compared step by step in MuonTests.
+    public static TheoryData<string, string> Cases() =>
+        GoldenFile.Cases(GoldenFile.Stepwise.Where(f => !Algorithms.Profile(AlgorithmCatalog.Get(f.Algorithm)).GoldensStepByStep));
 
     [Theory]
     [MemberData(nameof(Cases))]
@@ -66,6 +67,9 @@ public class GoldenTests(ITestOutputHelper output)
         // A closure-driven file belongs to an algorithm whose step requires a closure, and the other way round.
         GoldenFile.ClosureDrivenFiles.Select(f => f.Algorithm).Distinct().Should().BeEquivalentTo(
             AlgorithmCatalog.All.Where(a => a.RequiresClosure).Select(a => a.Name));
+        // So is a file of sparse-gradient cases, for an algorithm that requires sparse gradients.
+        GoldenFile.All.Where(f => f.SparseGradients).Select(f => f.Algorithm).Distinct().Should().BeEquivalentTo(
+            AlgorithmCatalog.All.Where(a => a.RequiresSparseGradients).Select(a => a.Name));
         foreach (var file in GoldenFile.Stepwise)
         {
             var cases = GoldenCase.Load(file.File).ToList();

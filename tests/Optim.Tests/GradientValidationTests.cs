@@ -22,8 +22,19 @@ public class GradientValidationTests
         return data;
     }
 
-    private static Parameter[] ThreeParameters() =>
-        new[] { new Parameter(torch.randn(5)), new Parameter(torch.randn(2, 3)), new Parameter(torch.randn(3, 4)) };
+    private static Parameter[] ThreeParameters(AlgorithmInfo? algorithm = null) =>
+        new[] { new Parameter(torch.randn(algorithm is null ? new long[] { 5 } : Algorithms.Shape(algorithm, 5))), new Parameter(torch.randn(2, 3)), new Parameter(torch.randn(3, 4)) };
+
+    // For an algorithm that requires sparse gradients (SparseAdam), "sparse" is a dense gradient (the other layout) and
+    // the other kinds are sparse.
+    private static Tensor BadGradient(AlgorithmInfo algorithm, string kind) => (kind, algorithm.RequiresSparseGradients) switch
+    {
+        ("sparse", true) => torch.randn(3, 4),
+        // ATen cannot make a meta tensor sparse; it can build a sparse one from meta indices and values.
+        ("device", true) => torch.sparse_coo_tensor(torch.empty(new long[] { 1, 2 }, ScalarType.Int64, torch.META),
+            torch.empty(new long[] { 2, 4 }, device: torch.META), new long[] { 3, 4 }),
+        _ => Algorithms.Gradient(algorithm, BadGradient(kind)),
+    };
 
     private static Tensor BadGradient(string kind) => kind switch
     {
@@ -37,6 +48,7 @@ public class GradientValidationTests
     private static string ExpectedMessage(string algorithm, string kind) => kind switch
     {
         // PyTorch's text where it has one; PyTorch's SGD and Adagrad do take sparse gradients, ours refuse them.
+        "sparse" when Algorithms.Get(algorithm).RequiresSparseGradients => $"{algorithm} does not support dense gradients, please consider Adam instead",
         "sparse" => Algorithms.Profile(Algorithms.Get(algorithm)).SparseGradientMessage ?? $"{algorithm} does not support sparse gradients",
         "shape" => "the gradient of parameter '0.2' is Float32 [4, 3] on cpu, but the parameter is Float32 [3, 4] on cpu",
         "dtype" => "the gradient of parameter '0.2' is Float64 [3, 4] on cpu, but the parameter is Float32 [3, 4] on cpu",
@@ -48,17 +60,18 @@ public class GradientValidationTests
     [MemberData(nameof(Cases))]
     public void A_bad_third_gradient_changes_no_parameter_and_no_state(string algorithm, Implementation impl, string kind)
     {
-        var ps = ThreeParameters();
+        var info = Algorithms.Get(algorithm);
+        var ps = ThreeParameters(info);
         using var opt = Algorithms.Create(algorithm, ps, impl);
         opt.CheckFiniteGradients = kind.StartsWith("non-finite", StringComparison.Ordinal);
         // Two good steps first, so there are step counts and buffers to disturb.
         for (var i = 0; i < 2; i++)
         {
-            foreach (var p in ps) p.grad = torch.randn_like(p);
+            foreach (var p in ps) p.grad = Algorithms.Gradient(info, torch.randn_like(p));
             Algorithms.Step(opt);
         }
-        foreach (var p in ps) p.grad = torch.randn_like(p);
-        ps[2].grad = BadGradient(kind);
+        foreach (var p in ps) p.grad = Algorithms.Gradient(info, torch.randn_like(p));
+        ps[2].grad = BadGradient(info, kind);
         var goodGradients = ps.Take(2).Select(p => p.grad!.clone()).ToList();
         var before = StateSnapshot.Of(opt, ps);
 
@@ -116,9 +129,10 @@ public class GradientValidationTests
         StateSnapshot.Of(opt, new[] { a, c, b }).Should().Equal(before);
     }
 
-    public static TheoryData<string, Implementation> ElementwiseAlgorithmsAndPaths() => Algorithms.AlgorithmsAndPaths(a => a.RequiresClosure,
-        "LBFGS's direction mixes every element through dot products (its two-loop recursion and line search), so one " +
-        "non-finite gradient element reaches every parameter element, in PyTorch too: 'only that element' is not its property");
+    public static TheoryData<string, Implementation> ElementwiseAlgorithmsAndPaths() => Algorithms.AlgorithmsAndPaths(a => a.RequiresClosure || a.RequiresMatrices,
+        "LBFGS's direction mixes every element through dot products (its two-loop recursion and line search), and Muon's " +
+        "Newton–Schulz iteration through matrix products, so one non-finite gradient element reaches every parameter " +
+        "element, in PyTorch too: 'only that element' is not their property");
 
     [Theory]
     [MemberData(nameof(ElementwiseAlgorithmsAndPaths))]
@@ -127,7 +141,7 @@ public class GradientValidationTests
         // PyTorch checks nothing: a non-finite gradient element makes that parameter element non-finite, and only it.
         var p = new Parameter(torch.ones(4));
         using var opt = Algorithms.Create(algorithm, new[] { p }, impl);
-        p.grad = torch.tensor(new[] { float.NaN, float.PositiveInfinity, 1f, -1f });
+        p.grad = Algorithms.Gradient(opt, torch.tensor(new[] { float.NaN, float.PositiveInfinity, 1f, -1f }));
         opt.step();
         var values = p.data<float>().ToArray();
         if (algorithm == "Rprop")
@@ -146,13 +160,13 @@ public class GradientValidationTests
     [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
     public void A_bad_gradient_on_the_first_step_creates_no_state(string algorithm, Implementation impl)
     {
-        var ps = ThreeParameters();
+        var info = Algorithms.Get(algorithm);
+        var ps = ThreeParameters(info);
         using var opt = Algorithms.Create(algorithm, ps, impl);
         var before = StateSnapshot.Of(opt, ps); // Adagrad's state exists from construction; the others' does not
         var stateBefore = opt.StateDict().State.Count;
-        ps[0].grad = torch.randn(5);
-        ps[1].grad = torch.randn(2, 3);
-        ps[2].grad = torch.randn(3, 4).to_sparse();
+        for (var i = 0; i < 2; i++) ps[i].grad = Algorithms.Gradient(info, torch.randn_like(ps[i]));
+        ps[2].grad = BadGradient(info, "sparse");
         var act = () => Algorithms.Step(opt);
         act.Should().Throw<NotSupportedException>();
         opt.StateDict().State.Count.Should().Be(stateBefore);

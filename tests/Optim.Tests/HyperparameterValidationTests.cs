@@ -45,6 +45,12 @@ public class HyperparameterValidationTests
 
         /// <summary>Finite and ≥ 1 (Adafactor's d: PyTorch's <c>not 1.0 &lt;= d</c>).</summary>
         AtLeastOne,
+
+        /// <summary>Finite and &gt; 0 (SparseAdam's lr and eps: PyTorch's <c>not 0.0 &lt; x</c>).</summary>
+        Positive,
+
+        /// <summary>An integer in [0, 100) (Muon's ns_steps: PyTorch refuses 100 or more, at the step).</summary>
+        BelowHundred,
     }
 
     // Constructor arguments that are one half of a PyTorch pair: the pair's name, the index, and the other half's default.
@@ -156,11 +162,29 @@ public class HyperparameterValidationTests
         ("Adafactor", "eps2", "epsilon2 should be >= 0 but is", Rule.NonNegative),
         ("Adafactor", "d", "Clipping threshold d should be >= 1 but is", Rule.AtLeastOne),
         ("Adafactor", "weight_decay", "weight_decay should be >= 0 but is", Rule.NonNegative),
+        // SparseAdam: PyTorch's messages; lr and eps must be positive.
+        ("SparseAdam", "lr", "Invalid learning rate", Rule.Positive),
+        ("SparseAdam", "beta1", "Invalid beta parameter at index 0", Rule.HalfOpenUnit),
+        ("SparseAdam", "beta2", "Invalid beta parameter at index 1", Rule.HalfOpenUnit),
+        ("SparseAdam", "eps", "Invalid epsilon value", Rule.Positive),
+        // Muon: PyTorch's messages; it checks neither eps nor a negative ns_steps, which are refused here.
+        ("Muon", "lr", "Learning rate should be >= 0 but is", Rule.NonNegative),
+        ("Muon", "momentum", "momentum should be >= 0 but is", Rule.NonNegative),
+        ("Muon", "weight_decay", "weight decay should be >= 0 but is", Rule.NonNegative),
+        ("Muon", "eps", "Invalid epsilon value", Rule.NonNegative),
+        ("Muon", "ns_steps", "Number of steps must be less than 100 for computational efficiency (and at least 0), but is", Rule.BelowHundred),
     };
 
     // The bad values of each rule, with the text Python's str(float) gives them (what the message must quote).
     private static IEnumerable<(double Value, string Text)> BadValues(Rule rule)
     {
+        if (rule == Rule.BelowHundred)
+        {
+            yield return (-1, "-1");
+            yield return (100, "100");
+            yield return (1e6, "1000000");
+            yield break;
+        }
         if (rule == Rule.PositiveInteger)
         {
             // Integers print as integers.
@@ -181,6 +205,7 @@ public class HyperparameterValidationTests
         }
         yield return (-0.1, "-0.1");
         yield return (-1e-5, "-1e-05");
+        if (rule == Rule.Positive) yield return (0.0, "0.0");
         if (rule == Rule.AtLeastOne)
         {
             yield return (0.0, "0.0");
@@ -204,6 +229,8 @@ public class HyperparameterValidationTests
         Rule.AboveOne => new[] { Math.BitIncrement(1.0), 1e30 },
         Rule.NonPositive => new[] { 0.0, -0.0, -1e30 },
         Rule.AtLeastOne => new[] { 1.0, 1e30 },
+        Rule.Positive => new[] { double.Epsilon, 1e30 },
+        Rule.BelowHundred => new[] { 0.0, 99.0 },
         _ => new[] { 0.0, 1.0 },
     };
 
@@ -225,7 +252,8 @@ public class HyperparameterValidationTests
 
     public static TheoryData<string> AlgorithmNames() => Algorithms.NameData();
 
-    private static Parameter[] Params() => new[] { new Parameter(torch.ones(2)), new Parameter(torch.ones(3)) };
+    // Matrices, which every algorithm takes (Muon nothing else).
+    private static Parameter[] Params() => new[] { new Parameter(torch.ones(1, 2)), new Parameter(torch.ones(1, 3)) };
 
     private static Type AlgorithmType(string algorithm) => Algorithms.Get(algorithm).OptimizerType;
 
@@ -251,7 +279,7 @@ public class HyperparameterValidationTests
     // The table's doubles as integer arguments where the constructor takes integers (LBFGS's max_iter, max_eval: long?).
     private static object? Convert(object? value, Type type) =>
         value is double d && (Nullable.GetUnderlyingType(type) ?? type) is var t && (t == typeof(long) || t == typeof(int))
-            ? (t == typeof(long) ? (long)d : (int)d)
+            ? (t == typeof(long) ? (object)(long)d : (int)d)
             : value;
 
     private static readonly Type[] NumericArgumentTypes = { typeof(double), typeof(double?), typeof(long), typeof(long?), typeof(int), typeof(int?) };
@@ -375,7 +403,7 @@ public class HyperparameterValidationTests
     }
 
     private static void AddSecondGroup(Optimizer opt) =>
-        TypedGroups.Add(opt, new[] { new Parameter(torch.ones(4)) }, g => g with { Lr = 0.5 });
+        TypedGroups.Add(opt, new[] { new Parameter(torch.ones(1, 4)) }, g => g with { Lr = 0.5 });
 
     [Theory]
     [MemberData(nameof(Edges))]

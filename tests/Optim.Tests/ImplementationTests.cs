@@ -15,8 +15,9 @@ public class ImplementationTests(ITestOutputHelper output)
 {
     public static TheoryData<string, Implementation> AlgorithmsAndPaths() => Algorithms.AlgorithmsAndPaths();
 
-    public static TheoryData<string, Implementation> AlgorithmsAndPathsOverMixedDtypes() => Algorithms.AlgorithmsAndPaths(a => a.RequiresClosure,
-        "a closure-driven algorithm (LBFGS) steps along one flat vector over all its parameters, so it takes one dtype only, as PyTorch's; LBFGSTests checks the refusal");
+    public static TheoryData<string, Implementation> AlgorithmsAndPathsOverMixedDtypes() => Algorithms.AlgorithmsAndPaths(a => a.RequiresClosure || !a.HasImplementations,
+        "a closure-driven algorithm (LBFGS) steps along one flat vector over all its parameters, so it takes one dtype only, as PyTorch's; " +
+        "LBFGSTests checks the refusal. An algorithm with one path of its own (SparseAdam, Muon) has no other path to compare with its for-loop");
 
     [Theory]
     [MemberData(nameof(AlgorithmsAndPathsOverMixedDtypes))]
@@ -54,9 +55,10 @@ public class ImplementationTests(ITestOutputHelper output)
     public void Gradients_are_never_modified(string algorithm, Implementation impl)
     {
         // Includes PyTorch's SGD-foreach-Nesterov quirk of adding the momentum into .grad, which we don't copy.
-        var ps = new[] { new Parameter(torch.randn(5)), new Parameter(torch.randn(2, 3)) };
+        var info = Algorithms.Get(algorithm);
+        var ps = new[] { new Parameter(torch.randn(Algorithms.Shape(info, 5))), new Parameter(torch.randn(2, 3)) };
         using var opt = Algorithms.Create(algorithm, ps, impl, maximize: false);
-        var grads = ps.Select(p => torch.randn_like(p)).ToArray();
+        var grads = ps.Select(p => Algorithms.Gradient(info, torch.randn_like(p))).ToArray();
         var copies = grads.Select(g => g.clone()).ToArray();
         for (var step = 0; step < 3; step++)
         {
@@ -159,10 +161,10 @@ public class ImplementationTests(ITestOutputHelper output)
     [MemberData(nameof(AlgorithmsAndPaths))]
     public void Zero_grad_in_place_works_on_every_path(string algorithm, Implementation impl)
     {
-        var ps = new[] { new Parameter(torch.ones(3)), new Parameter(torch.ones(2, dtype: ScalarType.Float64)) };
+        var info = Algorithms.Get(algorithm);
+        var ps = new[] { new Parameter(torch.ones(Algorithms.Shape(info, 3))), new Parameter(torch.ones(Algorithms.Shape(info, 2), dtype: ScalarType.Float64)) };
         using var opt = Algorithms.Create(algorithm, ps, impl);
-        ps[0].grad = torch.ones(3);
-        ps[1].grad = torch.ones(2, dtype: ScalarType.Float64);
+        foreach (var p in ps) p.grad = Algorithms.Gradient(info, torch.ones_like(p));
         opt.zero_grad(set_to_none: false);
         ps[0].grad!.sum().item<float>().Should().Be(0);
         ps[1].grad!.sum().item<double>().Should().Be(0);

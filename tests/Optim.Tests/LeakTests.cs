@@ -18,7 +18,7 @@ public class LeakTests(ITestOutputHelper output)
     internal static long LiveTensorsAfter(Optimizer opt, Parameter[] ps, int steps)
     {
         using var _ = NewDisposeScope();
-        foreach (var p in ps) p.grad = torch.randn_like(p).DetachFromDisposeScope();
+        foreach (var p in ps) p.grad = Algorithms.Gradient(opt, torch.randn_like(p)).DetachFromDisposeScope();
         var closure = AlgorithmCatalog.Of(opt) is { RequiresClosure: true } ? NoisyClosure(ps) : null;
         Algorithms.Step(opt, closure); // creates the state
         // LBFGS's state grows with its history (and its `al` buffer appears on the second step): fill it first.
@@ -57,7 +57,8 @@ public class LeakTests(ITestOutputHelper output)
     [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
     public void Every_algorithm_and_path_keeps_the_native_tensor_count_flat_over_1000_steps(string algorithm, Implementation impl)
     {
-        var ps = new[] { new Parameter(torch.randn(10)), new Parameter(torch.randn(3, 3)), new Parameter(torch.randn(System.Array.Empty<long>())) };
+        var info = Algorithms.Get(algorithm);
+        var ps = new[] { new Parameter(torch.randn(Algorithms.Shape(info, 10))), new Parameter(torch.randn(3, 3)), new Parameter(torch.randn(Algorithms.Shape(info))) };
         using var opt = Algorithms.Create(algorithm, ps, impl);
         LiveTensorsAfter(opt, ps, 1000).Should().Be(0);
     }

@@ -15,7 +15,8 @@ namespace Optim.Tests;
 /// </summary>
 public class OptionSchemaTests
 {
-    private static Parameter[] Params() => new[] { new Parameter(torch.ones(2)), new Parameter(torch.ones(3)) };
+    // Matrices, which every algorithm takes (Muon nothing else).
+    private static Parameter[] Params() => new[] { new Parameter(torch.ones(1, 2)), new Parameter(torch.ones(1, 3)) };
 
     // Values to try for a hyperparameter, per type; the first that differs from the default and keeps the options
     // valid is used. A new type or rule that none of them suits makes the tests below fail, not pass silently.
@@ -33,7 +34,7 @@ public class OptionSchemaTests
                 .Concat(new object?[] { "x", null }),
         HyperparameterType.Enum => Enum.GetValues(h.ValueType).Cast<object?>(),
         HyperparameterType.DoublePair => new object?[] { (0.5, 0.25), (0.8, 0.9), (0.5, 1.5), (0.25, 2.0) },
-        HyperparameterType.DoubleList => new object?[] { new[] { 0.5 }, new[] { 0.25, 0.5 } },
+        HyperparameterType.DoubleList => new object?[] { new[] { 0.5 }, new[] { 0.25, 0.5 }, new[] { 2.0, -1.5, 0.5 } },
         _ => Array.Empty<object?>(),
     };
 
@@ -100,15 +101,15 @@ public class OptionSchemaTests
             using var original = algorithm.Create(ps, set);
             // A second group with other values, so group order and per-group values count too; LBFGS takes one group.
             var secondGroup = !algorithm.SingleGroupOnly;
-            if (secondGroup) TypedGroups.Add(original, new[] { new Parameter(torch.ones(4)) }, o => o with { Lr = 0.0625 });
-            foreach (var p in original.parameters()) p.grad = torch.ones_like(p);
+            if (secondGroup) TypedGroups.Add(original, new[] { new Parameter(torch.ones(1, 4)) }, o => o with { Lr = 0.0625 });
+            foreach (var p in original.parameters()) p.grad = Algorithms.Gradient(algorithm, torch.ones_like(p));
             Algorithms.Step(original); // LBFGS: through a closure, so its optimizer-wide state is in the round trip too
             var expected = TypedGroups.Options(original);
             expected[0].ToHyperparameters().Should().Contain(set, because);
 
             var sd = original.StateDict();
             using var viaStateDict = algorithm.Create(Params());
-            if (secondGroup) TypedGroups.Add(viaStateDict, new[] { new Parameter(torch.ones(4)) });
+            if (secondGroup) TypedGroups.Add(viaStateDict, new[] { new Parameter(torch.ones(1, 4)) });
             viaStateDict.LoadStateDict(sd);
             TypedGroups.Options(viaStateDict).Should().Equal(expected, because);
             viaStateDict.StateDict().ParamGroups.Select(g => g.Hyperparameters).Should().BeEquivalentTo(
@@ -118,7 +119,7 @@ public class OptionSchemaTests
             original.Save(stream);
             stream.Position = 0;
             using var viaCheckpoint = algorithm.Create(Params());
-            if (secondGroup) TypedGroups.Add(viaCheckpoint, new[] { new Parameter(torch.ones(4)) });
+            if (secondGroup) TypedGroups.Add(viaCheckpoint, new[] { new Parameter(torch.ones(1, 4)) });
             viaCheckpoint.Load(stream);
             TypedGroups.Options(viaCheckpoint).Should().Equal(expected, because);
         }
@@ -136,14 +137,14 @@ public class OptionSchemaTests
 
         var ps = Params();
         using var opt = algorithm.Create(ps);
-        foreach (var p in ps) p.grad = torch.ones_like(p);
+        foreach (var p in ps) p.grad = Algorithms.Gradient(algorithm, torch.ones_like(p));
         var withoutClosure = () => opt.step();
         if (algorithm.RequiresClosure)
             withoutClosure.Should().Throw<ArgumentNullException>().WithMessage($"{name} requires a closure*");
         else
             withoutClosure.Should().NotThrow();
 
-        var secondGroup = () => TypedGroups.Add(opt, new[] { new Parameter(torch.ones(4)) });
+        var secondGroup = () => TypedGroups.Add(opt, new[] { new Parameter(torch.ones(1, 4)) });
         if (algorithm.SingleGroupOnly)
             secondGroup.Should().Throw<ArgumentException>();
         else
@@ -169,10 +170,11 @@ public class OptionSchemaTests
                 $"{name}'s constructor over {ctor.GetParameters()[0].ParameterType.Name} takes every hyperparameter of the schema, by its name");
             foreach (var p in optional)
             {
-                if (p.DefaultValue is null && Nullable.GetUnderlyingType(p.ParameterType) is not null)
+                if (p.DefaultValue is null && (Nullable.GetUnderlyingType(p.ParameterType) is not null || !p.ParameterType.IsValueType))
                 {
                     // A default derived from other arguments (LBFGS's max_eval: None means max_iter * 5 // 4, as in
-                    // PyTorch); with every argument at its default it must come out as the record's value.
+                    // PyTorch), or one C# cannot write in a signature (Muon's ns_coefficients: null means PyTorch's
+                    // three); with every argument at its default it must come out as the record's value.
                     var args = ctor.GetParameters().Select((q, i) => i == 0 ? FirstArgument(ctor) : q.DefaultValue).ToArray();
                     using var constructed = (Optimizer)ctor.Invoke(args);
                     TypedGroups.Options(constructed).Should().Equal(new[] { defaults }, $"{name}'s derived default of '{p.Name}'");
@@ -199,7 +201,7 @@ public class OptionSchemaTests
             // A default derived from other arguments (LBFGS's max_eval = max_iter * 5 // 4 when null) is the constructor's
             // alone: the catalog starts from the options record, so the constructor gets the record's value unless the set names it.
             var args = ctor.GetParameters().Select((p, i) => i == 0 ? Params()
-                : Argument(set, p.Name!) ?? (p.DefaultValue is null && Nullable.GetUnderlyingType(p.ParameterType) is not null
+                : Argument(set, p.Name!) ?? (p.DefaultValue is null && (Nullable.GetUnderlyingType(p.ParameterType) is not null || !p.ParameterType.IsValueType)
                     ? algorithm.Schema.Find(p.Name!)!.GetValue(algorithm.DefaultOptions)
                     : p.DefaultValue)).ToArray();
             using var constructed = (Optimizer)ctor.Invoke(args);

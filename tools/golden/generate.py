@@ -15,6 +15,7 @@ Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/generate.py
 import argparse
 import inspect
 import json
+import math
 import os
 import sys
 import zlib
@@ -175,6 +176,30 @@ ADAFACTOR_CASES = [
     ("all", {"lr": 0.05, "beta2_decay": -0.6, "eps1": 1e-6, "eps2": 1e-2, "d": 2.0,
              "weight_decay": 0.05, "maximize": True}),
 ]
+
+# Muon takes matrices only: its cases use these shapes (a tall, a wide and a square one) instead of SHAPES.
+MUON_SHAPES = [[4, 3], [2, 5], [3, 3]]
+MUON_CASES = [
+    ("default", {}),
+    ("lr", {"lr": 0.02}),
+    ("momentum", {"momentum": 0.8}),
+    ("no_nesterov", {"nesterov": False}),
+    ("weight_decay", {"weight_decay": 0.0}),
+    ("ns", {"ns_coefficients": [2.0, -1.5, 0.5], "ns_steps": 3}),
+    ("eps", {"eps": 0.5}),
+    ("original", {"adjust_lr_fn": "original"}),
+    ("match_rms_adamw", {"adjust_lr_fn": "match_rms_adamw"}),
+    ("use_addmm", {"use_addmm": True}),
+    ("all", {"lr": 0.05, "weight_decay": 0.02, "momentum": 0.9, "nesterov": False, "ns_steps": 4,
+             "adjust_lr_fn": "match_rms_adamw", "use_addmm": True}),
+    # Without iterations the update is the normalized bfloat16 momentum: no matrix product, so every other op is checked
+    # closely (the products' bfloat16 rounding differs between 1.13 and newer kernels; see MuonTests).
+    ("ns0", {"ns_steps": 0}),
+    ("ns0_original", {"ns_steps": 0, "lr": 0.02, "adjust_lr_fn": "original", "momentum": 0.8}),
+    ("ns0_all", {"lr": 0.05, "weight_decay": 0.02, "momentum": 0.9, "nesterov": False, "ns_steps": 0,
+                 "adjust_lr_fn": "match_rms_adamw"}),
+]
+SHAPES_OF = {"Muon": MUON_SHAPES}
 
 # Rprop's pairs are written as etaminus/etaplus and min_step/max_step (TorchSharp's argument names).
 RPROP_CASES = [
@@ -892,6 +917,92 @@ class Rprop2x(_Replay2x):
             maximize=g["maximize"])
 
 
+# Muon (PyTorch >= 2.9; 1.13 has no class): torch/optim/_muon.py's _zeropower_via_newtonschulz, _adjust_lr and
+# _single_tensor_muon from pytorch/pytorch main, transcribed op for op, run with 1.13's real ops (bfloat16 matmuls on CPU).
+def _zeropower_via_newtonschulz_2x(grad, ns_coefficients, ns_steps, eps, use_addmm):
+    if ns_steps >= 100:
+        raise ValueError("Number of steps must be less than 100 for computational efficiency")
+    if len(grad.shape) != 2:
+        raise ValueError("Input tensor gradient must be a 2D matrix")
+    if len(ns_coefficients) != 3:
+        raise ValueError("Coefficients must be a tuple of exactly 3 values")
+    a, b, c = ns_coefficients
+    ortho_grad = grad.bfloat16()
+    if grad.size(0) > grad.size(1):
+        ortho_grad = ortho_grad.T
+    ortho_grad.div_(ortho_grad.norm().clamp(min=eps))
+    if use_addmm:
+        for _ in range(ns_steps):
+            gram_matrix = ortho_grad @ ortho_grad.T
+            gram_update = torch.addmm(gram_matrix, gram_matrix, gram_matrix, beta=b, alpha=c)
+            ortho_grad = torch.addmm(ortho_grad, gram_update, ortho_grad, beta=a)
+    else:
+        for _ in range(ns_steps):
+            gram_matrix = ortho_grad @ ortho_grad.T
+            gram_update = b * gram_matrix + c * gram_matrix @ gram_matrix
+            ortho_grad = a * ortho_grad + gram_update @ ortho_grad
+    if grad.size(0) > grad.size(1):
+        ortho_grad = ortho_grad.T
+    return ortho_grad
+
+
+def _adjust_lr_2x(lr, adjust_lr_fn, param_shape):
+    A, B = param_shape[:2]
+    if adjust_lr_fn is None or adjust_lr_fn == "original":
+        adjusted_ratio = math.sqrt(max(1, A / B))
+    elif adjust_lr_fn == "match_rms_adamw":
+        adjusted_ratio = 0.2 * math.sqrt(max(A, B))
+    else:
+        adjusted_ratio = 1.0
+    return lr * adjusted_ratio
+
+
+def _single_tensor_muon_2x(params, grads, muon_momentum_bufs, *, lr, weight_decay, momentum, nesterov,
+                           ns_coefficients, ns_steps, eps, adjust_lr_fn, use_addmm):
+    for i, param in enumerate(params):
+        grad = grads[i]
+        if grad.ndim != 2:
+            raise ValueError("Param gradient must be a 2D matrix")
+        buf = muon_momentum_bufs[i]
+        buf.lerp_(grad, 1 - momentum)
+        update = grad.lerp(buf, momentum) if nesterov else buf
+        update = _zeropower_via_newtonschulz_2x(update, ns_coefficients, ns_steps, eps, use_addmm)
+        adjusted_lr = _adjust_lr_2x(lr, adjust_lr_fn, param.shape)
+        param.mul_(1 - lr * weight_decay)
+        param.add_(update, alpha=-adjusted_lr)
+
+
+class Muon2x(_Replay2x):
+    # torch.optim.Muon defaults.
+    DEFAULTS = dict(lr=1e-3, weight_decay=0.1, momentum=0.95, nesterov=True, ns_coefficients=(3.4445, -4.7750, 2.0315),
+                    eps=1e-7, ns_steps=5, adjust_lr_fn=None, use_addmm=False)
+
+    def __init__(self, params, options):
+        super().__init__(params, options)
+        for p in self.params:
+            if p.ndim != 2:
+                raise ValueError(f"Muon only supports 2D parameters whereas we found a parameter with size: {p.size()}")
+
+    @torch.no_grad()
+    def step(self):
+        g = self.group
+        params_with_grad, grads, bufs = [], [], []
+        # Muon._init_group: the momentum buffer on a parameter's first gradient.
+        for p in self.params:
+            if p.grad is None:
+                continue
+            params_with_grad.append(p)
+            grads.append(p.grad)
+            state = self.state.setdefault(p, {})
+            if "momentum_buffer" not in state:
+                state["momentum_buffer"] = torch.zeros_like(p.grad, memory_format=torch.preserve_format)
+            bufs.append(state["momentum_buffer"])
+        _single_tensor_muon_2x(
+            params_with_grad, grads, bufs, lr=g["lr"], weight_decay=g["weight_decay"], momentum=g["momentum"],
+            nesterov=g["nesterov"], ns_coefficients=g["ns_coefficients"], ns_steps=g["ns_steps"], eps=g["eps"],
+            adjust_lr_fn=g["adjust_lr_fn"], use_addmm=g["use_addmm"])
+
+
 def replay_factory(cls):
     def factory(params, options):
         return cls(params, options)
@@ -961,7 +1072,7 @@ def flat(t):
     return t.detach().reshape(-1).tolist()
 
 
-def make_inputs(seed, dtype):
+def make_inputs(seed, dtype, shapes=SHAPES):
     """Initial values and the per-step gradients (None = no grad), from `seed`.
 
     A gradient is drawn for every parameter at every step (so the RNG stream
@@ -971,11 +1082,11 @@ def make_inputs(seed, dtype):
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
-        initial = [torch.randn(shape, dtype=dtype) for shape in SHAPES]
+        initial = [torch.randn(shape, dtype=dtype) for shape in shapes]
         steps = []
         for s in range(NUM_STEPS):
             grads = []
-            for i, shape in enumerate(SHAPES):
+            for i, shape in enumerate(shapes):
                 g = torch.randn(shape, dtype=dtype)
                 if i == NO_GRAD_PARAM and s in NO_GRAD_STEPS:
                     g = None
@@ -1007,9 +1118,9 @@ def run_trajectory(factory, options, initial, grad_steps, state_keys=(), states=
     return out
 
 
-def build_case(name, options, dtype_name, factory, state_keys=()):
+def build_case(name, options, dtype_name, factory, state_keys=(), shapes=SHAPES):
     dtype = DTYPES[dtype_name]
-    initial, grad_steps = make_inputs(case_seed(name, dtype_name), dtype)
+    initial, grad_steps = make_inputs(case_seed(name, dtype_name), dtype, shapes)
     states = []
     traj = run_trajectory(factory, options, initial, grad_steps, state_keys, states)
     steps = []
@@ -1028,7 +1139,7 @@ def build_case(name, options, dtype_name, factory, state_keys=()):
         "name": f"{name}_{dtype_name}",
         "dtype": dtype_name,
         "options": pytorch_names(options),
-        "shapes": [list(s) for s in SHAPES],
+        "shapes": [list(s) for s in shapes],
         "initial": [flat(t) for t in initial],
         "steps": steps,
     }
@@ -1131,6 +1242,8 @@ ALGORITHMS = [
     ("rprop.json", "Rprop", RPROP_CASES, make_torch_factory(torch.optim.Rprop), None),
     # Adafactor: newer than 1.13, only the transcription of PyTorch main's _single_tensor_adafactor.
     ("adafactor_2x.json", "Adafactor", ADAFACTOR_CASES, replay_factory(Adafactor2x), REFERENCE_2X),
+    # Muon: newer than 1.13, only the transcription of PyTorch main's _single_tensor_muon, on MUON_SHAPES.
+    ("muon_2x.json", "Muon", MUON_CASES, replay_factory(Muon2x), REFERENCE_2X),
 ]
 
 
@@ -1166,7 +1279,7 @@ def main(argv=None):
         }
         if reference is not None:
             doc["reference"] = reference
-        doc["cases"] = [build_case(name, options, dtype_name, factory, STATE_KEYS.get(algorithm, ()))
+        doc["cases"] = [build_case(name, options, dtype_name, factory, STATE_KEYS.get(algorithm, ()), SHAPES_OF.get(algorithm, SHAPES))
                         for name, options in cases
                         for dtype_name in DTYPES]
         path = os.path.join(args.out, file_name)

@@ -27,6 +27,8 @@ public static class AlgorithmCatalog
         RAdam.Info,
         Rprop.Info,
         Adafactor.Info,
+        SparseAdam.Info,
+        Muon.Info,
         LBFGS.Info,
     };
 

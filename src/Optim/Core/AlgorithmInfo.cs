@@ -11,11 +11,13 @@ namespace Optim;
 public abstract class AlgorithmInfo
 {
     private protected AlgorithmInfo(string name, Type optimizerType, bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach,
-        ITorchSharpLayout? torchSharpLayout, bool requiresClosure, bool singleGroupOnly, bool hasImplementations)
+        ITorchSharpLayout? torchSharpLayout, bool requiresClosure, bool singleGroupOnly, bool hasImplementations, bool requiresSparseGradients, bool requiresMatrices)
     {
         if (!hasImplementations && (hasForeach || hasFusedKernel))
             throw new ArgumentException($"{name}: an algorithm without an implementation choice has no foreach or fused path", nameof(hasImplementations));
         RequiresClosure = requiresClosure;
+        RequiresSparseGradients = requiresSparseGradients;
+        RequiresMatrices = requiresMatrices;
         SingleGroupOnly = singleGroupOnly;
         HasImplementations = hasImplementations;
         TorchSharpLayout = torchSharpLayout;
@@ -52,6 +54,18 @@ public abstract class AlgorithmInfo
     /// steps through its closure, not through gradients set beforehand, and <c>GradScaler</c> refuses it (as PyTorch's).
     /// </summary>
     public bool RequiresClosure { get; }
+
+    /// <summary>
+    /// Whether its gradients must be sparse (SparseAdam, for <c>torch.nn.Embedding(..., sparse: true)</c>): <c>step</c>
+    /// refuses a dense gradient with PyTorch's message, where every other algorithm refuses sparse ones.
+    /// </summary>
+    public bool RequiresSparseGradients { get; }
+
+    /// <summary>
+    /// Whether it takes 2-D parameters only (Muon): a parameter of another shape is refused when it joins a group and
+    /// before a step. Catalog-driven code gives it matrices.
+    /// </summary>
+    public bool RequiresMatrices { get; }
 
     /// <summary>Whether it takes one parameter group only (LBFGS, as PyTorch's): adding a second one throws.</summary>
     public bool SingleGroupOnly { get; }
@@ -95,13 +109,16 @@ public abstract class AlgorithmInfo
     /// <param name="requiresClosure">Whether <c>step</c> requires a closure (see <see cref="RequiresClosure"/>).</param>
     /// <param name="singleGroupOnly">Whether it takes one parameter group only.</param>
     /// <param name="hasImplementations">Whether it has the <c>implementation</c> option; false requires <paramref name="hasForeach"/> false.</param>
+    /// <param name="requiresSparseGradients">Whether its gradients must be sparse (see <see cref="RequiresSparseGradients"/>).</param>
+    /// <param name="requiresMatrices">Whether it takes 2-D parameters only (see <see cref="RequiresMatrices"/>).</param>
     /// <exception cref="ArgumentException">An algorithm without implementations declares a foreach or fused path.</exception>
     public static AlgorithmInfo<TOptions> Of<TOptimizer, TOptions>(string name, Func<IEnumerable<ParamGroupSpec<TOptions>>, TOptimizer> create,
         bool hasFusedKernel = false, bool foreachMatchesForLoop = true, bool hasForeach = true, ITorchSharpLayout? torchSharpLayout = null,
-        bool requiresClosure = false, bool singleGroupOnly = false, bool hasImplementations = true)
+        bool requiresClosure = false, bool singleGroupOnly = false, bool hasImplementations = true, bool requiresSparseGradients = false,
+        bool requiresMatrices = false)
         where TOptimizer : Optimizer<TOptions> where TOptions : OptimizerOptions =>
         new(name, typeof(TOptimizer), groups => create(groups), hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout,
-            requiresClosure, singleGroupOnly, hasImplementations);
+            requiresClosure, singleGroupOnly, hasImplementations, requiresSparseGradients, requiresMatrices);
 }
 
 /// <summary>An algorithm whose options are <typeparamref name="TOptions"/>.</summary>
@@ -113,9 +130,9 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
 
     internal AlgorithmInfo(string name, Type optimizerType, Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> create,
         bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach, ITorchSharpLayout? torchSharpLayout, bool requiresClosure,
-        bool singleGroupOnly, bool hasImplementations)
+        bool singleGroupOnly, bool hasImplementations, bool requiresSparseGradients, bool requiresMatrices)
         : base(name, optimizerType, hasFusedKernel, foreachMatchesForLoop, hasForeach, torchSharpLayout, requiresClosure, singleGroupOnly,
-            hasImplementations) => _create = create;
+            hasImplementations, requiresSparseGradients, requiresMatrices) => _create = create;
 
     /// <inheritdoc/>
     public override Type OptionsType => typeof(TOptions);
@@ -130,7 +147,8 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
         {
             if (_defaults is null)
             {
-                using var probe = _create(new[] { new ParamGroupSpec<TOptions>(new[] { new Parameter(TorchSharp.torch.zeros(1)) }) });
+                // A matrix: every algorithm takes one (Muon takes nothing else).
+                using var probe = _create(new[] { new ParamGroupSpec<TOptions>(new[] { new Parameter(TorchSharp.torch.zeros(1, 1)) }) });
                 _defaults = probe.Defaults;
             }
             return _defaults;

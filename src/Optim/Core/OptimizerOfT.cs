@@ -148,6 +148,24 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
     /// <summary>The message for a sparse gradient (PyTorch's text where it has one).</summary>
     protected virtual string SparseGradientMessage => $"{GetType().Name} does not support sparse gradients";
 
+    /// <summary>
+    /// Whether the algorithm takes sparse gradients only (SparseAdam): a dense gradient is then refused with
+    /// <see cref="DenseGradientMessage"/>, where every other algorithm refuses sparse ones.
+    /// </summary>
+    protected virtual bool RequiresSparseGradients => false;
+
+    /// <summary>The message for a dense gradient given to an algorithm that <see cref="RequiresSparseGradients"/>.</summary>
+    protected virtual string DenseGradientMessage => $"{GetType().Name} does not support dense gradients";
+
+    /// <summary>
+    /// Why the algorithm cannot update <paramref name="parameter"/> (a shape or dtype it does not support), or null when
+    /// it can. Checked when the parameter joins a group (an <see cref="ArgumentException"/>) and before every step that
+    /// gives it a gradient (an <see cref="InvalidOperationException"/>, before anything changes), since <c>set_</c> can
+    /// reshape a parameter afterwards. The default accepts every parameter.
+    /// </summary>
+    /// <param name="parameter">The parameter.</param>
+    protected virtual string? RejectParameter(Tensor parameter) => null;
+
     /// <inheritdoc/>
     public override IEnumerable<Parameter> parameters()
     {
@@ -185,6 +203,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                 throw new ArgumentException($"optimizer contains a parameter group with duplicate parameters (parameter '{names[i]}')", nameof(spec));
             if (_groups.Any(g => g.Parameters.Contains(p, ReferenceEqualityComparer.Instance)))
                 throw new ArgumentException("some parameters appear in more than one parameter group", nameof(spec));
+            if (RejectParameter(p) is { } unsupported) throw new ArgumentException($"{unsupported} (parameter '{names[i]}')", nameof(spec));
         }
 
         // A parameter that shares memory with another (a view of it) would be updated twice per step.
@@ -742,11 +761,14 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     $"parameter '{name}' has been disposed. TorchSharp's Module.to(dtype) replaces a module's parameters; create the optimizer after converting the module.");
             var grad = p.grad;
             if (grad is null) continue;
-            if (grad.is_sparse) throw new NotSupportedException(SparseGradientMessage);
+            var sparse = grad.is_sparse;
+            if (sparse != RequiresSparseGradients) throw new NotSupportedException(sparse ? SparseGradientMessage : DenseGradientMessage);
             if (grad.dtype != p.dtype || !SameDevice(grad, p) || !SameShape(grad, p))
                 throw new InvalidOperationException(
                     $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
-            if (CheckFiniteGradients && !grad.isfinite().all().item<bool>())
+            if (RejectParameter(p) is { } unsupported) throw new InvalidOperationException($"{unsupported} (parameter '{name}')");
+            // A sparse gradient's elements are its values (uncoalesced: repeated indices are checked one by one).
+            if (CheckFiniteGradients && !(sparse ? Aten.SparseValues(grad) : grad).isfinite().all().item<bool>())
                 throw new InvalidOperationException($"the gradient of parameter '{name}' contains NaN or infinity");
             collected.Add((p, grad, name));
         }

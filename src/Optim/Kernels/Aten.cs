@@ -176,6 +176,34 @@ public static class Aten
 
         def foreach_sign_(self: List[Tensor]):
             torch._foreach_sign_(self)
+
+        # ---- Muon (TorchSharp's addmm takes float32 beta and alpha) ----
+        def addmm(self: Tensor, mat1: Tensor, mat2: Tensor, beta: float, alpha: float) -> Tensor:
+            return torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
+        # ---- SparseAdam (TorchSharp binds neither coalesce, _values nor sparse_mask) ----
+        def sparse_values(self: Tensor) -> Tensor:
+            return self._values()
+
+        def sparse_adam_(param: Tensor, grad: Tensor, exp_avg: Tensor, exp_avg_sq: Tensor, maximize: bool,
+                         one_minus_beta1: float, one_minus_beta2: float, eps: float, step_size: float):
+            if maximize:
+                grad = -grad
+            grad = grad.coalesce()
+            grad_indices = grad._indices()
+            grad_values = grad._values()
+            if grad_values.numel() > 0:
+                size = grad.size()
+                old_exp_avg_values = exp_avg.sparse_mask(grad)._values()
+                exp_avg_update_values = grad_values.sub(old_exp_avg_values).mul_(one_minus_beta1)
+                exp_avg.add_(torch.sparse_coo_tensor(grad_indices, exp_avg_update_values, size))
+                old_exp_avg_sq_values = exp_avg_sq.sparse_mask(grad)._values()
+                exp_avg_sq_update_values = grad_values.pow(2).sub_(old_exp_avg_sq_values).mul_(one_minus_beta2)
+                exp_avg_sq.add_(torch.sparse_coo_tensor(grad_indices, exp_avg_sq_update_values, size))
+                numer = exp_avg_update_values.add_(old_exp_avg_values)
+                exp_avg_sq_update_values.add_(old_exp_avg_sq_values)
+                denom = exp_avg_sq_update_values.sqrt_().add_(eps)
+                param.add_(torch.sparse_coo_tensor(grad_indices, numer.div_(denom).mul(-step_size), size))
         """;
 
     private static int _compilations;
@@ -651,6 +679,41 @@ public static class Aten
         if (IsEmpty(self, nameof(self))) return;
         Invoke("foreach_sign_", (object)List(self, nameof(self)));
     }
+    /// <summary>
+    /// <c>self._values()</c> of a sparse COO tensor: its values as stored (uncoalesced ones keep repeated indices'
+    /// values apart), a view owned by the caller.
+    /// </summary>
+    public static Tensor SparseValues(Tensor self) => InvokeTensor("sparse_values", self);
+
+    /// <summary><c>torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)</c> with double Scalars: a new tensor owned by the caller.</summary>
+    public static Tensor Addmm(Tensor self, Tensor mat1, Tensor mat2, double beta, double alpha) =>
+        InvokeTensor("addmm", self, mat1, mat2, S(beta), S(alpha));
+
+    /// <summary>Runs a script function that returns a Tensor; the result belongs to the caller.</summary>
+    private static Tensor InvokeTensor(string name, params object?[] args)
+    {
+        using var _ = no_grad();
+        try
+        {
+            return (Tensor)Unit.Value.invoke(name, args!);
+        }
+        finally
+        {
+            DisposeScalars(args);
+        }
+    }
+
+    /// <summary>
+    /// PyTorch's <c>torch.optim._functional.sparse_adam</c> for one parameter, from the negation for maximize through
+    /// <c>param.add_(make_sparse(-step_size * numer.div_(denom)))</c>, op for op (<c>grad.new(indices, values, size)</c>
+    /// is <c>torch.sparse_coo_tensor(indices, values, size)</c>); nothing changes for a gradient without values. The
+    /// scalars are the Python floats PyTorch computes: <c>1 - beta1</c>, <c>1 - beta2</c>, <c>eps</c> and
+    /// <c>lr * math.sqrt(bias_correction2) / bias_correction1</c>.
+    /// </summary>
+    public static void SparseAdam_(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, bool maximize, double oneMinusBeta1,
+        double oneMinusBeta2, double eps, double stepSize) =>
+        Invoke("sparse_adam_", param, grad, expAvg, expAvgSq, maximize, S(oneMinusBeta1), S(oneMinusBeta2), S(eps), S(stepSize));
+
     #region Mixed precision and gradient clipping (Optim.Amp.GradScaler, Optim.Utils.ClipGrad)
 
     // Compiled into the same unit as Script (see Compile). Same conventions: `_` names mutate and return None.

@@ -33,7 +33,8 @@ public class GradScalerTests
         {
             // A closure-driven algorithm (LBFGS) is refused by the scaler, as in PyTorch: see
             // Closure_driven_algorithms_of_the_catalog_are_refused_with_PyTorchs_message.
-            foreach (var name in Algorithms.NamesExcept(a => a.RequiresClosure, "GradScaler refuses closure-driven steps"))
+            foreach (var name in Algorithms.NamesExcept(a => a.RequiresClosure || a.RequiresSparseGradients,
+                "GradScaler refuses closure-driven steps, and sparse gradients (it cannot unscale them), as SparseAdam needs"))
             {
                 foreach (var impl in new[] { Implementation.ForLoop, Implementation.Foreach, Implementation.Fused })
                 {
@@ -94,7 +95,8 @@ public class GradScalerTests
     {
         using var scope = NewDisposeScope();
         // Adagrad creates its state at construction; GradScaler refuses closure-driven algorithms (LBFGS), see below.
-        foreach (var name in Algorithms.NamesExcept(a => a.Name == "Adagrad" || a.RequiresClosure, "state at construction, or no scaled step"))
+        foreach (var name in Algorithms.NamesExcept(a => a.Name == "Adagrad" || a.RequiresClosure || a.RequiresSparseGradients,
+            "state at construction, or no scaled step (closure-driven, or sparse gradients, which GradScaler refuses)"))
         {
             var ps = MakeParameters(ScalarType.BFloat16);
             using var optimizer = Algorithms.Create(name, ps, impl);

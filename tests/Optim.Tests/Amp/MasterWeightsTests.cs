@@ -98,17 +98,19 @@ public class MasterWeightsTests(ITestOutputHelper output)
     {
         var random = new Random(seed);
         var low = Normal(random, 3, 5).mul(torch.tensor(new float[] { 0.01f, 0.3f, 1, 4, 100 })).to(ScalarType.BFloat16);
-        var full = Normal(random, 7);
+        var full = Normal(random, 1, 7); // a matrix, which every algorithm takes (Muon nothing else)
         // A Parameter takes over its tensor's handle: the twins are made first.
         var twins = new List<Parameter> { new(low.to(ScalarType.Float32)), new(full.clone()) };
         return (new List<Parameter> { new(low), new(full) }, twins);
     }
 
-    private static void SetGradients(Random random, IReadOnlyList<Parameter> ps, IReadOnlyList<Parameter> twins)
+    // Sparse for an algorithm that requires sparse gradients (SparseAdam).
+    private static void SetGradients(Random random, IReadOnlyList<Parameter> ps, IReadOnlyList<Parameter> twins, AlgorithmInfo? algorithm = null)
     {
         for (var i = 0; i < ps.Count; i++)
         {
             var g = Normal(random, ps[i].shape).to(ps[i].dtype);
+            if (algorithm is not null) g = Algorithms.Gradient(algorithm, g);
             ps[i].grad = g;
             twins[i].grad = g.to(ScalarType.Float32);
         }
@@ -135,7 +137,7 @@ public class MasterWeightsTests(ITestOutputHelper output)
         var random = new Random(5);
         for (var s = 0; s < 6; s++)
         {
-            SetGradients(random, ps, twins);
+            SetGradients(random, ps, twins, Algorithms.Get(algorithm));
             optimizer.step();
             twin.step();
 
@@ -155,14 +157,15 @@ public class MasterWeightsTests(ITestOutputHelper output)
     {
         using var scope = NewDisposeScope();
         var random = new Random(3);
-        var a = new List<Parameter> { new(Normal(random, 4, 3)), new(Normal(random, 5).to(ScalarType.Float64)) };
+        var info = Algorithms.Get(algorithm);
+        var a = new List<Parameter> { new(Normal(random, 4, 3)), new(Normal(random, Algorithms.Shape(info, 5)).to(ScalarType.Float64)) };
         var b = a.Select(p => new Parameter(p.detach().clone())).ToList();
         using var on = Algorithms.Create(algorithm, a, impl);
         on.MasterWeights = true;
         using var off = Algorithms.Create(algorithm, b, impl);
         for (var s = 0; s < 5; s++)
         {
-            SetGradients(random, a, b);
+            SetGradients(random, a, b, info);
             for (var i = 0; i < a.Count; i++) b[i].grad = a[i].grad!.clone();
             on.step();
             off.step();

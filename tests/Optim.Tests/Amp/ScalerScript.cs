@@ -25,7 +25,8 @@ public enum Grad
 /// </summary>
 public static class ScalerScript
 {
-    public static readonly long[][] Shapes = { new long[] { 5 }, new long[] { 3, 4 }, new long[] { 2 } };
+    // Matrices, which every algorithm takes (Muon nothing else).
+    public static readonly long[][] Shapes = { new long[] { 1, 5 }, new long[] { 3, 4 }, new long[] { 1, 2 } };
 
     public static List<Parameter> MakeParameters(ScalarType dtype, int seed = 11)
     {

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.IO;
 using System.Linq;
+using Optim.Tests.Support;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -33,7 +34,7 @@ public class InvariantTests
             var hasState = opt.State.TryGetValue(ps[1], out var state) && state.Count > 0;
             var hasGlobalState = opt.StateDict().Global.Count > 0;
             using (no_grad()) ps[1].set_(torch.zeros(size));
-            foreach (var p in ps) p.grad = torch.ones_like(p);
+            foreach (var p in ps) p.grad = Algorithms.Gradient(opt, torch.ones_like(p));
             var before = Tamper.Snapshot(opt, ps);
             var act = () => Tamper.Step(opt, ps);
             if (hasGlobalState)
@@ -63,7 +64,7 @@ public class InvariantTests
         {
             // Optimizer-wide state (see Tamper.Step): its public API takes a vector of the wrong size; the step refuses it.
             lbfgs.GlobalState.Set("d", torch.zeros(200_000, dtype: ps[0].dtype));
-            foreach (var p in ps) p.grad = torch.ones_like(p);
+            foreach (var p in ps) p.grad = Algorithms.Gradient(opt, torch.ones_like(p));
             var beforeGlobal = Tamper.Snapshot(opt, ps);
             var refused = () => Tamper.Step(opt, ps);
             refused.Should().Throw<InvalidOperationException>().WithMessage("LBFGS state 'd' must be a vector of 20 elements*");
@@ -74,7 +75,7 @@ public class InvariantTests
         if (state.Count == 0) return; // plain SGD keeps no state
         var key = state.Keys.First(k => k != "step");
         state.Set(key, torch.zeros(200_000));
-        foreach (var p in ps) p.grad = torch.ones_like(p);
+        foreach (var p in ps) p.grad = Algorithms.Gradient(opt, torch.ones_like(p));
         var before = Tamper.Snapshot(opt, ps);
         var act = () => opt.step();
         act.Should().Throw<InvalidOperationException>().WithMessage($"*'{key}' of parameter '0.0'*shape*");

@@ -27,16 +27,17 @@ public static class Tamper
     {
         // A generator of its own: tests run in parallel, and the global one is shared.
         using var generator = new torch.Generator((ulong)seed);
+        // Muon takes matrices: the same elements as [1, 4], [3, 5] and [1, 1].
         var ps = new List<Parameter>
         {
-            new(torch.randn(new long[] { 4 }, generator: generator)),
+            new(torch.randn(Support.Algorithms.Shape(info, 4), generator: generator)),
             new(torch.randn(new long[] { 3, 5 }, generator: generator)),
-            new(torch.randn(Array.Empty<long>(), generator: generator)),
+            new(torch.randn(Support.Algorithms.Shape(info), generator: generator)),
         };
         var opt = info.Create(ps, info.HasImplementations ? new[] { new KeyValuePair<string, object?>("implementation", path) } : null);
         for (var s = 0; s < 2; s++)
         {
-            foreach (var p in ps) p.grad = torch.randn(p.shape, generator: generator);
+            foreach (var p in ps) p.grad = Support.Algorithms.Gradient(info, torch.randn(p.shape, generator: generator));
             Step(opt, ps);
         }
         return (opt, ps);
@@ -130,14 +131,14 @@ public static class Tamper
                 // p.set_ to another size (larger or smaller), with a gradient of the new size: the state no longer fits.
                 var size = random.Next(2) == 0 ? 200_000 : 2;
                 using (no_grad()) victim.set_(torch.zeros(size));
-                foreach (var p in ps) p.grad = torch.ones_like(p);
+                foreach (var p in ps) p.grad = Support.Algorithms.Gradient(opt, torch.ones_like(p));
                 StepMustBeCleanOrSucceed(opt, ps, what, violations);
                 break;
             }
             case 1:
             {
                 using (no_grad()) victim.set_(victim.detach().to(ScalarType.Float64).clone());
-                foreach (var p in ps) p.grad = torch.ones_like(p);
+                foreach (var p in ps) p.grad = Support.Algorithms.Gradient(opt, torch.ones_like(p));
                 StepMustBeCleanOrSucceed(opt, ps, what, violations);
                 break;
             }
@@ -146,7 +147,7 @@ public static class Tamper
                 // Optimizer-wide state (LBFGS's), set through its public API to a value that does not fit.
                 var key = global.Keys.ElementAt(random.Next(global.Count));
                 global.Set(key, random.Next(4) == 0 ? new[] { BadTensor(random) } : BadTensor(random));
-                foreach (var p in ps) p.grad = torch.ones_like(p);
+                foreach (var p in ps) p.grad = Support.Algorithms.Gradient(opt, torch.ones_like(p));
                 StepMustBeCleanOrSucceed(opt, ps, what + $" (global '{key}')", violations);
                 break;
             }
@@ -157,7 +158,7 @@ public static class Tamper
                 var state = states.Values.ElementAt(random.Next(states.Count));
                 var key = state.Count > 0 && random.Next(3) > 0 ? state.Keys.ElementAt(random.Next(state.Count)) : "exp_avg";
                 state.Set(key, BadTensor(random));
-                foreach (var p in ps) p.grad = torch.ones_like(p);
+                foreach (var p in ps) p.grad = Support.Algorithms.Gradient(opt, torch.ones_like(p));
                 StepMustBeCleanOrSucceed(opt, ps, what, violations);
                 break;
             }
@@ -187,7 +188,7 @@ public static class Tamper
                 }
                 MustBeCleanOrSucceed(opt, ps, () => opt.LoadStateDict(tampered), what, violations);
                 // Whatever was accepted must step.
-                foreach (var p in ps) p.grad = torch.ones_like(p);
+                foreach (var p in ps) p.grad = Support.Algorithms.Gradient(opt, torch.ones_like(p));
                 StepMustBeCleanOrSucceed(opt, ps, what + " then step", violations);
                 break;
             }

@@ -28,6 +28,11 @@ namespace Optim.Tests.Support;
 /// How many times <see cref="Tolerances"/> the non-bitwise goldens are compared within (algorithms whose norms and
 /// reductions feed Python floats back into the update, so an ulp in a reduction moves later steps).
 /// </param>
+/// <param name="GoldensStepByStep">
+/// Whether its goldens are compared one step at a time from the golden's previous parameters, in its own tests, instead
+/// of as whole trajectories (Muon: its bfloat16 matrix products differ between PyTorch 1.13 and libtorch 2.10 by a few
+/// bfloat16 ulps per step, which a whole trajectory would accumulate).
+/// </param>
 /// <param name="SparseGradientMessage">
 /// The message a sparse gradient gets (PyTorch's text where it has its own); null: "NAME does not support sparse gradients".
 /// </param>
@@ -38,7 +43,8 @@ public sealed record TestProfile(
     bool FusedSkippedStepChangesNothing = true,
     string? SparseGradientMessage = null,
     IReadOnlyList<string>? BitwiseGoldenFiles = null,
-    double GoldenToleranceFactor = 1)
+    double GoldenToleranceFactor = 1,
+    bool GoldensStepByStep = false)
 {
     /// <summary>
     /// Whether the cases of <paramref name="file"/> in <paramref name="dtype"/> are compared bit for bit: every file when
@@ -103,6 +109,7 @@ public static class Algorithms
         // Python-float results scale whole updates. Measured worst over 25 steps: 9.5e-7 (fp32) and 1.8e-15 (fp64), both
         // in the "d" case (lr 0.5, the largest steps); the other cases stay within 1.2e-7 and 4.4e-16.
         [Adafactor.Info] = new(Options(("weight_decay", 0.01), ("eps1", 1e-6), ("d", 1.5)), GoldenToleranceFactor: 8),
+        [Muon.Info] = new(Options(("weight_decay", 0.01), ("nesterov", false), ("use_addmm", true)), GoldensStepByStep: true),
         [LBFGS.Info] = new(Options(("max_iter", 5L), ("history_size", 3L), ("line_search_fn", LBFGSOptions.StrongWolfe))),
     };
 
@@ -205,6 +212,29 @@ public static class Algorithms
             return TorchSharp.torch.zeros(Array.Empty<long>());
         };
     }
+
+    /// <summary>
+    /// The gradient a test gives a parameter of <paramref name="algorithm"/>: <paramref name="dense"/> itself, or for an
+    /// algorithm that requires sparse gradients (SparseAdam) the same values as a sparse COO tensor whose sparse
+    /// dimension is the rows, as an embedding's gradient (a new tensor; the caller keeps <paramref name="dense"/>).
+    /// </summary>
+    public static Tensor Gradient(AlgorithmInfo algorithm, Tensor dense) =>
+        !algorithm.RequiresSparseGradients ? dense : dense.dim() == 0 ? dense.to_sparse() : dense.to_sparse(1);
+
+    /// <inheritdoc cref="Gradient(AlgorithmInfo, Tensor)"/>
+    /// <param name="opt">An optimizer of the catalog.</param>
+    /// <param name="dense">The gradient's values.</param>
+    public static Tensor Gradient(Optimizer opt, Tensor dense) => AlgorithmCatalog.Of(opt) is { } a ? Gradient(a, dense) : dense;
+
+    /// <summary>
+    /// A parameter shape <paramref name="algorithm"/> takes: <paramref name="shape"/>, or for one that requires matrices
+    /// (Muon) a matrix of as many elements ([] as [1, 1], [n] as [1, n], [a, b, c, ...] as [a, b·c·...]).
+    /// </summary>
+    public static long[] Shape(AlgorithmInfo algorithm, params long[] shape) =>
+        !algorithm.RequiresMatrices || shape.Length == 2 ? shape
+        : shape.Length == 0 ? new long[] { 1, 1 }
+        : shape.Length == 1 ? new long[] { 1, shape[0] }
+        : new long[] { shape[0], shape.Skip(1).Aggregate(1L, (x, y) => x * y) };
 
     /// <summary>The options that exercise the algorithm's state (see <see cref="TestProfile.Exercise"/>).</summary>
     public static IReadOnlyList<KeyValuePair<string, object?>> Exercise(AlgorithmInfo algorithm)

@@ -50,7 +50,9 @@ public static class Trajectories
         return worst;
     }
 
-    /// <summary>Bitwise equality of two tensors (dtype, shape and bytes).</summary>
+    /// <summary>Bitwise equality of two tensors (dtype, shape and bytes; sparse ones compared as their dense values).</summary>
     public static bool BitwiseEqual(Tensor a, Tensor b) =>
-        a.dtype == b.dtype && a.shape.SequenceEqual(b.shape) && a.detach().cpu().contiguous().bytes.SequenceEqual(b.detach().cpu().contiguous().bytes);
+        a.dtype == b.dtype && a.shape.SequenceEqual(b.shape) && a.is_sparse == b.is_sparse && Bytes(a).SequenceEqual(Bytes(b));
+
+    private static IEnumerable<byte> Bytes(Tensor t) => (t.is_sparse ? t.to_dense() : t).detach().cpu().contiguous().bytes.ToArray();
 }

@@ -39,9 +39,14 @@ public sealed record GoldenCase(
             o.Value))).ToList();
     }
 
-    /// <summary>Our optimizer for this case: the constructor's defaults, the case's options, and <paramref name="impl"/>.</summary>
+    /// <summary>
+    /// Our optimizer for this case: the constructor's defaults, the case's options, and <paramref name="impl"/> (which an
+    /// algorithm without the <c>implementation</c> option, one path of its own, does not take).
+    /// </summary>
     public Optimizer Create(IEnumerable<Parameter> parameters, Implementation impl = Implementation.ForLoop) =>
-        Info.Create(parameters, Hyperparameters().Append(new KeyValuePair<string, object?>("implementation", impl)));
+        Info.Create(parameters, Info.HasImplementations
+            ? Hyperparameters().Append(new KeyValuePair<string, object?>("implementation", impl))
+            : Hyperparameters());
 
     /// <summary>The case's options applied to the algorithm's defaults.</summary>
     public OptimizerOptions OptionsRecord() => Info.DefaultOptions.WithHyperparameters(Hyperparameters());

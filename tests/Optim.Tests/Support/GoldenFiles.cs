@@ -18,13 +18,17 @@ namespace Optim.Tests.Support;
 /// problem whose closure the optimizer evaluates, checked per <c>step</c> call, rather than a sequence of gradients. Its
 /// algorithm's own tests read them (LBFGSTests); <see cref="GoldenCase"/> and the generic golden tests take the others.
 /// </param>
-public sealed record GoldenFile(string File, string Algorithm, bool IsReplay, bool ClosureDriven = false)
+/// <param name="SparseGradients">
+/// Whether its cases train sparse embeddings (the file says <c>"sparse_gradients": true</c>; tools/golden/sparse_adam.py):
+/// lookups and upstream values per step rather than dense gradients. SparseAdamTests reads them.
+/// </param>
+public sealed record GoldenFile(string File, string Algorithm, bool IsReplay, bool ClosureDriven = false, bool SparseGradients = false)
 {
     /// <summary>Every golden file, found in the Goldens folder: adding an algorithm's goldens needs no list edited.</summary>
     public static IReadOnlyList<GoldenFile> All { get; } = Discover();
 
-    /// <summary>The files of gradient sequences (<see cref="GoldenCase"/>): every file but the closure-driven ones.</summary>
-    public static IEnumerable<GoldenFile> Stepwise => All.Where(f => !f.ClosureDriven);
+    /// <summary>The files of dense gradient sequences (<see cref="GoldenCase"/>): every file but the closure-driven and sparse ones.</summary>
+    public static IEnumerable<GoldenFile> Stepwise => All.Where(f => !f.ClosureDriven && !f.SparseGradients);
 
     /// <summary>The closure-driven files (LBFGS's), which their algorithms' own tests read.</summary>
     public static IEnumerable<GoldenFile> ClosureDrivenFiles => All.Where(f => f.ClosureDriven);
@@ -66,9 +70,12 @@ public sealed record GoldenFile(string File, string Algorithm, bool IsReplay, bo
                 // Other goldens (schedulers, clipping) share the folder; optimizer goldens name their algorithm.
                 return root.ValueKind == JsonValueKind.Object && root.TryGetProperty("algorithm", out var algorithm)
                     ? new GoldenFile(Path.GetFileName(path), algorithm.GetString()!, root.TryGetProperty("reference", out _),
-                        root.TryGetProperty("closure_driven", out var closure) && closure.ValueKind == JsonValueKind.True)
+                        IsTrue(root, "closure_driven"), IsTrue(root, "sparse_gradients"))
                     : null;
             })
             .OfType<GoldenFile>()
             .ToList();
+
+    private static bool IsTrue(JsonElement root, string property) =>
+        root.TryGetProperty(property, out var value) && value.ValueKind == JsonValueKind.True;
 }

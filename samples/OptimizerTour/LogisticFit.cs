@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using Optim;
+using Samples;
 using ScottPlot;
 using TorchSharp;
 using TorchSharp.Modules;

@@ -683,10 +683,10 @@ public static class Aten
     /// <c>self._values()</c> of a sparse COO tensor: its values as stored (uncoalesced ones keep repeated indices'
     /// values apart), a view owned by the caller.
     /// </summary>
-    public static Tensor SparseValues(Tensor self) => InvokeTensor("sparse_values", self);
+    internal static Tensor SparseValues(Tensor self) => InvokeTensor("sparse_values", self);
 
     /// <summary><c>torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)</c> with double Scalars: a new tensor owned by the caller.</summary>
-    public static Tensor Addmm(Tensor self, Tensor mat1, Tensor mat2, double beta, double alpha) =>
+    internal static Tensor Addmm(Tensor self, Tensor mat1, Tensor mat2, double beta, double alpha) =>
         InvokeTensor("addmm", self, mat1, mat2, S(beta), S(alpha));
 
     /// <summary>Runs a script function that returns a Tensor; the result belongs to the caller.</summary>
@@ -710,7 +710,7 @@ public static class Aten
     /// scalars are the Python floats PyTorch computes: <c>1 - beta1</c>, <c>1 - beta2</c>, <c>eps</c> and
     /// <c>lr * math.sqrt(bias_correction2) / bias_correction1</c>.
     /// </summary>
-    public static void SparseAdam_(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, bool maximize, double oneMinusBeta1,
+    internal static void SparseAdam_(Tensor param, Tensor grad, Tensor expAvg, Tensor expAvgSq, bool maximize, double oneMinusBeta1,
         double oneMinusBeta2, double eps, double stepSize) =>
         Invoke("sparse_adam_", param, grad, expAvg, expAvgSq, maximize, S(oneMinusBeta1), S(oneMinusBeta2), S(eps), S(stepSize));
 

@@ -69,27 +69,28 @@ public sealed class Rprop : Optimizer<RpropOptions>
     /// <param name="max_step">Maximal step size (PyTorch's <c>step_sizes[1]</c>).</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public Rprop(IEnumerable<Parameter> parameters, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2, double min_step = 1e-6,
-        double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+        double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation, flat) { }
 
     /// <summary>Creates Rprop over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Rprop(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
-        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation, flat) { }
 
     /// <summary>Creates Rprop over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Rprop(IEnumerable<ParamGroupSpec<RpropOptions>> groups, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
-        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new RpropOptions
         {
             Lr = lr, Etaminus = etaminus, Etaplus = etaplus, MinStep = min_step, MaxStep = max_step,
             Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "Rprop does not support sparse gradients";

@@ -16,7 +16,7 @@ namespace Optim;
 /// parameter's state and its update over plain lists.
 /// </summary>
 /// <typeparam name="TOptions">The algorithm's hyperparameters.</typeparam>
-public abstract class Optimizer<TOptions> : Optimizer where TOptions : OptimizerOptions
+public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : OptimizerOptions
 {
     private readonly List<ParamGroup<TOptions>> _groups = new();
 
@@ -214,6 +214,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             }
         }
         _groups.Add(group);
+        if (Flat) FlattenGroup(_groups.Count - 1);
     }
 
     /// <summary>
@@ -275,7 +276,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         using (no_grad())
         using (NewDisposeScope())
         {
-            var withGradients = _groups.Select(CollectGradients).ToList();
+            var flat = PlanFlatSteps();
+            var withGradients = _groups.Select((g, i) => flat[i] ? new List<(Parameter, Tensor, string)>() : CollectGradients(g)).ToList();
             var paths = _groups.Select((g, i) => ResolvePath(g, withGradients[i])).ToList();
             CheckKernelScalar(GradScale, nameof(GradScale));
             CheckKernelScalar(FoundInf, nameof(FoundInf));
@@ -283,9 +285,15 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             _stepped = true;
             for (var g = 0; g < _groups.Count; g++)
             {
+                if (flat[g])
+                {
+                    FlatStep(g);
+                    continue;
+                }
                 var options = _groups[g].Options;
                 var batch = batches[g];
                 if (batch.Count == 0) continue;
+                MarkSteppedPerParameter(g);
                 switch (paths[g])
                 {
                     case Implementation.ForLoop:
@@ -492,8 +500,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var toZero = new List<Tensor>();
-        foreach (var group in _groups)
+        for (var g = 0; g < _groups.Count; g++)
         {
+            if (ZeroFlatGrads(g)) continue;
+            var group = _groups[g];
             var zeroInPlace = new List<Tensor>();
             foreach (var p in group.Parameters)
             {
@@ -738,15 +748,21 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     $"parameter '{name}' has been disposed. TorchSharp's Module.to(dtype) replaces a module's parameters; create the optimizer after converting the module.");
             var grad = p.grad;
             if (grad is null) continue;
-            if (grad.is_sparse) throw new NotSupportedException(SparseGradientMessage);
-            if (grad.dtype != p.dtype || !SameDevice(grad, p) || !SameShape(grad, p))
-                throw new InvalidOperationException(
-                    $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
+            CheckGradient(p, grad, name);
             if (CheckFiniteGradients && !grad.isfinite().all().item<bool>())
                 throw new InvalidOperationException($"the gradient of parameter '{name}' contains NaN or infinity");
             collected.Add((p, grad, name));
         }
         return collected;
+    }
+
+    // A gradient the update can take: dense, of the parameter's dtype, device and shape.
+    private void CheckGradient(Parameter p, Tensor grad, string name)
+    {
+        if (grad.is_sparse) throw new NotSupportedException(SparseGradientMessage);
+        if (grad.dtype != p.dtype || !SameDevice(grad, p) || !SameShape(grad, p))
+            throw new InvalidOperationException(
+                $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
     }
 
     // The fused kernels take grad_scale and found_inf as float32 scalars on the parameters' device (PyTorch's
@@ -779,6 +795,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     private protected override void ReleaseState()
     {
+        ReleaseFlatBuffers();
         foreach (var state in _state.Values) state.Clear();
         _state.Clear();
         GlobalState.Clear();

@@ -15,13 +15,18 @@ internal static class TensorMemory
     [DllImport("LibTorchSharp")]
     private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
 
+    // A flat step calls these three per parameter: each returns at once and never calls back, blocks or throws across
+    // the boundary (libtorch errors are caught on the native side), so the GC transition is skipped.
     [DllImport("LibTorchSharp")]
+    [SuppressGCTransition]
     private static extern IntPtr THSTensor_data(IntPtr tensor);
 
     [DllImport("LibTorchSharp")]
+    [SuppressGCTransition]
     private static extern IntPtr THSTensor_grad(IntPtr tensor);
 
     [DllImport("LibTorchSharp")]
+    [SuppressGCTransition]
     private static extern void THSTensor_dispose(IntPtr tensor);
 
     private static bool? _available;

@@ -36,6 +36,9 @@ internal sealed class FlatBuffer : IDisposable
     // FlatState's tensors as they were when handed out to the parameters: a tensor an algorithm replaced is handed out again.
     private readonly Dictionary<string, Tensor> _distributed = new();
 
+    // Whether the parameters' states were made views of FlatState (an algorithm without state has an empty FlatState).
+    private bool _stateAliased;
+
     /// <summary>Flattens <paramref name="parameters"/> (one device and dtype, none empty) into a new buffer.</summary>
     public FlatBuffer(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, string description)
     {
@@ -72,15 +75,18 @@ internal sealed class FlatBuffer : IDisposable
                 p.set_(view);
             }
             _parameterData[i] = TensorMemory.DataPointer(p);
-            using (var grad = p.grad)
+            // A gradient that fits is moved into the buffer; one that does not is left for the next step to refuse.
+            // A parameter without one gets the buffer's (zero) view, as after zero_grad.
+            using var grad = p.grad;
+            if (grad is null || Fits(grad, p))
             {
-                if (grad is not null && !grad.is_sparse && grad.dtype == p.dtype && SameDevice(grad, p) && grad.numel() == _numels[i])
+                if (grad is not null)
                 {
                     using var region = ViewOf(Grads, i);
                     region.copy_(grad);
                 }
+                AliasGrad(i);
             }
-            AliasGrad(i);
         }
         Flat = new Parameter(buffer, requires_grad: false);
     }
@@ -156,7 +162,7 @@ internal sealed class FlatBuffer : IDisposable
     /// <summary>Whether the parameters' states are still the views this buffer handed out (nothing replaced or reloaded).</summary>
     public bool StateIsAliased()
     {
-        if (FlatState.Count == 0) return false;
+        if (!_stateAliased) return false;
         for (var i = 0; i < _parameters.Length; i++)
         {
             var s = _aliasedStates[i];
@@ -245,6 +251,7 @@ internal sealed class FlatBuffer : IDisposable
         }
         Distribute();
         ScalarsStale = false;
+        _stateAliased = true;
     }
 
     /// <summary>
@@ -320,6 +327,8 @@ internal sealed class FlatBuffer : IDisposable
     }
 
     private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
+
+    private static bool Fits(Tensor grad, Tensor p) => !grad.is_sparse && grad.dtype == p.dtype && SameDevice(grad, p) && grad.shape.SequenceEqual(p.shape);
 
     private ParameterState? StateOf(IReadOnlyDictionary<Parameter, ParameterState> states, int i) =>
         states.TryGetValue(_parameters[i], out var s) && s.IsInitialized ? s : null;

@@ -51,7 +51,7 @@ public readonly record struct Shape(int Tensors, long Elements)
     /// <summary>
     /// The parameter list of a small transformer (PyTorch's <c>nn.TransformerEncoderLayer</c> layout, pre-norm): d_model 256,
     /// 4 layers with 4 heads and a 1,024-wide feed-forward block, a 4,096-token embedding, 512 learned positions and a
-    /// final norm. 68 tensors, 4.3M floats: many small biases and norm weights (256 or 1,024 floats) beside a few large
+    /// final norm. 52 tensors, 4.3M floats: many small biases and norm weights (256 or 1,024 floats) beside a few large
     /// matrices.
     /// </summary>
     public static Shape Transformer { get; } = new("transformer", TransformerSizes(dModel: 256, layers: 4, feedForward: 1024, vocabulary: 4096, positions: 512));

@@ -165,6 +165,20 @@ public class FlatTests
         for (var i = 0; i < ps.Count; i++) Trajectories.BitwiseEqual(ps[i], before[i]).Should().BeTrue();
     }
 
+    [Fact]
+    public void A_non_finite_gradient_is_named_when_checked()
+    {
+        var ps = new[] { new Parameter(randn(4)), new Parameter(randn(2, 2)) };
+        using var opt = new SGD(ps.Select((p, i) => ($"w{i}", p)), lr: 0.1, flat: true) { CheckFiniteGradients = true };
+        opt.Flat.Should().BeTrue();
+        foreach (var p in ps) p.grad = ones_like(p);
+        using (var grad = ps[1].grad!) grad[1, 0] = tensor(float.NaN);
+        var before = ps.Select(p => p.detach().clone()).ToList();
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("the gradient of parameter 'w1' contains NaN or infinity");
+        for (var i = 0; i < ps.Length; i++) Trajectories.BitwiseEqual(ps[i], before[i]).Should().BeTrue();
+    }
+
     // module.to(...) after flattening converts the parameters to new memory (or replaces them): the next step must say
     // so, not keep updating the buffer the model no longer reads.
     [Fact]

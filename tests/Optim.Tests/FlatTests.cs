@@ -140,7 +140,11 @@ public class FlatTests
         var (model, ps) = Model(seed: 1);
         using var opt = new SGD(ps, lr: 0.1, momentum: 0.9, flat: true);
         Train(model, opt, 0, zero: () => opt.zero_grad());
-        model.zero_grad(); // TorchSharp's: every gradient null
+        // TorchSharp's Module.zero_grad() (every gradient null), then a loss that reaches the first layer only: the
+        // step adopts the new gradients and skips the second layer's parameters, which have none.
+        model.zero_grad();
+        using (var x = Inputs(1)) model.first.forward(x).sum().backward();
+        opt.step();
         opt.zero_grad(set_to_none: true);
         foreach (var p in ps)
         {

@@ -39,6 +39,9 @@ internal sealed class FlatBuffer : IDisposable
     // Whether the parameters' states were made views of FlatState (an algorithm without state has an empty FlatState).
     private bool _stateAliased;
 
+    // Whether every gradient was the buffer's view when last checked or re-aliased.
+    private bool _gradsAliased;
+
     /// <summary>Flattens <paramref name="parameters"/> (one device and dtype, none empty) into a new buffer.</summary>
     public FlatBuffer(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, string description)
     {
@@ -89,6 +92,7 @@ internal sealed class FlatBuffer : IDisposable
             }
         }
         Flat = new Parameter(buffer, requires_grad: false);
+        _gradsAliased = _parameters.All(p => TensorMemory.GradDataPointer(p) != IntPtr.Zero);
     }
 
     /// <summary>For messages: which group, device and dtype.</summary>
@@ -122,6 +126,7 @@ internal sealed class FlatBuffer : IDisposable
     public bool CheckGradients(Action<Parameter, Tensor, string> checkGradient)
     {
         var complete = true;
+        _gradsAliased = false;
         for (var i = 0; i < _parameters.Length; i++)
         {
             var p = _parameters[i];
@@ -143,20 +148,24 @@ internal sealed class FlatBuffer : IDisposable
             using (var region = ViewOf(Grads, i)) region.copy_(grad);
             AliasGrad(i);
         }
+        _gradsAliased = complete;
         return complete;
     }
 
     /// <summary>
-    /// Zeroes every gradient in one kernel; a parameter whose gradient is not the buffer's view (none, or another
-    /// tensor) gets the view back, zeroed.
+    /// Zeroes every gradient in one kernel. Unless the last check found every gradient to be its view, a parameter
+    /// whose gradient is not (none, or another tensor) gets the view back, zeroed; a gradient replaced since that check
+    /// is the next step's to find.
     /// </summary>
     public void ZeroGrads()
     {
         Grads.zero_();
+        if (_gradsAliased) return;
         for (var i = 0; i < _parameters.Length; i++)
         {
             if (!_parameters[i].IsInvalid && TensorMemory.GradDataPointer(_parameters[i]) != _gradData[i]) AliasGrad(i);
         }
+        _gradsAliased = true;
     }
 
     /// <summary>Whether the parameters' states are still the views this buffer handed out (nothing replaced or reloaded).</summary>

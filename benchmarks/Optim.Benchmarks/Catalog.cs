@@ -24,33 +24,86 @@ public enum StepPath
 
     /// <summary>Ours, <see cref="Implementation.Auto"/>.</summary>
     Auto,
+
+    /// <summary>
+    /// Ours with flat parameters (<see cref="Optimizer{TOptions}.Flat"/>), on its fastest path: <see cref="Implementation.Fused"/>
+    /// where ATen has the kernel, <see cref="Implementation.Auto"/> (the for-loop's ops, once per buffer) otherwise.
+    /// </summary>
+    Flat,
 }
 
-/// <summary>A model shape: <see cref="Tensors"/> parameters of <see cref="Elements"/> floats each.</summary>
+/// <summary>
+/// A model shape: <see cref="Tensors"/> parameters of <see cref="Elements"/> floats each, or a named list of sizes
+/// (<see cref="Transformer"/>; then <see cref="Elements"/> is their mean and <see cref="SizeOf"/> gives each).
+/// </summary>
 public readonly record struct Shape(int Tensors, long Elements)
 {
-    /// <summary>The four shapes of the benchmark: many small tensors (per-call overhead dominates) to few large ones (memory bound).</summary>
-    public static readonly IReadOnlyList<Shape> All = new[] { Parse("2000x100"), Parse("200x1000"), Parse("50x100000"), Parse("20x1000000") };
+    // Per-tensor sizes of a named shape, null for a uniform one.
+    private readonly long[]? _sizes;
+    private readonly string? _name;
+
+    private Shape(string name, long[] sizes) : this(sizes.Length, sizes.Sum() / sizes.Length)
+    {
+        _name = name;
+        _sizes = sizes;
+    }
+
+    /// <summary>
+    /// The parameter list of a small transformer (PyTorch's <c>nn.TransformerEncoderLayer</c> layout, pre-norm): d_model 256,
+    /// 4 layers with 4 heads and a 1,024-wide feed-forward block, a 4,096-token embedding, 512 learned positions and a
+    /// final norm. 52 tensors, 4.3M floats: many small biases and norm weights (256 or 1,024 floats) beside a few large
+    /// matrices.
+    /// </summary>
+    public static Shape Transformer { get; } = new("transformer", TransformerSizes(dModel: 256, layers: 4, feedForward: 1024, vocabulary: 4096, positions: 512));
+
+    /// <summary>
+    /// The shapes of the benchmark: many small tensors (per-call overhead dominates) to few large ones (memory bound),
+    /// and <see cref="Transformer"/> (a real model's mix) before the largest, which stays last.
+    /// </summary>
+    public static readonly IReadOnlyList<Shape> All = new[] { Parse("2000x100"), Parse("200x1000"), Parse("50x100000"), Transformer, Parse("20x1000000") };
 
     /// <summary>Total parameter count.</summary>
-    public long Parameters => Tensors * Elements;
+    public long Parameters => _sizes?.Sum() ?? Tensors * Elements;
 
-    /// <summary>Parses "2000x100".</summary>
+    /// <summary>The number of floats of tensor <paramref name="index"/>.</summary>
+    public long SizeOf(int index) => _sizes?[index] ?? Elements;
+
+    /// <summary>Parses "2000x100", or "transformer".</summary>
     public static Shape Parse(string text)
     {
         ArgumentNullException.ThrowIfNull(text);
+        if (string.Equals(text.Trim(), Transformer._name, StringComparison.OrdinalIgnoreCase)) return Transformer;
         var parts = text.Split('x', '×', 'X');
         if (parts.Length != 2 || !int.TryParse(parts[0].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var n)
             || !long.TryParse(parts[1].Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out var e) || n <= 0 || e <= 0)
-            throw new FormatException($"'{text}' is not a shape like 2000x100 (tensors x floats per tensor).");
+            throw new FormatException($"'{text}' is not a shape like 2000x100 (tensors x floats per tensor) or 'transformer'.");
         return new Shape(n, e);
     }
 
-    /// <summary>"2000x100": the form the command line and BenchmarkDotNet's parameters use.</summary>
-    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Tensors}x{Elements}");
+    /// <summary>"2000x100" or "transformer": the form the command line and BenchmarkDotNet's parameters use.</summary>
+    public override string ToString() => _name ?? string.Create(CultureInfo.InvariantCulture, $"{Tensors}x{Elements}");
 
-    /// <summary>"2,000 × 100": the form the tables use.</summary>
-    public string Display => string.Create(CultureInfo.InvariantCulture, $"{Tensors:N0} × {Elements:N0}");
+    /// <summary>"2,000 × 100", or "transformer (67 tensors)": the form the tables use.</summary>
+    public string Display => _name is null
+        ? string.Create(CultureInfo.InvariantCulture, $"{Tensors:N0} × {Elements:N0}")
+        : string.Create(CultureInfo.InvariantCulture, $"{_name} ({Tensors:N0} tensors)");
+
+    // Weights before biases, module by module, as nn.Module.parameters() lists them.
+    private static long[] TransformerSizes(long dModel, int layers, long feedForward, long vocabulary, long positions)
+    {
+        var sizes = new List<long> { vocabulary * dModel, positions * dModel };
+        for (var l = 0; l < layers; l++)
+        {
+            sizes.AddRange(new[] { dModel, dModel });                      // norm before attention: weight, bias
+            sizes.AddRange(new[] { 3 * dModel * dModel, 3 * dModel });     // in_proj (q, k, v): weight, bias
+            sizes.AddRange(new[] { dModel * dModel, dModel });             // out_proj
+            sizes.AddRange(new[] { dModel, dModel });                      // norm before the feed-forward block
+            sizes.AddRange(new[] { feedForward * dModel, feedForward });   // linear1
+            sizes.AddRange(new[] { dModel * feedForward, dModel });        // linear2
+        }
+        sizes.AddRange(new[] { dModel, dModel });                          // final norm
+        return sizes.ToArray();
+    }
 }
 
 /// <summary>
@@ -215,12 +268,13 @@ public static class Catalog
             StepPath.ForLoop => Implementation.ForLoop,
             StepPath.Foreach => Implementation.Foreach,
             StepPath.Fused => Implementation.Fused,
+            StepPath.Flat when algorithm.HasFusedKernel => Implementation.Fused,
             _ => Implementation.Auto,
         };
         // An algorithm with one path of its own (Muon) has no implementation option: its for-loop cell is that path.
         var options = (Profile(algorithm).Options ?? Array.Empty<KeyValuePair<string, object?>>())
             .Concat(algorithm.HasImplementations ? new[] { new KeyValuePair<string, object?>("implementation", impl) } : []);
-        return algorithm.Create(parameters, options);
+        return algorithm.Create(parameters, options, flat: path == StepPath.Flat);
     }
 
     /// <summary>Table label of a path.</summary>
@@ -230,6 +284,7 @@ public static class Catalog
         StepPath.ForLoop => "for-loop",
         StepPath.Foreach => "foreach",
         StepPath.Fused => "fused",
+        StepPath.Flat => "flat",
         _ => "auto",
     };
 

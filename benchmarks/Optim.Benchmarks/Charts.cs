@@ -19,6 +19,7 @@ public static class Charts
         [StepPath.Foreach] = Color.FromHex("#ff7f0e"),
         [StepPath.Fused] = Color.FromHex("#2ca02c"),
         [StepPath.Auto] = Color.FromHex("#d62728"),
+        [StepPath.Flat] = Color.FromHex("#9467bd"),
     };
 
     /// <summary>File name of an algorithm's chart.</summary>
@@ -83,7 +84,7 @@ public static class Charts
 
         var xticks = new ScottPlot.TickGenerators.NumericManual();
         for (var i = 0; i < cells.Count; i++)
-            xticks.AddMajor(i, string.Create(Inv, $"{cells[i].Shape.Tensors:N0} × {cells[i].Shape.Elements:N0}\n{cells[i].Shape.Parameters / 1e6:0.#}M params"));
+            xticks.AddMajor(i, string.Create(Inv, $"{cells[i].Shape.Display}\n{cells[i].Shape.Parameters / 1e6:0.#}M params"));
         plot.Axes.Bottom.TickGenerator = xticks;
         plot.Axes.Left.TickGenerator = new ScottPlot.TickGenerators.NumericAutomatic
         {

@@ -30,10 +30,9 @@ public static class ClipBenchmark
         {
             using var scope = NewDisposeScope();
             var count = shape.Tensors;
-            var size = shape.Elements;
             var gen = new Generator(7);
             Parameter[] Make() => Enumerable.Range(0, count)
-                .Select(_ => new Parameter(torch.zeros(size), requires_grad: true) { grad = torch.randn(size, generator: gen).mul_(10) })
+                .Select(i => new Parameter(torch.zeros(shape.SizeOf(i)), requires_grad: true) { grad = torch.randn(shape.SizeOf(i), generator: gen).mul_(10) })
                 .ToArray();
             var candidates = new (string Name, Parameter[] Ps, Action<Parameter[]> Call)[]
             {

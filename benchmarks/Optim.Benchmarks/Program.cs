@@ -20,7 +20,8 @@ namespace Optim.Benchmarks;
 /// <c>--out DIR</c> (write the markdown and charts there instead), <c>--no-write</c> and <c>--deadline SECONDS</c> (the
 /// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it). <c>--clip</c> measures
 /// gradient clipping instead (<see cref="ClipBenchmark"/>).
-/// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>).
+/// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>);
+/// <c>--flat-costs</c> what flat mode's checks cost per step (see <see cref="FlatCosts"/>).
 /// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
 /// </summary>
 internal static class Program
@@ -40,6 +41,11 @@ internal static class Program
                 throw new ArgumentException("--threads needs a positive count.");
             TorchSharp.torch.set_num_threads(threads);
             rest = rest.Where((_, i) => i != threadsAt && i != threadsAt + 1).ToArray();
+        }
+        if (rest.Contains("--flat-costs"))
+        {
+            FlatCosts.Run(args.Contains("--shape") ? selection.Shapes[0] : Shape.Parse("2000x100"), Console.WriteLine);
+            return 0;
         }
         if (rest.Contains("--kernel-costs"))
         {

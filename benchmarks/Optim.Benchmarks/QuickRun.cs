@@ -80,8 +80,8 @@ public static class QuickRun
 
     private const int MinTimedStepsWhenShrunk = 5;
 
-    /// <summary>Seconds a cell takes at full budget: five paths of warm-up and timed steps, plus set-up and copies.</summary>
-    private static double NominalCellSeconds => 5 * (WarmupTime + TimedBudget).TotalSeconds + 0.5;
+    /// <summary>Seconds a cell takes at full budget: six paths of warm-up and timed steps, plus set-up and copies.</summary>
+    private static double NominalCellSeconds => 6 * (WarmupTime + TimedBudget).TotalSeconds + 0.5;
 
     /// <summary>Runs the selected matrix, printing progress to <paramref name="log"/>.</summary>
     public static IReadOnlyList<CellResult> Run(Selection selection, Action<string> log)

@@ -70,6 +70,8 @@ public static class Report
         sb.AppendLine();
         sb.Append(Targets(results));
         sb.AppendLine();
+        sb.Append(FlatTargets(results));
+        sb.AppendLine();
         sb.AppendLine("## Step time, every path");
         sb.AppendLine();
         sb.AppendLine("Median milliseconds per step; in parentheses the multiple of the memory bound (bound = bytes the step must move ÷ copy bandwidth measured in the same run over buffers of the shape's size).");
@@ -156,15 +158,17 @@ public static class Report
         sb.AppendLine();
         sb.AppendLine("Median time of one step on each path (n/a: no such path, or TorchSharp lacks the algorithm). `Auto` runs PyTorch's path: on CPU the for-loop, or foreach where it gives the same bits and is faster.");
         sb.AppendLine();
-        sb.AppendLine("| algorithm (settings) | shape | TorchSharp built-in | for-loop | foreach | fused | built-in ÷ fused |");
-        sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: |");
+        sb.AppendLine("| algorithm (settings) | shape | TorchSharp built-in | for-loop | foreach | fused | flat | built-in ÷ fused | built-in ÷ flat |");
+        sb.AppendLine("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
         foreach (var c in Ordered(results))
         {
             var builtIn = c[StepPath.BuiltIn];
             var fused = c[StepPath.Fused];
             string Time(PathResult? r) => r is null ? "n/a" : Ms(r.MedianMs);
             var speedup = fused is null || builtIn is null ? "n/a" : string.Create(Inv, $"{builtIn.MedianMs / fused.MedianMs:F1}×");
-            sb.AppendLine(Inv, $"| {c.Algorithm} ({Catalog.Settings(c.Algorithm)}) | {c.Shape.Display} | {Time(builtIn)} | {Time(c[StepPath.ForLoop])} | {Time(c[StepPath.Foreach])} | {Time(fused)} | {speedup} |");
+            var flat = c[StepPath.Flat];
+            var flatSpeedup = flat is null || builtIn is null ? "n/a" : string.Create(Inv, $"{builtIn.MedianMs / flat.MedianMs:F1}×");
+            sb.AppendLine(Inv, $"| {c.Algorithm} ({Catalog.Settings(c.Algorithm)}) | {c.Shape.Display} | {Time(builtIn)} | {Time(c[StepPath.ForLoop])} | {Time(c[StepPath.Foreach])} | {Time(fused)} | {Time(flat)} | {speedup} | {flatSpeedup} |");
         }
         return sb.ToString();
     }
@@ -196,6 +200,56 @@ public static class Report
         foreach (var line in Misses(results)) sb.AppendLine("- " + line);
         return sb.ToString();
     }
+
+    /// <summary>The flat-parameter targets at 2,000 × 100 (every fp32 step, side by side with the other paths of the same run).</summary>
+    public const double MinFlatSpeedupFusedAlgorithms = 100, MaxFlatBoundMultipleFusedAlgorithms = 3, MinFlatSpeedupOthers = 20;
+
+    /// <summary>
+    /// Flat mode against the other paths: per cell the built-in (or, where TorchSharp has none, our for-loop), our best
+    /// path without flat buffers, flat, and the ratios the targets ask for; then one line per target.
+    /// </summary>
+    public static string FlatTargets(IReadOnlyList<CellResult> results)
+    {
+        ArgumentNullException.ThrowIfNull(results);
+        var sb = new StringBuilder();
+        sb.AppendLine("## Flat parameters");
+        sb.AppendLine();
+        sb.AppendLine("`flat: true` (fused where ATen has the kernel, otherwise auto's for-loop ops once per buffer). Targets at 2,000 × 100: Adam, AdamW, SGD (momentum) and Adagrad at least 100× faster than the built-in and within 3× of the memory bound; every other algorithm at least 20× faster than its built-in, or than our for-loop where TorchSharp has none. At 20 × 1,000,000 flat within 10% of our best path without it. ✗ marks a miss.");
+        sb.AppendLine();
+        sb.AppendLine("| algorithm | shape | reference | reference ms | best non-flat ms | flat ms | reference ÷ flat | flat ÷ bound | flat B/step |");
+        sb.AppendLine("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |");
+        var lines = new List<string>();
+        foreach (var c in Ordered(results))
+        {
+            if (c[StepPath.Flat] is not { } flat) continue;
+            var (label, reference) = FlatReference(c);
+            var best = c.Paths.Where(p => p.Path is not (StepPath.BuiltIn or StepPath.Flat)).MinBy(p => p.MedianMs)!;
+            var speedup = reference.MedianMs / flat.MedianMs;
+            var bound = flat.MedianMs / c.BoundMs;
+            var mark = "";
+            if (c.Shape == Shape.Parse("2000x100"))
+            {
+                var fusedFour = c.Algorithm.HasFusedKernel && c.Algorithm != SGDMomentumNesterov.Info;
+                var ok = fusedFour ? speedup >= MinFlatSpeedupFusedAlgorithms && bound <= MaxFlatBoundMultipleFusedAlgorithms : speedup >= MinFlatSpeedupOthers;
+                mark = ok ? " ✓" : " ✗";
+                lines.Add(string.Create(Inv, $"{(ok ? "✓" : "✗")} {c.Algorithm} at 2,000 × 100: {speedup:F1}× faster than {label}{(fusedFour ? string.Create(Inv, $", {bound:F2}× the bound") : "")}."));
+            }
+            else if (c.Shape == Shape.All[^1])
+            {
+                var ok = flat.MedianMs <= best.MedianMs * 1.1;
+                mark = ok ? " ✓" : " ✗";
+                lines.Add(string.Create(Inv, $"{(ok ? "✓" : "✗")} {c.Algorithm} at 20 × 1,000,000: flat {Ms(flat.MedianMs)}, best non-flat ({Catalog.Label(best.Path)}) {Ms(best.MedianMs)}."));
+            }
+            sb.AppendLine(Inv, $"| {c.Algorithm} | {c.Shape.Display} | {label} | {Ms(reference.MedianMs)} | {Ms(best.MedianMs)} | {Ms(flat.MedianMs)} | {speedup:F1}×{mark} | {bound:F2}× | {flat.AllocatedBytesPerStep:N0} |");
+        }
+        sb.AppendLine();
+        foreach (var line in lines) sb.AppendLine("- " + line);
+        return sb.ToString();
+    }
+
+    // What flat mode is compared with: TorchSharp's built-in, or our for-loop where TorchSharp has none.
+    private static (string Label, PathResult Result) FlatReference(CellResult c) =>
+        c[StepPath.BuiltIn] is { } builtIn ? ("built-in", builtIn) : ("our for-loop", c[StepPath.ForLoop]!);
 
     // Our fastest path in a cell: fused where ATen has the kernel, otherwise auto, or the one path of an algorithm without
     // a choice (Muon's, in the for-loop cell).

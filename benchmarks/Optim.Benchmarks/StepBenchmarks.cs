@@ -86,6 +86,10 @@ public abstract class StepBenchmarksBase
     [GlobalSetup(Target = nameof(Auto))]
     public void SetupAuto() => Setup(StepPath.Auto);
 
+    /// <summary>Setup of <see cref="Flat"/>.</summary>
+    [GlobalSetup(Target = nameof(Flat))]
+    public void SetupFlat() => Setup(StepPath.Flat);
+
     /// <summary>TorchSharp's own optimizer.</summary>
     [Benchmark(Baseline = true)]
     public void BuiltIn() => _optimizer!.step();
@@ -101,6 +105,10 @@ public abstract class StepBenchmarksBase
     /// <summary>Ours, automatic.</summary>
     [Benchmark]
     public void Auto() => _optimizer!.step();
+
+    /// <summary>Ours, flat parameters.</summary>
+    [Benchmark]
+    public void Flat() => _optimizer!.step();
 
     /// <summary>Used by the fused subclass.</summary>
     protected torch.optim.Optimizer? Optimizer => _optimizer;

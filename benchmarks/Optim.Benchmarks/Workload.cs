@@ -26,8 +26,8 @@ public sealed class Workload : IDisposable
         _grads = new Tensor[shape.Tensors];
         for (var i = 0; i < shape.Tensors; i++)
         {
-            _initial[i] = torch.randn(shape.Elements, dtype: ScalarType.Float32);
-            _grads[i] = torch.randn(shape.Elements, dtype: ScalarType.Float32);
+            _initial[i] = torch.randn(shape.SizeOf(i), dtype: ScalarType.Float32);
+            _grads[i] = torch.randn(shape.SizeOf(i), dtype: ScalarType.Float32);
         }
     }
 

@@ -164,7 +164,9 @@ public class OptionSchemaTests
         constructors.Should().Contain(c => c.GetParameters()[0].ParameterType == typeof(IEnumerable<Parameter>), "TorchSharp's form over a parameter list");
         foreach (var ctor in constructors)
         {
-            var optional = ctor.GetParameters().Skip(1).ToList();
+            // `flat` chooses the memory layout (Optimizer<TOptions>.Flat), not a hyperparameter: no state dict carries it.
+            var optional = ctor.GetParameters().Skip(1).Where(p => p.Name != "flat").ToList();
+            ctor.GetParameters()[^1].Name.Should().Be("flat", $"{name}'s constructors end with flat, as PyTorch's with foreach and fused");
             optional.Should().OnlyContain(p => p.HasDefaultValue, $"{name}({ctor.GetParameters()[0].ParameterType.Name}, ...) takes every hyperparameter as an optional argument");
             optional.Select(p => p.Name).Should().BeEquivalentTo(algorithm.Schema.SelectMany(h => ArgumentNames(h.Name)),
                 $"{name}'s constructor over {ctor.GetParameters()[0].ParameterType.Name} takes every hyperparameter of the schema, by its name");

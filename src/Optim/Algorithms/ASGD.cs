@@ -72,40 +72,41 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     /// <param name="weight_decay">L2 penalty.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public ASGD(IEnumerable<Parameter> parameters, double lr = 1e-2, double lambd = 1e-4, double alpha = 0.75, double t0 = 1e6,
-        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<ASGDOptions>(parameters), lr, lambd, alpha, t0, weight_decay, maximize, implementation) { }
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<ASGDOptions>(parameters), lr, lambd, alpha, t0, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates ASGD over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public ASGD(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double lambd = 1e-4, double alpha = 0.75,
-        double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<ASGDOptions>(parameters), lr, lambd, alpha, t0, weight_decay, maximize, implementation) { }
+        double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<ASGDOptions>(parameters), lr, lambd, alpha, t0, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates ASGD over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public ASGD(IEnumerable<ParamGroupSpec<ASGDOptions>> groups, double lr = 1e-2, double lambd = 1e-4, double alpha = 0.75,
-        double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new ASGDOptions
         {
             Lr = lr, Lambd = lambd, Alpha = alpha, T0 = t0, WeightDecay = weight_decay, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates ASGD over TorchSharp's parameter groups (<c>new ASGD.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.ASGD</c>): each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="ASGD(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public ASGD(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.ASGD.Options>> groups, double lr = 1e-2, double lambd = 1e-4,
-        double alpha = 0.75, double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double alpha = 0.75, double t0 = 1e6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<ASGDOptions, TorchSharp.Modules.ASGD.Options>(groups, (o, t) => o with
         {
             Lambd = t.lambd ?? o.Lambd, Alpha = t.alpha ?? o.Alpha, T0 = t.t0 ?? o.T0, WeightDecay = t.weight_decay ?? o.WeightDecay,
             Maximize = t.maximize ?? o.Maximize,
-        }), lr, lambd, alpha, t0, weight_decay, maximize, implementation) { }
+        }), lr, lambd, alpha, t0, weight_decay, maximize, implementation, flat) { }
 
     /// <inheritdoc/>
     protected override bool ForeachMatchesForLoop => Info.ForeachMatchesForLoop;

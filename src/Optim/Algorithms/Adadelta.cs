@@ -55,39 +55,40 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     /// <param name="weight_decay">L2 penalty.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public Adadelta(IEnumerable<Parameter> parameters, double lr = 1.0, double rho = 0.9, double eps = 1e-6, double weight_decay = 0,
-        bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<AdadeltaOptions>(parameters), lr, rho, eps, weight_decay, maximize, implementation) { }
+        bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<AdadeltaOptions>(parameters), lr, rho, eps, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Adadelta over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation, bool)"/>
     public Adadelta(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1.0, double rho = 0.9, double eps = 1e-6,
-        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<AdadeltaOptions>(parameters), lr, rho, eps, weight_decay, maximize, implementation) { }
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<AdadeltaOptions>(parameters), lr, rho, eps, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Adadelta over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation, bool)"/>
     public Adadelta(IEnumerable<ParamGroupSpec<AdadeltaOptions>> groups, double lr = 1.0, double rho = 0.9, double eps = 1e-6,
-        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new AdadeltaOptions
         {
             Lr = lr, Rho = rho, Eps = eps, WeightDecay = weight_decay, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates Adadelta over TorchSharp's parameter groups (<c>new Adadelta.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.Adadelta</c>): each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adadelta(IEnumerable{Parameter}, double, double, double, double, bool, Implementation, bool)"/>
     public Adadelta(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Adadelta.Options>> groups, double lr = 1.0, double rho = 0.9,
-        double eps = 1e-6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double eps = 1e-6, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<AdadeltaOptions, TorchSharp.Modules.Adadelta.Options>(groups, (o, t) => o with
         {
             Rho = t.rho ?? o.Rho, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay, Maximize = t.maximize ?? o.Maximize,
-        }), lr, rho, eps, weight_decay, maximize, implementation) { }
+        }), lr, rho, eps, weight_decay, maximize, implementation, flat) { }
 
     private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step).LikeParameter(StateKeys.SquareAvg).LikeParameter(StateKeys.AccDelta);
 

@@ -72,27 +72,28 @@ public sealed class Adafactor : Optimizer<AdafactorOptions>
     /// <param name="weight_decay">Decoupled weight decay coefficient.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public Adafactor(IEnumerable<Parameter> parameters, double lr = 1e-2, double beta2_decay = -0.8, double? eps1 = null, double eps2 = 1e-3,
-        double d = 1.0, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<AdafactorOptions>(parameters), lr, beta2_decay, eps1, eps2, d, weight_decay, maximize, implementation) { }
+        double d = 1.0, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<AdafactorOptions>(parameters), lr, beta2_decay, eps1, eps2, d, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Adafactor over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Adafactor(IEnumerable{Parameter}, double, double, double?, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adafactor(IEnumerable{Parameter}, double, double, double?, double, double, double, bool, Implementation, bool)"/>
     public Adafactor(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double beta2_decay = -0.8, double? eps1 = null,
-        double eps2 = 1e-3, double d = 1.0, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<AdafactorOptions>(parameters), lr, beta2_decay, eps1, eps2, d, weight_decay, maximize, implementation) { }
+        double eps2 = 1e-3, double d = 1.0, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<AdafactorOptions>(parameters), lr, beta2_decay, eps1, eps2, d, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Adafactor over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Adafactor(IEnumerable{Parameter}, double, double, double?, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adafactor(IEnumerable{Parameter}, double, double, double?, double, double, double, bool, Implementation, bool)"/>
     public Adafactor(IEnumerable<ParamGroupSpec<AdafactorOptions>> groups, double lr = 1e-2, double beta2_decay = -0.8, double? eps1 = null,
-        double eps2 = 1e-3, double d = 1.0, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double eps2 = 1e-3, double d = 1.0, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new AdafactorOptions
         {
             Lr = lr, Beta2Decay = beta2_decay, Eps1 = eps1, Eps2 = eps2, D = d, WeightDecay = weight_decay, Maximize = maximize,
             Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "Adafactor does not support sparse gradients";
@@ -107,6 +108,9 @@ public sealed class Adafactor : Optimizer<AdafactorOptions>
     private static readonly StateSchema States = new StateSchema().Step(StateKeys.Step)
         .Reduced(RowVar, required: false).Reduced(ColVar, required: false).LikeParameter(Variance, required: false)
         .RequiredWhen(RowVar, p => p.dim() > 1).RequiredWhen(ColVar, p => p.dim() > 1).RequiredWhen(Variance, p => p.dim() <= 1);
+
+    // Its factored moments and its step size (the parameter's RMS) reduce over each parameter: no flat step.
+    private protected override bool UpdateIsElementWise => false;
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;

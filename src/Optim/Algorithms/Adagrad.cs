@@ -62,41 +62,42 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
     /// <param name="eps">Term added to the denominator for numerical stability.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public Adagrad(IEnumerable<Parameter> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
-        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<AdagradOptions>(parameters), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation) { }
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<AdagradOptions>(parameters), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation, flat) { }
 
     /// <summary>Creates Adagrad over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Adagrad(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
-        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<AdagradOptions>(parameters), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation) { }
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<AdagradOptions>(parameters), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation, flat) { }
 
     /// <summary>Creates Adagrad over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Adagrad(IEnumerable<ParamGroupSpec<AdagradOptions>> groups, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
-        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new AdagradOptions
         {
             Lr = lr, LrDecay = lr_decay, WeightDecay = weight_decay, InitialAccumulatorValue = initial_accumulator_value, Eps = eps,
             Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates Adagrad over TorchSharp's parameter groups (<c>new Adagrad.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.Adagrad</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adagrad(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Adagrad(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Adagrad.Options>> groups, double lr = 1e-2, double lr_decay = 0, double weight_decay = 0,
-        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double initial_accumulator_value = 0, double eps = 1e-10, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<AdagradOptions, TorchSharp.Modules.Adagrad.Options>(groups, (o, t) => o with
         {
             LrDecay = t.lr_decay ?? o.LrDecay, WeightDecay = t.weight_decay ?? o.WeightDecay,
             InitialAccumulatorValue = t.initial_accumulator_value ?? o.InitialAccumulatorValue, Eps = t.eps ?? o.Eps,
-        }), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation) { }
+        }), lr, lr_decay, weight_decay, initial_accumulator_value, eps, maximize, implementation, flat) { }
 
     /// <inheritdoc/>
     protected override bool InitializesStateEagerly => true;

@@ -81,36 +81,37 @@ public class Adam : Optimizer<AdamOptions>, IBetas
     /// <param name="amsgrad">Use the AMSGrad variant.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public Adam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
-        double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+        double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation, flat) { }
 
     /// <summary>Creates Adam over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public Adam(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation, flat) { }
 
     /// <summary>Creates Adam over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public Adam(IEnumerable<ParamGroupSpec<AdamOptions>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(groups, AdamOptions.Create(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation), decoupledWeightDecay: false) { }
+        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(groups, AdamOptions.Create(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation), decoupledWeightDecay: false) => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates Adam over TorchSharp's parameter groups (<c>new Adam.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.Adam</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="Adam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public Adam(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Adam.Options>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double eps = 1e-8, double weight_decay = 0, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<AdamOptions, TorchSharp.Modules.Adam.Options>(groups, (o, t) => o with
         {
             Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
             Amsgrad = t.amsgrad ?? o.Amsgrad, Maximize = t.maximize ?? o.Maximize,
-        }), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+        }), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation, flat) { }
 
     /// <summary>Creates Adam, or with <paramref name="decoupledWeightDecay"/> AdamW, over parameter groups.</summary>
     private protected Adam(IEnumerable<ParamGroupSpec<AdamOptions>> groups, AdamOptions defaults, bool decoupledWeightDecay)

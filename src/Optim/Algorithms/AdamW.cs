@@ -24,36 +24,37 @@ public sealed class AdamW : Adam
     /// <param name="amsgrad">Use the AMSGrad variant.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public AdamW(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
-        double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+        double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation, flat) { }
 
     /// <summary>Creates AdamW over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public AdamW(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<AdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation, flat) { }
 
     /// <summary>Creates AdamW over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public AdamW(IEnumerable<ParamGroupSpec<AdamOptions>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : base(groups, AdamOptions.Create(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation), decoupledWeightDecay: true) { }
+        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : base(groups, AdamOptions.Create(lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation), decoupledWeightDecay: true) => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates AdamW over TorchSharp's parameter groups (<c>new AdamW.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.AdamW</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="AdamW(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public AdamW(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.AdamW.Options>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double eps = 1e-8, double weight_decay = 1e-2, bool amsgrad = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<AdamOptions, TorchSharp.Modules.AdamW.Options>(groups, (o, t) => o with
         {
             Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
             Amsgrad = t.amsgrad ?? o.Amsgrad, Maximize = t.maximize ?? o.Maximize,
-        }), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation) { }
+        }), lr, beta1, beta2, eps, weight_decay, amsgrad, maximize, implementation, flat) { }
 
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "AdamW does not support sparse gradients";

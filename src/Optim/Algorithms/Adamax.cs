@@ -64,39 +64,40 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
     /// <param name="weight_decay">L2 penalty.</param>
     /// <param name="maximize">Maximize the objective (PyTorch's; TorchSharp's Adamax has none).</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public Adamax(IEnumerable<Parameter> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
-        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<AdamaxOptions>(parameters), lr, beta1, beta2, eps, weight_decay, maximize, implementation) { }
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<AdamaxOptions>(parameters), lr, beta1, beta2, eps, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Adamax over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Adamax(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<AdamaxOptions>(parameters), lr, beta1, beta2, eps, weight_decay, maximize, implementation) { }
+        double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<AdamaxOptions>(parameters), lr, beta1, beta2, eps, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Adamax over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Adamax(IEnumerable<ParamGroupSpec<AdamaxOptions>> groups, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
-        double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new AdamaxOptions
         {
             Lr = lr, Eps = eps, Beta1 = beta1, Beta2 = beta2, WeightDecay = weight_decay, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates Adamax over TorchSharp's parameter groups (<c>new Adamax.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.Adamax</c>): each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Adamax(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Adamax(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Adamax.Options>> groups, double lr = 2e-3, double beta1 = 0.9,
-        double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double beta2 = 0.999, double eps = 1e-8, double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<AdamaxOptions, TorchSharp.Modules.Adamax.Options>(groups, (o, t) => o with
         {
             Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
-        }), lr, beta1, beta2, eps, weight_decay, maximize, implementation) { }
+        }), lr, beta1, beta2, eps, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>The first group's (beta1, beta2); setting them sets every group's (TorchSharp's <c>OneCycleLR</c> uses this).</summary>
     public (double, double) Betas

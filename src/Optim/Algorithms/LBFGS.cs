@@ -87,27 +87,28 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
     /// <param name="tolerance_change">Termination tolerance on function value and parameter changes.</param>
     /// <param name="history_size">The number of correction pairs kept.</param>
     /// <param name="line_search_fn">Null, or <c>"strong_wolfe"</c>.</param>
+    /// <param name="flat">Keep the parameters and gradients in one flat buffer (see <see cref="Optimizer{TOptions}.Flat"/>); LBFGS's own step still works per parameter.</param>
     public LBFGS(IEnumerable<Parameter> parameters, double lr = 1, long max_iter = 20, long? max_eval = null, double tolerance_grad = 1e-7,
-        double tolerance_change = 1e-9, long history_size = 100, string? line_search_fn = null)
-        : this(Groups.Single<LBFGSOptions>(parameters), lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size, line_search_fn) { }
+        double tolerance_change = 1e-9, long history_size = 100, string? line_search_fn = null, bool flat = false)
+        : this(Groups.Single<LBFGSOptions>(parameters), lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size, line_search_fn, flat) { }
 
     /// <summary>Creates LBFGS over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="LBFGS(IEnumerable{Parameter}, double, long, long?, double, double, long, string?)"/>
+    /// <inheritdoc cref="LBFGS(IEnumerable{Parameter}, double, long, long?, double, double, long, string?, bool)"/>
     public LBFGS(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1, long max_iter = 20, long? max_eval = null,
-        double tolerance_grad = 1e-7, double tolerance_change = 1e-9, long history_size = 100, string? line_search_fn = null)
-        : this(Groups.Named<LBFGSOptions>(parameters), lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size, line_search_fn) { }
+        double tolerance_grad = 1e-7, double tolerance_change = 1e-9, long history_size = 100, string? line_search_fn = null, bool flat = false)
+        : this(Groups.Named<LBFGSOptions>(parameters), lr, max_iter, max_eval, tolerance_grad, tolerance_change, history_size, line_search_fn, flat) { }
 
     /// <summary>Creates LBFGS over one parameter group (PyTorch refuses more than one, and so does this).</summary>
     /// <param name="groups">Exactly one parameter group.</param>
-    /// <inheritdoc cref="LBFGS(IEnumerable{Parameter}, double, long, long?, double, double, long, string?)"/>
+    /// <inheritdoc cref="LBFGS(IEnumerable{Parameter}, double, long, long?, double, double, long, string?, bool)"/>
     public LBFGS(IEnumerable<ParamGroupSpec<LBFGSOptions>> groups, double lr = 1, long max_iter = 20, long? max_eval = null,
-        double tolerance_grad = 1e-7, double tolerance_change = 1e-9, long history_size = 100, string? line_search_fn = null)
+        double tolerance_grad = 1e-7, double tolerance_change = 1e-9, long history_size = 100, string? line_search_fn = null, bool flat = false)
         : base(groups, new LBFGSOptions
         {
             Lr = lr, MaxIter = max_iter, MaxEval = max_eval ?? FloorDiv(max_iter * 5, 4), ToleranceGrad = tolerance_grad,
             ToleranceChange = tolerance_change, HistorySize = history_size, LineSearchFn = line_search_fn,
         })
-    { }
+        => UseFlatParameters(flat);
 
     // Python's //.
     private static long FloorDiv(long a, long b) => a / b - (a % b != 0 && (a < 0) != (b < 0) ? 1 : 0);
@@ -119,6 +120,9 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
 
     /// <inheritdoc/>
     protected override bool RequiresClosure => true;
+
+    // Its directions and line search reduce over all parameters: it never takes the flat step.
+    private protected override bool UpdateIsElementWise => false;
 
     /// <inheritdoc/>
     protected override string? RejectParamGroup(int existingGroups) => existingGroups >= 1 ? SingleGroupMessage : null;

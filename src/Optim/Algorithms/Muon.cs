@@ -108,30 +108,32 @@ public sealed class Muon : Optimizer<MuonOptions>, IMomentum
     /// <param name="ns_steps">How many Newton–Schulz iterations.</param>
     /// <param name="adjust_lr_fn">Null or <c>"original"</c>, or <c>"match_rms_adamw"</c>.</param>
     /// <param name="use_addmm">Run the iteration's products as <c>addmm</c>.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>);
+    /// Muon's update works on whole matrices, so it still steps per parameter.</param>
     public Muon(IEnumerable<Parameter> parameters, double lr = 1e-3, double weight_decay = 0.1, double momentum = 0.95, bool nesterov = true,
-        IReadOnlyList<double>? ns_coefficients = null, double eps = 1e-7, int ns_steps = 5, string? adjust_lr_fn = null, bool use_addmm = false)
-        : this(Groups.Single<MuonOptions>(parameters), lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn, use_addmm) { }
+        IReadOnlyList<double>? ns_coefficients = null, double eps = 1e-7, int ns_steps = 5, string? adjust_lr_fn = null, bool use_addmm = false, bool flat = false)
+        : this(Groups.Single<MuonOptions>(parameters), lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn, use_addmm, flat) { }
 
     /// <summary>Creates Muon over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Muon(IEnumerable{Parameter}, double, double, double, bool, IReadOnlyList{double}?, double, int, string?, bool)"/>
+    /// <inheritdoc cref="Muon(IEnumerable{Parameter}, double, double, double, bool, IReadOnlyList{double}?, double, int, string?, bool, bool)"/>
     public Muon(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double weight_decay = 0.1, double momentum = 0.95,
         bool nesterov = true, IReadOnlyList<double>? ns_coefficients = null, double eps = 1e-7, int ns_steps = 5, string? adjust_lr_fn = null,
-        bool use_addmm = false)
-        : this(Groups.Named<MuonOptions>(parameters), lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn, use_addmm) { }
+        bool use_addmm = false, bool flat = false)
+        : this(Groups.Named<MuonOptions>(parameters), lr, weight_decay, momentum, nesterov, ns_coefficients, eps, ns_steps, adjust_lr_fn, use_addmm, flat) { }
 
     /// <summary>Creates Muon over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Muon(IEnumerable{Parameter}, double, double, double, bool, IReadOnlyList{double}?, double, int, string?, bool)"/>
+    /// <inheritdoc cref="Muon(IEnumerable{Parameter}, double, double, double, bool, IReadOnlyList{double}?, double, int, string?, bool, bool)"/>
     public Muon(IEnumerable<ParamGroupSpec<MuonOptions>> groups, double lr = 1e-3, double weight_decay = 0.1, double momentum = 0.95,
         bool nesterov = true, IReadOnlyList<double>? ns_coefficients = null, double eps = 1e-7, int ns_steps = 5, string? adjust_lr_fn = null,
-        bool use_addmm = false)
+        bool use_addmm = false, bool flat = false)
         : base(groups, new MuonOptions
         {
             Lr = lr, WeightDecay = weight_decay, Momentum = momentum, Nesterov = nesterov,
             NsCoefficients = ns_coefficients is null ? MuonOptions.DefaultNsCoefficients : Array.AsReadOnly(ns_coefficients.ToArray()),
             Eps = eps, NsSteps = ns_steps, AdjustLrFn = adjust_lr_fn, UseAddmm = use_addmm,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>The first group's momentum; setting it sets every group's (what cyclic schedulers drive).</summary>
     public double Momentum
@@ -151,6 +153,9 @@ public sealed class Muon : Optimizer<MuonOptions>, IMomentum
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;
+
+    // Newton–Schulz orthogonalizes each matrix as a whole: no flat step.
+    private protected override bool UpdateIsElementWise => false;
 
     /// <inheritdoc/>
     protected override void InitializeState(MuonOptions options, Parameter parameter, ParameterState state) =>

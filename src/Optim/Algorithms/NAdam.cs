@@ -79,45 +79,46 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     /// <param name="decoupled_weight_decay">Decouple the weight decay as in AdamW (NAdamW).</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public NAdam(IEnumerable<Parameter> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
         double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<NAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation) { }
+        Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<NAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates NAdam over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public NAdam(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
         double eps = 1e-8, double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<NAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation) { }
+        Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<NAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates NAdam over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public NAdam(IEnumerable<ParamGroupSpec<NAdamOptions>> groups, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
         double eps = 1e-8, double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
+        Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new NAdamOptions
         {
             Lr = lr, Eps = eps, Beta1 = beta1, Beta2 = beta2, WeightDecay = weight_decay, MomentumDecay = momentum_decay,
             DecoupledWeightDecay = decoupled_weight_decay, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates NAdam over TorchSharp's parameter groups (<c>new NAdam.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.NAdam</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="NAdam(IEnumerable{Parameter}, double, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public NAdam(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.NAdam.Options>> groups, double lr = 2e-3, double beta1 = 0.9, double beta2 = 0.999,
         double eps = 1e-8, double weight_decay = 0, double momentum_decay = 4e-3, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
+        Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<NAdamOptions, TorchSharp.Modules.NAdam.Options>(groups, (o, t) => o with
         {
             Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
             MomentumDecay = t.momentum_decay ?? o.MomentumDecay,
-        }), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation) { }
+        }), lr, beta1, beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay, maximize, implementation, flat) { }
 
     /// <summary>The first group's (beta1, beta2); setting them sets every group's (TorchSharp's <c>OneCycleLR</c> uses this).</summary>
     public (double, double) Betas

@@ -71,43 +71,44 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     /// <param name="decoupled_weight_decay">Decouple the weight decay as in AdamW (RAdamW).</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public RAdam(IEnumerable<Parameter> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999, double eps = 1e-8,
-        double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<RAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, implementation) { }
+        double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<RAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates RAdam over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="RAdam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="RAdam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public RAdam(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
         double eps = 1e-8, double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<RAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, implementation) { }
+        Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<RAdamOptions>(parameters), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates RAdam over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="RAdam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="RAdam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public RAdam(IEnumerable<ParamGroupSpec<RAdamOptions>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
         double eps = 1e-8, double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
+        Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new RAdamOptions
         {
             Lr = lr, Eps = eps, Beta1 = beta1, Beta2 = beta2, WeightDecay = weight_decay,
             DecoupledWeightDecay = decoupled_weight_decay, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates RAdam over TorchSharp's parameter groups (<c>new RAdam.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.RAdam</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="RAdam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="RAdam(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public RAdam(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.RAdam.Options>> groups, double lr = 1e-3, double beta1 = 0.9, double beta2 = 0.999,
         double eps = 1e-8, double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
+        Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<RAdamOptions, TorchSharp.Modules.RAdam.Options>(groups, (o, t) => o with
         {
             Beta1 = t.beta1 ?? o.Beta1, Beta2 = t.beta2 ?? o.Beta2, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay,
-        }), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, implementation) { }
+        }), lr, beta1, beta2, eps, weight_decay, decoupled_weight_decay, maximize, implementation, flat) { }
 
     /// <summary>The first group's (beta1, beta2); setting them sets every group's (TorchSharp's <c>OneCycleLR</c> uses this).</summary>
     public (double, double) Betas

@@ -69,41 +69,42 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
     /// <param name="centered">Compute the centered RMSprop.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public RMSprop(IEnumerable<Parameter> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8, double weight_decay = 0,
-        double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<RMSpropOptions>(parameters), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation) { }
+        double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<RMSpropOptions>(parameters), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation, flat) { }
 
     /// <summary>Creates RMSprop over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public RMSprop(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8,
-        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<RMSpropOptions>(parameters), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation) { }
+        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<RMSpropOptions>(parameters), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation, flat) { }
 
     /// <summary>Creates RMSprop over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public RMSprop(IEnumerable<ParamGroupSpec<RMSpropOptions>> groups, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8,
-        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new RMSpropOptions
         {
             Lr = lr, Eps = eps, Momentum = momentum, WeightDecay = weight_decay, Alpha = alpha,
             Centered = centered, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates RMSprop over TorchSharp's parameter groups (<c>new RMSProp.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.RMSProp</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="RMSprop(IEnumerable{Parameter}, double, double, double, double, double, bool, bool, Implementation, bool)"/>
     public RMSprop(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.RMSProp.Options>> groups, double lr = 1e-2, double alpha = 0.99, double eps = 1e-8,
-        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double weight_decay = 0, double momentum = 0, bool centered = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<RMSpropOptions, TorchSharp.Modules.RMSProp.Options>(groups, (o, t) => o with
         {
             Alpha = t.alpha ?? o.Alpha, Eps = t.eps ?? o.Eps, WeightDecay = t.weight_decay ?? o.WeightDecay, Momentum = t.momentum ?? o.Momentum,
             Centered = t.centered ?? o.Centered, Maximize = t.maximize ?? o.Maximize,
-        }), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation) { }
+        }), lr, alpha, eps, weight_decay, momentum, centered, maximize, implementation, flat) { }
 
     /// <summary>The first group's momentum; setting it sets every group's (TorchSharp's schedulers use this).</summary>
     public double Momentum

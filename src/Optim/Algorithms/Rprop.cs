@@ -69,41 +69,42 @@ public sealed class Rprop : Optimizer<RpropOptions>
     /// <param name="max_step">Maximal step size (PyTorch's <c>step_sizes[1]</c>).</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public Rprop(IEnumerable<Parameter> parameters, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2, double min_step = 1e-6,
-        double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+        double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation, flat) { }
 
     /// <summary>Creates Rprop over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Rprop(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
-        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<RpropOptions>(parameters), lr, etaminus, etaplus, min_step, max_step, maximize, implementation, flat) { }
 
     /// <summary>Creates Rprop over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Rprop(IEnumerable<ParamGroupSpec<RpropOptions>> groups, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
-        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new RpropOptions
         {
             Lr = lr, Etaminus = etaminus, Etaplus = etaplus, MinStep = min_step, MaxStep = max_step,
             Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates Rprop over TorchSharp's parameter groups (<c>new Rprop.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.Rprop</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Rprop(IEnumerable{Parameter}, double, double, double, double, double, bool, Implementation, bool)"/>
     public Rprop(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.Rprop.Options>> groups, double lr = 1e-2, double etaminus = 0.5, double etaplus = 1.2,
-        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double min_step = 1e-6, double max_step = 50, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<RpropOptions, TorchSharp.Modules.Rprop.Options>(groups, (o, t) => o with
         {
             Etaminus = t.etaminus ?? o.Etaminus, Etaplus = t.etaplus ?? o.Etaplus, MinStep = t.min_step ?? o.MinStep, MaxStep = t.max_step ?? o.MaxStep,
             Maximize = t.maximize ?? o.Maximize,
-        }), lr, etaminus, etaplus, min_step, max_step, maximize, implementation) { }
+        }), lr, etaminus, etaplus, min_step, max_step, maximize, implementation, flat) { }
 
     /// <inheritdoc/>
     protected override string SparseGradientMessage => "Rprop does not support sparse gradients";

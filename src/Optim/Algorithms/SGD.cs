@@ -65,41 +65,42 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
     /// <param name="nesterov">Use Nesterov momentum.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public SGD(IEnumerable<Parameter> parameters, double lr = 1e-3, double momentum = 0, double dampening = 0,
-        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Single<SGDOptions>(parameters), lr, momentum, dampening, weight_decay, nesterov, maximize, implementation) { }
+        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Single<SGDOptions>(parameters), lr, momentum, dampening, weight_decay, nesterov, maximize, implementation, flat) { }
 
     /// <summary>Creates SGD over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="SGD(IEnumerable{Parameter}, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="SGD(IEnumerable{Parameter}, double, double, double, double, bool, bool, Implementation, bool)"/>
     public SGD(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double momentum = 0, double dampening = 0,
-        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Groups.Named<SGDOptions>(parameters), lr, momentum, dampening, weight_decay, nesterov, maximize, implementation) { }
+        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Groups.Named<SGDOptions>(parameters), lr, momentum, dampening, weight_decay, nesterov, maximize, implementation, flat) { }
 
     /// <summary>Creates SGD over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="SGD(IEnumerable{Parameter}, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="SGD(IEnumerable{Parameter}, double, double, double, double, bool, bool, Implementation, bool)"/>
     public SGD(IEnumerable<ParamGroupSpec<SGDOptions>> groups, double lr = 1e-3, double momentum = 0, double dampening = 0,
-        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new SGDOptions
         {
             Lr = lr, Momentum = momentum, WeightDecay = weight_decay, Dampening = dampening,
             Nesterov = nesterov, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>
     /// Creates SGD over TorchSharp's parameter groups (<c>new SGD.ParamGroup[] { ... }</c> written for
     /// <c>torch.optim.SGD</c>): as TorchSharp applies them, each group's options that are set override the arguments.
     /// </summary>
     /// <param name="groups">TorchSharp's parameter groups.</param>
-    /// <inheritdoc cref="SGD(IEnumerable{Parameter}, double, double, double, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="SGD(IEnumerable{Parameter}, double, double, double, double, bool, bool, Implementation, bool)"/>
     public SGD(IEnumerable<TorchSharp.Modules.ParamGroup<TorchSharp.Modules.SGD.Options>> groups, double lr = 1e-3, double momentum = 0, double dampening = 0,
-        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double weight_decay = 0, bool nesterov = false, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.FromTorchSharp<SGDOptions, TorchSharp.Modules.SGD.Options>(groups, (o, t) => o with
         {
             Momentum = t.momentum ?? o.Momentum, Dampening = t.dampening ?? o.Dampening, WeightDecay = t.weight_decay ?? o.WeightDecay,
             Nesterov = t.nesterov ?? o.Nesterov, Maximize = t.maximize ?? o.Maximize,
-        }), lr, momentum, dampening, weight_decay, nesterov, maximize, implementation) { }
+        }), lr, momentum, dampening, weight_decay, nesterov, maximize, implementation, flat) { }
 
     /// <summary>The first group's momentum; setting it sets every group's (TorchSharp's schedulers use this).</summary>
     public double Momentum

@@ -71,33 +71,34 @@ public sealed class SGDMomentumNesterov : Optimizer<SGDMomentumNesterovOptions>,
     /// <param name="decoupled_weight_decay">Decay the parameter directly instead of adding an L2 term to the gradient.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">Which kernels to run.</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (see <see cref="Optimizer{TOptions}.Flat"/>).</param>
     public SGDMomentumNesterov(IEnumerable<Parameter> parameters, double lr = 1e-3, double momentum = 0.9, double dampening = 0,
         bool nesterov = true, double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
+        Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.Single<SGDMomentumNesterovOptions>(parameters), lr, momentum, dampening, nesterov, weight_decay, decoupled_weight_decay,
-            maximize, implementation) { }
+            maximize, implementation, flat) { }
 
     /// <summary>Creates the optimizer over named parameters (names appear in error messages).</summary>
-    /// <inheritdoc cref="SGDMomentumNesterov(IEnumerable{Parameter}, double, double, double, bool, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="SGDMomentumNesterov(IEnumerable{Parameter}, double, double, double, bool, double, bool, bool, Implementation, bool)"/>
     public SGDMomentumNesterov(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-3, double momentum = 0.9,
         double dampening = 0, bool nesterov = true, double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
+        Implementation implementation = Implementation.Auto, bool flat = false)
         : this(Groups.Named<SGDMomentumNesterovOptions>(parameters), lr, momentum, dampening, nesterov, weight_decay, decoupled_weight_decay,
-            maximize, implementation) { }
+            maximize, implementation, flat) { }
 
     /// <summary>Creates the optimizer over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="SGDMomentumNesterov(IEnumerable{Parameter}, double, double, double, bool, double, bool, bool, Implementation)"/>
+    /// <inheritdoc cref="SGDMomentumNesterov(IEnumerable{Parameter}, double, double, double, bool, double, bool, bool, Implementation, bool)"/>
     public SGDMomentumNesterov(IEnumerable<ParamGroupSpec<SGDMomentumNesterovOptions>> groups, double lr = 1e-3, double momentum = 0.9,
         double dampening = 0, bool nesterov = true, double weight_decay = 0, bool decoupled_weight_decay = false, bool maximize = false,
-        Implementation implementation = Implementation.Auto)
+        Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new SGDMomentumNesterovOptions
         {
             // SGD's validation order.
             Lr = lr, Momentum = momentum, WeightDecay = weight_decay, Dampening = dampening,
             Nesterov = nesterov, DecoupledWeightDecay = decoupled_weight_decay, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <summary>The first group's momentum; setting it sets every group's (TorchSharp's schedulers use this).</summary>
     public double Momentum

@@ -94,6 +94,16 @@ public abstract class AlgorithmInfo
     /// <exception cref="ArgumentException">An unknown or invalid hyperparameter.</exception>
     public abstract Optimizer Create(IEnumerable<Parameter> parameters, IEnumerable<KeyValuePair<string, object?>>? options = null);
 
+    /// <summary>
+    /// <see cref="Create(IEnumerable{Parameter}, IEnumerable{KeyValuePair{string, object}}?)"/>, with flat parameters
+    /// when <paramref name="flat"/> (the constructors' <c>flat</c> argument, see <see cref="Optimizer{TOptions}.Flat"/>).
+    /// </summary>
+    /// <param name="parameters">The parameters.</param>
+    /// <param name="options">Hyperparameters that differ from the defaults, or null.</param>
+    /// <param name="flat">Keep the parameters, gradients and state in flat buffers.</param>
+    /// <exception cref="ArgumentException">An unknown or invalid hyperparameter.</exception>
+    public abstract Optimizer Create(IEnumerable<Parameter> parameters, IEnumerable<KeyValuePair<string, object?>>? options, bool flat);
+
     /// <inheritdoc/>
     public override string ToString() => Name;
 
@@ -158,6 +168,14 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
     /// <inheritdoc/>
     public override Optimizer Create(IEnumerable<Parameter> parameters, IEnumerable<KeyValuePair<string, object?>>? options = null) =>
         CreateGroups(new[] { new ParamGroupSpec<TOptions>(parameters, options is null ? null : o => (TOptions)o.WithHyperparameters(options)) });
+
+    /// <inheritdoc/>
+    public override Optimizer Create(IEnumerable<Parameter> parameters, IEnumerable<KeyValuePair<string, object?>>? options, bool flat)
+    {
+        var optimizer = (Optimizer<TOptions>)Create(parameters, options);
+        optimizer.EnableFlat(flat);
+        return optimizer;
+    }
 
     /// <summary>Creates the optimizer over parameter groups, every constructor argument at its default.</summary>
     /// <param name="groups">The groups.</param>

@@ -16,7 +16,7 @@ namespace Optim;
 /// parameter's state and its update over plain lists.
 /// </summary>
 /// <typeparam name="TOptions">The algorithm's hyperparameters.</typeparam>
-public abstract class Optimizer<TOptions> : Optimizer where TOptions : OptimizerOptions
+public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : OptimizerOptions
 {
     private readonly List<ParamGroup<TOptions>> _groups = new();
 
@@ -241,6 +241,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             }
         }
         _groups.Add(group);
+        if (Flat) FlattenGroup(_groups.Count - 1);
     }
 
     /// <summary>
@@ -295,7 +296,8 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         using (no_grad())
         using (NewDisposeScope())
         {
-            var withGradients = _groups.Select(CollectGradients).ToList();
+            var flat = PlanFlatSteps();
+            var withGradients = _groups.Select((g, i) => flat[i] ? new List<(Parameter, Tensor, string)>() : CollectGradients(g)).ToList();
             var paths = _groups.Select((g, i) => ResolvePath(g, withGradients[i])).ToList();
             CheckKernelScalar(GradScale, nameof(GradScale));
             CheckKernelScalar(FoundInf, nameof(FoundInf));
@@ -303,9 +305,15 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
             _stepped = true;
             for (var g = 0; g < _groups.Count; g++)
             {
+                if (flat[g])
+                {
+                    FlatStep(g);
+                    continue;
+                }
                 var options = _groups[g].Options;
                 var batch = batches[g];
                 if (batch.Count == 0) continue;
+                MarkSteppedPerParameter(g);
                 switch (paths[g])
                 {
                     case Implementation.ForLoop:
@@ -512,8 +520,10 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         var toZero = new List<Tensor>();
-        foreach (var group in _groups)
+        for (var g = 0; g < _groups.Count; g++)
         {
+            if (ZeroFlatGrads(g)) continue;
+            var group = _groups[g];
             var zeroInPlace = new List<Tensor>();
             foreach (var p in group.Parameters)
             {
@@ -761,18 +771,25 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
                     $"parameter '{name}' has been disposed. TorchSharp's Module.to(dtype) replaces a module's parameters; create the optimizer after converting the module.");
             var grad = p.grad;
             if (grad is null) continue;
-            var sparse = grad.is_sparse;
-            if (sparse != RequiresSparseGradients) throw new NotSupportedException(sparse ? SparseGradientMessage : DenseGradientMessage);
-            if (grad.dtype != p.dtype || !SameDevice(grad, p) || !SameShape(grad, p))
-                throw new InvalidOperationException(
-                    $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
-            if (RejectParameter(p) is { } unsupported) throw new InvalidOperationException($"{unsupported} (parameter '{name}')");
+            CheckGradient(p, grad, name);
             // A sparse gradient's elements are its values (uncoalesced: repeated indices are checked one by one).
-            if (CheckFiniteGradients && !(sparse ? Aten.SparseValues(grad) : grad).isfinite().all().item<bool>())
+            if (CheckFiniteGradients && !(grad.is_sparse ? Aten.SparseValues(grad) : grad).isfinite().all().item<bool>())
                 throw new InvalidOperationException($"the gradient of parameter '{name}' contains NaN or infinity");
             collected.Add((p, grad, name));
         }
         return collected;
+    }
+
+    // A gradient the update can take: sparse exactly when the algorithm needs sparse gradients, of the parameter's dtype,
+    // device and shape, for a parameter the algorithm supports.
+    private void CheckGradient(Parameter p, Tensor grad, string name)
+    {
+        var sparse = grad.is_sparse;
+        if (sparse != RequiresSparseGradients) throw new NotSupportedException(sparse ? SparseGradientMessage : DenseGradientMessage);
+        if (grad.dtype != p.dtype || !SameDevice(grad, p) || !SameShape(grad, p))
+            throw new InvalidOperationException(
+                $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
+        if (RejectParameter(p) is { } unsupported) throw new InvalidOperationException($"{unsupported} (parameter '{name}')");
     }
 
     // The fused kernels take grad_scale and found_inf as float32 scalars on the parameters' device (PyTorch's
@@ -805,6 +822,7 @@ public abstract class Optimizer<TOptions> : Optimizer where TOptions : Optimizer
 
     private protected override void ReleaseState()
     {
+        ReleaseFlatBuffers();
         foreach (var state in _state.Values) state.Clear();
         _state.Clear();
         GlobalState.Clear();

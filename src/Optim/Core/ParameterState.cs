@@ -27,6 +27,9 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     private DeviceType _checkedDevice;
     private int _checkedDeviceIndex;
 
+    /// <summary>Bumped by every change made through this class (a flat buffer re-gathers a state whose version moved).</summary>
+    internal int Version => _version;
+
     /// <summary>Records that the state was checked against <paramref name="parameter"/> as it is now.</summary>
     internal void MarkChecked(Tensor parameter)
     {

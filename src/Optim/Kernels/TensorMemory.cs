@@ -15,7 +15,45 @@ internal static class TensorMemory
     [DllImport("LibTorchSharp")]
     private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
 
+    // A flat step calls these three per parameter: each returns at once and never calls back, blocks or throws across
+    // the boundary (libtorch errors are caught on the native side), so the GC transition is skipped.
+    [DllImport("LibTorchSharp")]
+    [SuppressGCTransition]
+    private static extern IntPtr THSTensor_data(IntPtr tensor);
+
+    [DllImport("LibTorchSharp")]
+    [SuppressGCTransition]
+    private static extern IntPtr THSTensor_grad(IntPtr tensor);
+
+    [DllImport("LibTorchSharp")]
+    [SuppressGCTransition]
+    private static extern void THSTensor_dispose(IntPtr tensor);
+
     private static bool? _available;
+
+    /// <summary>
+    /// The address of the tensor's first element (libtorch's <c>data_ptr()</c>), read without creating a managed
+    /// tensor: what a flat buffer compares against, thousands of times per step.
+    /// </summary>
+    public static IntPtr DataPointer(Tensor t) => THSTensor_data(t.Handle);
+
+    /// <summary>
+    /// The address of the first element of the parameter's gradient, or <see cref="IntPtr.Zero"/> when it has none.
+    /// <see cref="Tensor.grad"/> would create (and a dispose scope later free) a managed tensor per call.
+    /// </summary>
+    public static IntPtr GradDataPointer(Tensor parameter)
+    {
+        var grad = THSTensor_grad(parameter.Handle);
+        if (grad == IntPtr.Zero) return IntPtr.Zero;
+        try
+        {
+            return THSTensor_data(grad);
+        }
+        finally
+        {
+            THSTensor_dispose(grad);
+        }
+    }
 
     /// <summary>
     /// The pairs of tensors (indices into <paramref name="tensors"/>) whose memory overlaps, or null where the pointer

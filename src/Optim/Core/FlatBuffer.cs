@@ -1,0 +1,354 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using Optim.Kernels;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim;
+
+/// <summary>
+/// The parameters of one group that share a device and dtype, laid end to end in one contiguous buffer: each parameter,
+/// its gradient and its state tensors are views of a flat tensor, so a step runs each kernel once over the buffer.
+/// </summary>
+/// <remarks>
+/// Nothing here can make a step use stale memory silently: before every flat step <see cref="CheckGradients"/> verifies,
+/// by address, that each parameter and each gradient still lies where the buffer put it, and the state is re-gathered
+/// whenever a parameter's <see cref="ParameterState"/> changed (a load, a per-parameter step, a user's <c>Set</c>).
+/// </remarks>
+internal sealed class FlatBuffer : IDisposable
+{
+    private readonly Parameter[] _parameters;
+    private readonly string[] _names;
+    private readonly long[] _offsets;
+    private readonly long[] _numels;
+    private readonly IntPtr[] _parameterData;
+    private readonly IntPtr[] _gradData;
+
+    // What the per-parameter states were when they were last made views of FlatState: the objects and their versions.
+    private readonly ParameterState?[] _aliasedStates;
+    private readonly int[] _aliasedVersions;
+
+    // Per scalar key (step counts, ASGD's eta and mu, NAdam's mu_product): one element per parameter, each parameter's
+    // state a 0-dim view of its element, refreshed from FlatState's 0-dim tensor after each flat step.
+    private readonly Dictionary<string, Tensor> _fans = new();
+
+    // FlatState's tensors as they were when handed out to the parameters: a tensor an algorithm replaced is handed out again.
+    private readonly Dictionary<string, Tensor> _distributed = new();
+
+    // Whether the parameters' states were made views of FlatState (an algorithm without state has an empty FlatState).
+    private bool _stateAliased;
+
+    // Whether every gradient was the buffer's view when last checked or re-aliased.
+    private bool _gradsAliased;
+
+    /// <summary>Flattens <paramref name="parameters"/> (one device and dtype, none empty) into a new buffer.</summary>
+    public FlatBuffer(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, string description)
+    {
+        Description = description;
+        _parameters = parameters.ToArray();
+        _names = names.ToArray();
+        var count = _parameters.Length;
+        _offsets = new long[count];
+        _numels = new long[count];
+        _parameterData = new IntPtr[count];
+        _gradData = new IntPtr[count];
+        _aliasedStates = new ParameterState?[count];
+        _aliasedVersions = new int[count];
+        long total = 0;
+        for (var i = 0; i < count; i++)
+        {
+            _offsets[i] = total;
+            _numels[i] = _parameters[i].numel();
+            total += _numels[i];
+        }
+        Numel = total;
+
+        using var _ = no_grad();
+        var first = _parameters[0];
+        // The buffers outlive any dispose scope the caller (or a step) has open.
+        var buffer = empty(total, first.dtype, first.device).DetachFromDisposeScope();
+        Grads = zeros(total, first.dtype, first.device).DetachFromDisposeScope();
+        for (var i = 0; i < count; i++)
+        {
+            var p = _parameters[i];
+            using (var view = ViewOf(buffer, i))
+            {
+                view.copy_(p);
+                p.set_(view);
+            }
+            _parameterData[i] = TensorMemory.DataPointer(p);
+            // A gradient that fits is moved into the buffer; one that does not is left for the next step to refuse.
+            // A parameter without one gets the buffer's (zero) view, as after zero_grad.
+            using var grad = p.grad;
+            if (grad is null || Fits(grad, p))
+            {
+                if (grad is not null)
+                {
+                    using var region = ViewOf(Grads, i);
+                    region.copy_(grad);
+                }
+                AliasGrad(i);
+            }
+        }
+        Flat = new Parameter(buffer, requires_grad: false);
+        _gradsAliased = _parameters.All(p => TensorMemory.GradDataPointer(p) != IntPtr.Zero);
+    }
+
+    /// <summary>For messages: which group, device and dtype.</summary>
+    public string Description { get; }
+
+    /// <summary>The parameters' memory, end to end (a <see cref="Parameter"/>: what a <see cref="StepBatch"/> holds).</summary>
+    public Parameter Flat { get; }
+
+    /// <summary>The gradients' memory, end to end.</summary>
+    public Tensor Grads { get; }
+
+    /// <summary>The state of <see cref="Flat"/>: flat tensors for state like the parameter, 0-dim ones for scalars.</summary>
+    public ParameterState FlatState { get; } = new();
+
+    /// <summary>The number of elements.</summary>
+    public long Numel { get; }
+
+    /// <summary>The parameters, in the group's order.</summary>
+    public IReadOnlyList<Parameter> Parameters => _parameters;
+
+    /// <summary>Set when a per-parameter step advanced the parameters' own scalar state views.</summary>
+    public bool ScalarsStale { get; set; }
+
+    /// <summary>
+    /// Checks that every parameter still lies in the buffer and that every gradient is its view of <see cref="Grads"/>; a
+    /// gradient that is not (autograd made a new one, the user assigned one) is checked by <paramref name="checkGradient"/>,
+    /// copied into the buffer and replaced by the view. Returns false when a parameter has no gradient: the group then
+    /// steps per parameter, skipping it, as without the buffer.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A parameter was disposed, moved or converted after flattening.</exception>
+    public bool CheckGradients(Action<Parameter, Tensor, string> checkGradient)
+    {
+        var complete = true;
+        _gradsAliased = false;
+        for (var i = 0; i < _parameters.Length; i++)
+        {
+            var p = _parameters[i];
+            if (p.IsInvalid)
+                throw new InvalidOperationException(
+                    $"parameter '{_names[i]}' has been disposed. TorchSharp's Module.to(dtype) replaces a module's parameters; create the optimizer after converting the module.");
+            if (TensorMemory.DataPointer(p) != _parameterData[i])
+                throw new InvalidOperationException(
+                    $"parameter '{_names[i]}' no longer lies in the optimizer's flat buffer ({Description}): it was moved, converted or re-set (module.to(...), set_) after the optimizer flattened it. Move or convert the module before creating the optimizer.");
+            var gradData = TensorMemory.GradDataPointer(p);
+            if (gradData == _gradData[i]) continue;
+            if (gradData == IntPtr.Zero)
+            {
+                complete = false;
+                continue;
+            }
+            using var grad = p.grad!;
+            checkGradient(p, grad, _names[i]);
+            using (var region = ViewOf(Grads, i)) region.copy_(grad);
+            AliasGrad(i);
+        }
+        _gradsAliased = complete;
+        return complete;
+    }
+
+    /// <summary>
+    /// Zeroes every gradient in one kernel. Unless the last check found every gradient to be its view, a parameter
+    /// whose gradient is not (none, or another tensor) gets the view back, zeroed; a gradient replaced since that check
+    /// is the next step's to find.
+    /// </summary>
+    public void ZeroGrads()
+    {
+        Grads.zero_();
+        if (_gradsAliased) return;
+        for (var i = 0; i < _parameters.Length; i++)
+        {
+            if (!_parameters[i].IsInvalid && TensorMemory.GradDataPointer(_parameters[i]) != _gradData[i]) AliasGrad(i);
+        }
+        _gradsAliased = true;
+    }
+
+    /// <summary>Whether the parameters' states are still the views this buffer handed out (nothing replaced or reloaded).</summary>
+    public bool StateIsAliased()
+    {
+        if (!_stateAliased) return false;
+        for (var i = 0; i < _parameters.Length; i++)
+        {
+            var s = _aliasedStates[i];
+            if (s is null || s.Version != _aliasedVersions[i]) return false;
+        }
+        // A state object that left the optimizer was cleared first (its version moved), so the objects are current.
+        return true;
+    }
+
+    /// <summary>
+    /// Why the parameters' current states cannot be gathered into flat tensors (different keys, a key that is not like
+    /// the parameter or a scalar, scalars that differ between parameters), or null when they can. A parameter without
+    /// state counts as a difference unless none has any (<paramref name="fresh"/>).
+    /// </summary>
+    public string? GatherProblem(IReadOnlyDictionary<Parameter, ParameterState> states, StateSchema schema, out bool fresh)
+    {
+        fresh = _parameters.All(p => !states.TryGetValue(p, out var s) || !s.IsInitialized);
+        if (fresh) return null;
+        var first = StateOf(states, 0);
+        if (first is null) return "a parameter has no state";
+        var keys = first.Keys.ToList();
+        for (var i = 0; i < _parameters.Length; i++)
+        {
+            var s = StateOf(states, i);
+            if (s is null || s.Count != keys.Count) return "the parameters' states hold different keys";
+            foreach (var key in keys)
+            {
+                if (!s.TryGetValue(key, out var t)) return "the parameters' states hold different keys";
+                var kind = schema.Find(key)?.Kind;
+                var p = _parameters[i];
+                switch (kind)
+                {
+                    case StateKind.LikeParameter:
+                        if (t.dtype != p.dtype || !SameDevice(t, p) || t.numel() != _numels[i] || t.is_sparse) return $"state '{key}' is not like its parameter";
+                        break;
+                    case StateKind.Step or StateKind.Scalar:
+                        var f = first[key];
+                        if (t.ndim != 0 || t.dtype != f.dtype || !SameDevice(t, f) || StateTensors.Value(t) != StateTensors.Value(f)) return $"state '{key}' differs between parameters";
+                        break;
+                    default:
+                        return $"state '{key}' is not element-wise";
+                }
+            }
+        }
+        return null;
+    }
+
+    /// <summary>
+    /// Makes the parameters' states views of <see cref="FlatState"/>: gathered from their current states (copied), or,
+    /// when <paramref name="initialize"/> is given (no parameter has state), created by it on <see cref="Flat"/> as the
+    /// algorithm creates a parameter's state. Call only after <see cref="GatherProblem"/> returned null.
+    /// </summary>
+    public void AliasState(Dictionary<Parameter, ParameterState> states, StateSchema schema, Action<ParameterState>? initialize)
+    {
+        FlatState.Clear();
+        _distributed.Clear();
+        foreach (var fan in _fans.Values) fan.Dispose();
+        _fans.Clear();
+        if (initialize is not null)
+        {
+            initialize(FlatState);
+        }
+        else
+        {
+            var first = states[_parameters[0]];
+            foreach (var (key, tensor) in first)
+            {
+                if (schema.Find(key)?.Kind is StateKind.Step or StateKind.Scalar)
+                {
+                    FlatState.Set(key, tensor.clone());
+                    continue;
+                }
+                var flat = empty(Numel, tensor.dtype, tensor.device);
+                for (var i = 0; i < _parameters.Length; i++)
+                {
+                    using var region = ViewOf(flat, i);
+                    region.copy_(states[_parameters[i]][key]);
+                }
+                FlatState.Set(key, flat);
+            }
+        }
+        for (var i = 0; i < _parameters.Length; i++)
+        {
+            if (!states.TryGetValue(_parameters[i], out var s)) states[_parameters[i]] = s = new ParameterState();
+            _aliasedStates[i] = s;
+        }
+        Distribute();
+        ScalarsStale = false;
+        _stateAliased = true;
+    }
+
+    /// <summary>
+    /// After a flat step: hands out what the algorithm created or replaced in <see cref="FlatState"/>, and copies each
+    /// scalar into every parameter's view of it (one kernel per scalar key).
+    /// </summary>
+    public void SyncAfterStep()
+    {
+        var changed = false;
+        foreach (var (key, tensor) in FlatState)
+        {
+            if (!_distributed.TryGetValue(key, out var handedOut) || !ReferenceEquals(handedOut, tensor))
+            {
+                changed = true;
+                continue;
+            }
+            if (_fans.TryGetValue(key, out var fan)) fan.copy_(tensor);
+        }
+        if (changed) Distribute();
+    }
+
+    /// <summary>
+    /// Before a flat step after per-parameter steps: takes the scalars back from the parameters' views, or returns
+    /// false when they now differ (a parameter was skipped), and the buffer can no longer step as one.
+    /// </summary>
+    public bool TakeBackScalars()
+    {
+        foreach (var (key, fan) in _fans)
+        {
+            using var scope = NewDisposeScope();
+            if (!fan.eq(fan[0]).all().item<bool>()) return false;
+            FlatState[key].copy_(fan[0]);
+        }
+        ScalarsStale = false;
+        return true;
+    }
+
+    /// <summary>Frees the buffer's own tensors; the parameters, gradients and states keep the memory they view.</summary>
+    public void Dispose()
+    {
+        FlatState.Clear();
+        foreach (var fan in _fans.Values) fan.Dispose();
+        _fans.Clear();
+        _distributed.Clear();
+        Grads.Dispose();
+        Flat.Dispose();
+    }
+
+    // Hands every FlatState tensor out as views: like-parameter tensors by region, scalars through a fan.
+    private void Distribute()
+    {
+        foreach (var (key, tensor) in FlatState)
+        {
+            if (_distributed.TryGetValue(key, out var handedOut) && ReferenceEquals(handedOut, tensor)) continue;
+            _distributed[key] = tensor;
+            if (tensor.ndim == 0)
+            {
+                if (_fans.Remove(key, out var old)) old.Dispose();
+                var fan = tensor.expand(_parameters.Length).clone().DetachFromDisposeScope();
+                _fans[key] = fan;
+                for (var i = 0; i < _parameters.Length; i++) _aliasedStates[i]!.Set(key, fan.select(0, i));
+            }
+            else
+            {
+                for (var i = 0; i < _parameters.Length; i++) _aliasedStates[i]!.Set(key, ViewOf(tensor, i));
+            }
+        }
+        for (var i = 0; i < _parameters.Length; i++)
+        {
+            _aliasedStates[i]!.IsInitialized = true;
+            _aliasedVersions[i] = _aliasedStates[i]!.Version;
+        }
+    }
+
+    private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
+
+    private static bool Fits(Tensor grad, Tensor p) => !grad.is_sparse && grad.dtype == p.dtype && SameDevice(grad, p) && grad.shape.SequenceEqual(p.shape);
+
+    private ParameterState? StateOf(IReadOnlyDictionary<Parameter, ParameterState> states, int i) =>
+        states.TryGetValue(_parameters[i], out var s) && s.IsInitialized ? s : null;
+
+    // The region of parameter i in a flat tensor, shaped as the parameter.
+    private Tensor ViewOf(Tensor flat, int i) => flat.narrow(0, _offsets[i], _numels[i]).view(_parameters[i].shape);
+
+    private void AliasGrad(int i)
+    {
+        using var view = ViewOf(Grads, i);
+        _parameters[i].grad = view;
+        _gradData[i] = TensorMemory.DataPointer(view);
+    }
+}

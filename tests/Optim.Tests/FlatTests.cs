@@ -1,0 +1,429 @@
+using System;
+using System.Collections.Generic;
+using System.IO;
+using System.Linq;
+using System.Reflection;
+using Optim.Kernels;
+using Optim.Tests.Support;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace Optim.Tests;
+
+/// <summary>
+/// Flat mode (<see cref="Optimizer{TOptions}.Flat"/>): the same numbers as the same path without flat buffers, and no
+/// way to train wrong silently when gradients or parameters stop being views of the buffers.
+/// </summary>
+public class FlatTests
+{
+    public static TheoryData<string, string> Cases() => GoldenFile.Cases(GoldenFile.Direct);
+
+    // How many group steps ran over whole buffers (not per parameter).
+    private static int FlatSteps(Optimizer opt) =>
+        (int)opt.GetType().GetProperty("FlatStepCount", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(opt)!;
+
+    private static Optimizer Create(AlgorithmInfo algorithm, IEnumerable<Parameter> ps, Implementation impl, bool flat, bool maximize = true)
+    {
+        var options = new List<KeyValuePair<string, object?>> { new("lr", 0.01) };
+        options.AddRange(Algorithms.Exercise(algorithm));
+        if (algorithm.Schema.Find("maximize") is not null) options.Add(new("maximize", maximize));
+        if (algorithm.Schema.Find("implementation") is not null) options.Add(new("implementation", impl));
+        return algorithm.Create(ps, options, flat);
+    }
+
+    // Every golden case (gradients assigned by the test each step, some missing), on every path: flat gives the bits of
+    // the same path without flat buffers; the fused kernels over one long tensor round their vector tails as they
+    // round a short tensor's, so they are compared within the fused tolerance of PathParityTests.
+    [Theory]
+    [MemberData(nameof(Cases))]
+    public void Flat_matches_the_same_path_on_every_golden_case(string file, string id)
+    {
+        var c = GoldenCase.Get(file, id);
+        foreach (var impl in Algorithms.Paths(c.Info))
+        {
+            var options = c.Hyperparameters().Append(new KeyValuePair<string, object?>("implementation", impl)).ToList();
+            var flatParams = c.MakeParameters();
+            using var flat = c.Info.Create(flatParams, options, flat: true);
+            var actual = c.Run(flatParams, flat);
+            var plainParams = c.MakeParameters();
+            using var plain = c.Info.Create(plainParams, options);
+            var expected = c.Run(plainParams, plain);
+            if (impl == Implementation.Fused)
+                Trajectories.ShouldBeClose(actual, expected, c.Dtype == ScalarType.Float32 ? 2e-6 : 1e-14, c.Dtype == ScalarType.Float32 ? 2e-5 : 1e-13, $"{impl}");
+            else
+                Trajectories.ShouldBeBitwise(actual, expected, $"{impl}");
+            StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
+        }
+    }
+
+    // A model trained by backward(): the gradients accumulate into the buffer's views, and every step after the first
+    // runs over whole buffers; the parameters and state are those of the same optimizer without flat buffers, whose
+    // zero_grad zeroes in place as flat mode's does. Bit for bit but on the fused path, whose kernel rounds the
+    // elements of a vector's tail differently from the others, and a parameter's tail lies elsewhere in a buffer.
+    [Theory]
+    [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
+    public void Training_by_backward_matches_the_same_path(string algorithm, Implementation impl)
+    {
+        var info = Algorithms.Get(algorithm);
+        var (flatModel, flatParams) = Model(seed: 7);
+        using var flat = Create(info, flatParams, impl, flat: true);
+        var (plainModel, plainParams) = Model(seed: 7);
+        using var plain = Create(info, plainParams, impl, flat: false);
+
+        for (var s = 0; s < 6; s++)
+        {
+            Train(flatModel, flat, s, zero: () => flat.zero_grad());
+            Train(plainModel, plain, s, zero: () => plain.zero_grad(false));
+        }
+
+        ParametersShouldMatch(flatParams, plainParams, bitwise: impl != Implementation.Fused);
+        StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
+        if (info.RequiresClosure || info.Name == "Adafactor") FlatSteps(flat).Should().Be(0, "its update is not element-wise");
+        else FlatSteps(flat).Should().Be(6);
+    }
+
+    // TorchSharp's Module.zero_grad() sets every gradient to null: backward then makes new gradients, which the step
+    // copies into the buffer (and re-aliases) before stepping; and a parameter that the loss does not use has no gradient
+    // and is skipped, as without flat buffers.
+    [Theory]
+    [InlineData(Implementation.ForLoop)]
+    [InlineData(Implementation.Fused)]
+    public void Gradients_that_are_not_views_are_adopted_and_missing_ones_skipped(Implementation impl)
+    {
+        var (flatModel, flatParams) = Model(seed: 3);
+        using var flat = new Adam(flatParams, lr: 0.01, weight_decay: 0.1, implementation: impl, flat: true);
+        var (plainModel, plainParams) = Model(seed: 3);
+        using var plain = new Adam(plainParams, lr: 0.01, weight_decay: 0.1, implementation: impl);
+
+        // Module.zero_grad(): new gradients from backward.
+        for (var s = 0; s < 3; s++)
+        {
+            Train(flatModel, flat, s, zero: () => flatModel.zero_grad());
+            Train(plainModel, plain, s, zero: () => plainModel.zero_grad());
+        }
+        FlatSteps(flat).Should().Be(3);
+        foreach (var p in flatParams) IsViewOfBuffer(flat, p).Should().BeTrue("the step re-aliased the gradient");
+
+        // A gradient the user assigns.
+        using (var g = randn_like(flatParams[0])) { flatParams[0].grad = g.clone(); plainParams[0].grad = g.clone(); }
+        flat.step();
+        plain.step();
+
+        // Module.zero_grad(), then a loss that uses the first layer only: the second layer's parameters have no gradient.
+        flatModel.zero_grad();
+        plainModel.zero_grad();
+        foreach (var (model, opt) in new[] { (flatModel, (Optimizer)flat), (plainModel, plain) })
+        {
+            using var scope = NewDisposeScope();
+            using var x = Inputs(5);
+            model.first.forward(x).pow(2).sum().backward();
+            opt.step();
+        }
+        flatParams[2].grad.Should().BeNull("the optimizer does not invent gradients");
+        ParametersShouldMatch(flatParams, plainParams, bitwise: impl != Implementation.Fused);
+        StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
+
+        // The skipped parameters' step counts now differ from the others: the buffer keeps stepping per parameter, correctly.
+        for (var s = 10; s < 12; s++)
+        {
+            Train(flatModel, flat, s, zero: () => flat.zero_grad());
+            Train(plainModel, plain, s, zero: () => plain.zero_grad(false));
+        }
+        ParametersShouldMatch(flatParams, plainParams, bitwise: impl != Implementation.Fused);
+        StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
+    }
+
+    [Fact]
+    public void Zero_grad_zeroes_the_buffer_and_keeps_every_gradient_a_view()
+    {
+        var (model, ps) = Model(seed: 1);
+        using var opt = new SGD(ps, lr: 0.1, momentum: 0.9, flat: true);
+        Train(model, opt, 0, zero: () => opt.zero_grad());
+        // TorchSharp's Module.zero_grad() (every gradient null), then a loss that reaches the first layer only: the
+        // step adopts the new gradients and skips the second layer's parameters, which have none.
+        model.zero_grad();
+        using (var x = Inputs(1)) model.first.forward(x).sum().backward();
+        opt.step();
+        opt.zero_grad(set_to_none: true);
+        foreach (var p in ps)
+        {
+            using var grad = p.grad;
+            grad.Should().NotBeNull("flat mode zeroes instead of releasing");
+            grad!.count_nonzero().item<long>().Should().Be(0);
+            IsViewOfBuffer(opt, p).Should().BeTrue();
+        }
+    }
+
+    [Fact]
+    public void A_gradient_that_does_not_fit_is_refused_before_anything_changes()
+    {
+        var (_, ps) = Model(seed: 2);
+        using var opt = new Adam(ps, lr: 0.1, flat: true);
+        foreach (var p in ps) p.grad = ones_like(p);
+        opt.step();
+        var before = ps.Select(p => p.detach().clone()).ToList();
+        ps[1].grad = ones(3, dtype: ScalarType.Float64);
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("*gradient of parameter*");
+        for (var i = 0; i < ps.Count; i++) Trajectories.BitwiseEqual(ps[i], before[i]).Should().BeTrue();
+    }
+
+    [Fact]
+    public void A_non_finite_gradient_is_named_when_checked()
+    {
+        var ps = new[] { new Parameter(randn(4)), new Parameter(randn(2, 2)) };
+        using var opt = new SGD(ps.Select((p, i) => ($"w{i}", p)), lr: 0.1, flat: true) { CheckFiniteGradients = true };
+        opt.Flat.Should().BeTrue();
+        foreach (var p in ps) p.grad = ones_like(p);
+        using (var grad = ps[1].grad!) grad[1, 0] = tensor(float.NaN);
+        var before = ps.Select(p => p.detach().clone()).ToList();
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("the gradient of parameter 'w1' contains NaN or infinity");
+        for (var i = 0; i < ps.Length; i++) Trajectories.BitwiseEqual(ps[i], before[i]).Should().BeTrue();
+    }
+
+    // module.to(...) after flattening converts the parameters to new memory (or replaces them): the next step must say
+    // so, not keep updating the buffer the model no longer reads.
+    [Fact]
+    public void Moving_or_converting_the_module_after_flattening_is_an_error()
+    {
+        var (model, ps) = Model(seed: 4);
+        using var opt = new SGD(ps, lr: 0.1, flat: true);
+        model.to(ScalarType.Float64);
+        foreach (var p in ps.Where(p => !p.IsInvalid)) p.grad = ones_like(p);
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("*parameter*");
+    }
+
+    [Fact]
+    public void Set_on_a_parameter_after_flattening_is_an_error()
+    {
+        var ps = new[] { new Parameter(randn(4)), new Parameter(randn(2, 2)) };
+        using var opt = new SGD(ps, lr: 0.1, flat: true);
+        using (no_grad()) ps[1].set_(randn(2, 2));
+        foreach (var p in ps) p.grad = ones_like(p);
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("*no longer lies in the optimizer's flat buffer*");
+    }
+
+    [Fact]
+    public void Disposing_the_optimizer_leaves_the_parameters_and_gradients_valid()
+    {
+        var (model, ps) = Model(seed: 5);
+        var opt = new Adam(ps, lr: 0.01, flat: true);
+        Train(model, opt, 0, zero: () => opt.zero_grad());
+        var values = ps.Select(p => p.detach().clone()).ToList();
+        opt.Dispose();
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        for (var i = 0; i < ps.Count; i++) Trajectories.BitwiseEqual(ps[i], values[i]).Should().BeTrue();
+        using var x = Inputs(0);
+        using var loss = model.forward(x).sum();
+        loss.backward();
+        using var again = new Adam(ps, lr: 0.01);
+        again.step();
+    }
+
+    // A flat optimizer's checkpoint loads into one without flat buffers and back, and both resume bit for bit.
+    public static TheoryData<string, Implementation> SteppedByGradients() =>
+        Algorithms.AlgorithmsAndPaths(a => a.RequiresClosure, "the cases step without a closure");
+
+    [Theory]
+    [MemberData(nameof(SteppedByGradients))]
+    public void Checkpoints_move_between_flat_and_plain_bit_for_bit(string algorithm, Implementation impl)
+    {
+        var info = Algorithms.Get(algorithm);
+        foreach (var (fromFlat, toFlat) in new[] { (true, false), (false, true) })
+        {
+            var c = RandomCases.Make(ScalarType.Float32, seed: 99, steps: 8);
+            var straightParams = c.MakeParameters();
+            using var straight = Create(info, straightParams, impl, flat: toFlat);
+            var expected = c.Run(straightParams, straight);
+
+            var firstParams = c.MakeParameters();
+            using var first = Create(info, firstParams, impl, flat: fromFlat);
+            var trajectory = c.Run(firstParams, first, 0, 4);
+            using var stream = new MemoryStream();
+            first.Save(stream);
+            var resumedParams = firstParams.Select(p => new Parameter(p.detach().clone())).ToList();
+            using var resumed = Create(info, resumedParams, impl, flat: toFlat);
+            stream.Position = 0;
+            resumed.Load(stream);
+            trajectory.AddRange(c.Run(resumedParams, resumed, 4, 8));
+
+            var because = $"{(fromFlat ? "flat" : "plain")} to {(toFlat ? "flat" : "plain")}";
+            if (impl == Implementation.Fused) Trajectories.ShouldBeClose(trajectory, expected, 2e-6, 2e-5, because);
+            else Trajectories.ShouldBeBitwise(trajectory, expected, because);
+            StatesShouldMatch(resumed, resumedParams, straight, straightParams, bitwise: impl != Implementation.Fused);
+        }
+    }
+
+    // Groups with their own options, a group added later, float32 and float64 parameters in one group (one buffer each)
+    // and a scheduler changing the learning rate.
+    [Fact]
+    public void Groups_mixed_dtypes_added_groups_and_schedulers_work()
+    {
+        List<Parameter> Make() => new()
+        {
+            new Parameter(arange(6, dtype: ScalarType.Float32).reshape(2, 3) / 7), new Parameter(linspace(-1, 1, 5, dtype: ScalarType.Float64)),
+            new Parameter(full(4, 0.25f)), new Parameter(arange(3, dtype: ScalarType.Float64) - 1),
+        };
+        List<double[][]> Run(bool flat, out Optimizer opt, out List<Parameter> ps)
+        {
+            ps = Make();
+            var rmsprop = new RMSprop(new[]
+            {
+                new ParamGroupSpec<RMSpropOptions>(ps.Take(2)),
+                new ParamGroupSpec<RMSpropOptions>(ps.Skip(2).Take(1), o => o with { Lr = 0.05, Momentum = 0.5 }),
+            }, lr: 0.01, centered: true, flat: flat);
+            var scheduler = new Optim.Schedulers.StepLR(rmsprop, step_size: 2, gamma: 0.5);
+            var trajectory = new List<double[][]>();
+            var last = ps;
+            for (var s = 0; s < 7; s++)
+            {
+                if (s == 3) rmsprop.AddParamGroup(new ParamGroupSpec<RMSpropOptions>(new[] { last[3] }, o => o with { Lr = 0.02 }));
+                var active = s < 3 ? 3 : 4;
+                for (var i = 0; i < active; i++) last[i].grad = sin(last[i].detach() * (s + 1)) + 0.1 * (i + 1);
+                rmsprop.step();
+                scheduler.step();
+                trajectory.Add(last.Select(GoldenCase.Values).ToArray());
+            }
+            opt = rmsprop;
+            return trajectory;
+        }
+        var actual = Run(true, out var flatOpt, out var flatParams);
+        var expected = Run(false, out var plainOpt, out var plainParams);
+        Trajectories.ShouldBeBitwise(actual, expected);
+        FlatSteps(flatOpt).Should().BeGreaterThan(10);
+        ((RMSprop)flatOpt).FlatBuffersOf(0)!.Count.Should().Be(2, "float32 and float64 get one buffer each");
+        StatesShouldMatch(flatOpt, flatParams, plainOpt, plainParams, bitwise: true);
+        flatOpt.Dispose();
+        plainOpt.Dispose();
+    }
+
+    // A gradient scaler's overflow flag reaches the fused kernel over the buffer: the step is skipped and no count moves.
+    [Theory]
+    [MemberData(nameof(Algorithms.FusedNameData), MemberType = typeof(Algorithms))]
+    public void Found_inf_skips_the_fused_flat_step(string algorithm)
+    {
+        var info = Algorithms.Get(algorithm);
+        var (model, ps) = Model(seed: 6);
+        using var opt = Create(info, ps, Implementation.Fused, flat: true);
+        Train(model, opt, 0, zero: () => opt.zero_grad());
+        var snapshot = StateSnapshot.Of(opt, ps);
+        var values = ps.Select(p => p.detach().clone()).ToList();
+        using var scale = tensor(4.0f);
+        using var found = tensor(1.0f);
+        opt.GradScale = scale;
+        opt.FoundInf = found;
+        Train(model, opt, 1, zero: () => opt.zero_grad());
+        for (var i = 0; i < ps.Count; i++) Trajectories.BitwiseEqual(ps[i], values[i]).Should().BeTrue();
+        StateSnapshot.Of(opt, ps).Should().BeEquivalentTo(snapshot, o => o.WithStrictOrdering());
+        FlatSteps(opt).Should().Be(2);
+    }
+
+    [Theory]
+    [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
+    public void A_flat_step_keeps_the_native_tensor_count_flat(string algorithm, Implementation impl)
+    {
+        var ps = new[] { new Parameter(randn(10)), new Parameter(randn(3, 3)), new Parameter(randn(Array.Empty<long>())) };
+        using var opt = Create(Algorithms.Get(algorithm), ps, impl, flat: true);
+        LeakTests.LiveTensorsAfter(opt, ps, 200).Should().Be(0);
+    }
+
+    private static void ParametersShouldMatch(IReadOnlyList<Parameter> actual, IReadOnlyList<Parameter> expected, bool bitwise)
+    {
+        if (bitwise)
+        {
+            for (var i = 0; i < expected.Count; i++) Trajectories.BitwiseEqual(actual[i], expected[i]).Should().BeTrue($"parameter {i}");
+            return;
+        }
+        Trajectories.ShouldBeClose(new List<double[][]> { actual.Select(GoldenCase.Values).ToArray() },
+            new List<double[][]> { expected.Select(GoldenCase.Values).ToArray() }, 2e-6, 2e-5);
+    }
+
+    // The same state (and groups, parameters and optimizer-wide state): bit for bit, or for the fused kernels within
+    // their tolerance, with the same keys and step counts.
+    private static void StatesShouldMatch(Optimizer actual, IReadOnlyList<Parameter> actualParams, Optimizer expected,
+        IReadOnlyList<Parameter> expectedParams, bool bitwise)
+    {
+        if (bitwise)
+        {
+            StateSnapshot.Of(actual, actualParams).Should().Equal(StateSnapshot.Of(expected, expectedParams));
+            return;
+        }
+        for (var i = 0; i < expectedParams.Count; i++)
+        {
+            expected.State.TryGetValue(expectedParams[i], out var e);
+            actual.State.TryGetValue(actualParams[i], out var a);
+            (a is null).Should().Be(e is null, $"param {i} has state in both or neither");
+            if (e is null) continue;
+            a!.Keys.Should().Equal(e.Keys, $"param {i}");
+            foreach (var key in e.Keys)
+            {
+                var ev = GoldenCase.Values(e[key]);
+                var av = GoldenCase.Values(a[key]);
+                av.Length.Should().Be(ev.Length);
+                for (var j = 0; j < ev.Length; j++) av[j].Should().BeApproximately(ev[j], 2e-6 + 2e-5 * Math.Abs(ev[j]), $"state '{key}' of param {i}");
+            }
+        }
+    }
+
+    private static bool IsViewOfBuffer(Optimizer opt, Parameter p)
+    {
+        using var grad = p.grad;
+        if (grad is null) return false;
+        var buffers = (IReadOnlyList<FlatBuffer>)opt.GetType().GetMethod("FlatBuffersOf", BindingFlags.NonPublic | BindingFlags.Instance)!.Invoke(opt, new object[] { 0 })!;
+        var data = (long)TensorMemory.DataPointer(grad);
+        return buffers.Any(b => data >= (long)TensorMemory.DataPointer(b.Grads) && data < (long)TensorMemory.DataPointer(b.Grads) + b.Numel * b.Grads.ElementSize);
+    }
+
+    private sealed class TwoLayers : nn.Module<Tensor, Tensor>
+    {
+        public readonly Linear first = nn.Linear(4, 3);
+        public readonly Linear second = nn.Linear(3, 2);
+
+        public TwoLayers() : base(nameof(TwoLayers)) => RegisterComponents();
+
+        public override Tensor forward(Tensor x)
+        {
+            using var h = first.forward(x);
+            using var a = h.tanh();
+            return second.forward(a);
+        }
+    }
+
+    private static (TwoLayers Model, List<Parameter> Parameters) Model(int seed)
+    {
+        manual_seed(seed);
+        var model = new TwoLayers();
+        return (model, model.parameters().ToList());
+    }
+
+    private static Tensor Inputs(int step)
+    {
+        using var generator = new Generator((ulong)(100 + step));
+        return randn(new long[] { 8, 4 }, generator: generator);
+    }
+
+    // One training step: zero the gradients as given, backward a loss, step (through a closure for LBFGS).
+    private static void Train(TwoLayers model, Optimizer opt, int step, Action zero)
+    {
+        using var scope = NewDisposeScope();
+        var x = Inputs(step);
+        Tensor Loss()
+        {
+            zero();
+            var loss = model.forward(x).pow(2).mean();
+            loss.backward();
+            return loss;
+        }
+        if (AlgorithmCatalog.Of(opt) is { RequiresClosure: true }) opt.step(Loss);
+        else
+        {
+            Loss();
+            opt.step();
+        }
+    }
+}

@@ -61,14 +61,18 @@ public class FlatTests
     // runs over whole buffers; the parameters and state are those of the same optimizer without flat buffers, whose
     // zero_grad zeroes in place as flat mode's does. Bit for bit but on the fused path, whose kernel rounds the
     // elements of a vector's tail differently from the others, and a parameter's tail lies elsewhere in a buffer.
+    public static TheoryData<string, Implementation> DenseAlgorithmsAndPaths() =>
+        Algorithms.AlgorithmsAndPaths(a => a.RequiresSparseGradients, "SparseAdam has no flat mode (Sparse_gradient_algorithms_refuse_flat_mode)");
+
     [Theory]
-    [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
+    [MemberData(nameof(DenseAlgorithmsAndPaths))]
     public void Training_by_backward_matches_the_same_path(string algorithm, Implementation impl)
     {
         var info = Algorithms.Get(algorithm);
-        var (flatModel, flatParams) = Model(seed: 7);
+        // Muon takes matrices only: its model has no biases.
+        var (flatModel, flatParams) = Model(seed: 7, bias: !info.RequiresMatrices);
         using var flat = Create(info, flatParams, impl, flat: true);
-        var (plainModel, plainParams) = Model(seed: 7);
+        var (plainModel, plainParams) = Model(seed: 7, bias: !info.RequiresMatrices);
         using var plain = Create(info, plainParams, impl, flat: false);
 
         for (var s = 0; s < 6; s++)
@@ -79,7 +83,7 @@ public class FlatTests
 
         ParametersShouldMatch(flatParams, plainParams, bitwise: impl != Implementation.Fused);
         StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
-        if (info.RequiresClosure || info.Name == "Adafactor") FlatSteps(flat).Should().Be(0, "its update is not element-wise");
+        if (info.RequiresClosure || info.Name is "Adafactor" or "Muon") FlatSteps(flat).Should().Be(0, "its update is not element-wise");
         else FlatSteps(flat).Should().Be(6);
     }
 
@@ -227,7 +231,8 @@ public class FlatTests
 
     // A flat optimizer's checkpoint loads into one without flat buffers and back, and both resume bit for bit.
     public static TheoryData<string, Implementation> SteppedByGradients() =>
-        Algorithms.AlgorithmsAndPaths(a => a.RequiresClosure, "the cases step without a closure");
+        Algorithms.AlgorithmsAndPaths(a => a.RequiresClosure || a.RequiresSparseGradients || a.RequiresMatrices,
+            "the cases step dense vectors without a closure (Muon: Muon_steps_per_matrix_in_flat_mode; SparseAdam: Sparse_gradient_algorithms_refuse_flat_mode)");
 
     [Theory]
     [MemberData(nameof(SteppedByGradients))]
@@ -323,12 +328,64 @@ public class FlatTests
         FlatSteps(opt).Should().Be(2);
     }
 
+    // A sparse gradient cannot be a view of a dense buffer: asking for flat mode is refused when the optimizer is made,
+    // before any parameter has moved.
+    [Fact]
+    public void Sparse_gradient_algorithms_refuse_flat_mode()
+    {
+        var ps = new[] { new Parameter(randn(4, 3)) };
+        var before = ps[0].detach().clone();
+        var pointer = TensorMemory.DataPointer(ps[0]);
+        // SparseAdam's constructors have no flat argument; the catalog's factory takes one for every algorithm.
+        var act = () => Algorithms.Get("SparseAdam").Create(ps, Array.Empty<KeyValuePair<string, object?>>(), flat: true);
+        act.Should().Throw<ArgumentException>().WithMessage("*SparseAdam has no flat mode*").Which.ParamName.Should().Be("flat");
+        Trajectories.BitwiseEqual(ps[0], before).Should().BeTrue();
+        TensorMemory.DataPointer(ps[0]).Should().Be(pointer, "the parameter was not moved into a buffer");
+    }
+
+    // Muon orthogonalizes whole matrices, so in flat mode its parameters, gradients and state live in buffers but each
+    // matrix steps on its own: the same numbers as without flat buffers, and checkpoints that move between the two.
+    [Fact]
+    public void Muon_steps_per_matrix_in_flat_mode()
+    {
+        List<Parameter> Matrices() { manual_seed(3); return new List<Parameter> { new(randn(4, 3)), new(randn(2, 5)), new(randn(3, 3)) }; }
+        var flatParams = Matrices();
+        var plainParams = Matrices();
+        using var flat = new Muon(flatParams, lr: 0.02, flat: true);
+        using var plain = new Muon(plainParams, lr: 0.02);
+        flat.Flat.Should().BeTrue();
+        void Step(Optimizer opt, IReadOnlyList<Parameter> ps, int s)
+        {
+            for (var i = 0; i < ps.Count; i++)
+            {
+                using var generator = new Generator((ulong)(10 * s + i));
+                using var g = randn(ps[i].shape, generator: generator);
+                if (ps[i].grad is { } existing) existing.copy_(g); else ps[i].grad = g.clone();
+            }
+            opt.step();
+        }
+        for (var s = 0; s < 4; s++) { Step(flat, flatParams, s); Step(plain, plainParams, s); }
+        ParametersShouldMatch(flatParams, plainParams, bitwise: true);
+        StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: true);
+        FlatSteps(flat).Should().Be(0, "Newton-Schulz works on whole matrices");
+
+        using var stream = new MemoryStream();
+        flat.Save(stream);
+        stream.Position = 0;
+        var resumedParams = flatParams.Select(p => new Parameter(p.detach().clone())).ToList();
+        using var resumed = new Muon(resumedParams, lr: 0.02);
+        resumed.Load(stream);
+        for (var s = 4; s < 7; s++) { Step(resumed, resumedParams, s); Step(plain, plainParams, s); }
+        ParametersShouldMatch(resumedParams, plainParams, bitwise: true);
+    }
+
     [Theory]
-    [MemberData(nameof(Algorithms.AlgorithmsAndPaths), MemberType = typeof(Algorithms))]
+    [MemberData(nameof(DenseAlgorithmsAndPaths))]
     public void A_flat_step_keeps_the_native_tensor_count_flat(string algorithm, Implementation impl)
     {
-        var ps = new[] { new Parameter(randn(10)), new Parameter(randn(3, 3)), new Parameter(randn(Array.Empty<long>())) };
-        using var opt = Create(Algorithms.Get(algorithm), ps, impl, flat: true);
+        var info = Algorithms.Get(algorithm);
+        var ps = new[] { new Parameter(randn(Algorithms.Shape(info, 10))), new Parameter(randn(3, 3)), new Parameter(randn(Algorithms.Shape(info))) };
+        using var opt = Create(info, ps, impl, flat: true);
         LeakTests.LiveTensorsAfter(opt, ps, 200).Should().Be(0);
     }
 
@@ -381,10 +438,15 @@ public class FlatTests
 
     private sealed class TwoLayers : nn.Module<Tensor, Tensor>
     {
-        public readonly Linear first = nn.Linear(4, 3);
-        public readonly Linear second = nn.Linear(3, 2);
+        public readonly Linear first;
+        public readonly Linear second;
 
-        public TwoLayers() : base(nameof(TwoLayers)) => RegisterComponents();
+        public TwoLayers(bool bias) : base(nameof(TwoLayers))
+        {
+            first = nn.Linear(4, 3, hasBias: bias);
+            second = nn.Linear(3, 2, hasBias: bias);
+            RegisterComponents();
+        }
 
         public override Tensor forward(Tensor x)
         {
@@ -394,10 +456,10 @@ public class FlatTests
         }
     }
 
-    private static (TwoLayers Model, List<Parameter> Parameters) Model(int seed)
+    private static (TwoLayers Model, List<Parameter> Parameters) Model(int seed, bool bias = true)
     {
         manual_seed(seed);
-        var model = new TwoLayers();
+        var model = new TwoLayers(bias);
         return (model, model.parameters().ToList());
     }
 

@@ -130,11 +130,11 @@ public class PyTorchCheckpointTests(ITestOutputHelper output)
     public void Saving_and_loading_round_trips_every_algorithm_bit_for_bit(string name, Implementation implementation)
     {
         var algorithm = AlgorithmCatalog.Get(name);
-        var ps = new List<Parameter> { new(randn(5)), new(randn(3, 4)) };
+        var ps = new List<Parameter> { new(randn(Algorithms.Shape(algorithm, 5))), new(randn(Algorithms.Shape(algorithm, 3, 4))) };
         using var original = Algorithms.Create(algorithm, ps, implementation);
         for (var s = 0; s < 3; s++)
         {
-            foreach (var p in ps) p.grad = randn_like(p);
+            foreach (var p in ps) p.grad = Algorithms.Gradient(algorithm, randn_like(p));
             Algorithms.Step(original);
         }
         using var file = new MemoryStream();
@@ -217,11 +217,12 @@ public class PyTorchCheckpointLeakTests
     [MemberData(nameof(Algorithms.NameData), MemberType = typeof(Algorithms))]
     public void Saving_and_loading_keeps_the_native_tensor_count_flat(string name)
     {
-        var ps = new List<Parameter> { new(randn(10)), new(randn(3, 3)) };
-        using var optimizer = Algorithms.Create(name, ps, Implementation.Auto);
+        var algorithm = Algorithms.Get(name);
+        var ps = new List<Parameter> { new(randn(Algorithms.Shape(algorithm, 10))), new(randn(Algorithms.Shape(algorithm, 3, 3))) };
+        using var optimizer = Algorithms.Create(algorithm, ps, Implementation.Auto);
         for (var s = 0; s < 3; s++)
         {
-            foreach (var p in ps) p.grad = randn_like(p).DetachFromDisposeScope();
+            foreach (var p in ps) p.grad = Algorithms.Gradient(algorithm, randn_like(p)).DetachFromDisposeScope();
             Algorithms.Step(optimizer);
         }
         void RoundTrip()

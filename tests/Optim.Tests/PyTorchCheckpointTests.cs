@@ -69,6 +69,46 @@ public class PyTorchCheckpointTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Muons_and_SparseAdams_options_load_from_PyTorchs_names_and_save_back_to_them()
+    {
+        var muon = PyTorchFixtures.Get("muon");
+        var mps = muon.Parameters();
+        using var m = new Muon(mps);
+        m.LoadPyTorch(muon.Path);
+        var mo = m.ParamGroups[0].Options;
+        mo.NsCoefficients.Should().Equal(3.0, -3.2, 1.2);
+        mo.AdjustLrFn.Should().Be(MuonOptions.MatchRmsAdamW);
+        mo.NsSteps.Should().Be(0);
+        var group = Group(m);
+        group.TryGetValue("ns_coefficients", out var coefficients).Should().BeTrue();
+        coefficients.Should().BeOfType<Formats.PyTorch.PyTuple>().Which.Items.Should().Equal(3.0, -3.2, 1.2);
+        group.ContainsKey("capturable").Should().BeFalse("PyTorch's Muon has no such flag");
+        m.ParamGroups[0].Options = mo with { AdjustLrFn = null };
+        Group(m).TryGetValue("adjust_lr_fn", out var fn).Should().BeTrue();
+        fn.Should().BeNull();
+
+        var sparse = PyTorchFixtures.Get("sparseadam");
+        var sps = sparse.Parameters();
+        using var s = new SparseAdam(sps);
+        s.LoadPyTorch(sparse.Path);
+        s.ParamGroups[0].Options.Should().Match<SparseAdamOptions>(o => o.Beta1 == 0.8 && o.Beta2 == 0.99 && o.Eps == 1e-6 && o.Maximize);
+        var root = (Formats.PyTorch.PyDict)Formats.PyTorch.OptimizerLayout.ToPyTorch(s.StateDict());
+        root.TryGetValue("state", out var state).Should().BeTrue();
+        ((Formats.PyTorch.PyDict)state!).TryGetValue(0L, out var first).Should().BeTrue();
+        ((Formats.PyTorch.PyDict)first!).TryGetValue("step", out var step).Should().BeTrue();
+        step.Should().Be(3L, "PyTorch's SparseAdam counts in a Python int");
+        Group(s).TryGetValue("betas", out var betas).Should().BeTrue();
+        ((Formats.PyTorch.PyTuple)betas!).Items.Should().Equal(0.8, 0.99);
+
+        static Formats.PyTorch.PyDict Group(Optimizer o)
+        {
+            var root = (Formats.PyTorch.PyDict)Formats.PyTorch.OptimizerLayout.ToPyTorch(o.StateDict());
+            root.TryGetValue("param_groups", out var groups).Should().BeTrue();
+            return (Formats.PyTorch.PyDict)((List<object?>)groups!)[0]!;
+        }
+    }
+
+    [Fact]
     public void A_learning_rate_and_betas_saved_as_tensors_load_as_their_values()
     {
         // PyTorch 2.x accepts lr=torch.tensor(0.01) and tensor betas; the state dict then holds the tensors.

@@ -69,6 +69,46 @@ public class PyTorchCheckpointTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void Muons_and_SparseAdams_options_load_from_PyTorchs_names_and_save_back_to_them()
+    {
+        var muon = PyTorchFixtures.Get("muon");
+        var mps = muon.Parameters();
+        using var m = new Muon(mps);
+        m.LoadPyTorch(muon.Path);
+        var mo = m.ParamGroups[0].Options;
+        mo.NsCoefficients.Should().Equal(3.0, -3.2, 1.2);
+        mo.AdjustLrFn.Should().Be(MuonOptions.MatchRmsAdamW);
+        mo.NsSteps.Should().Be(0);
+        var group = Group(m);
+        group.TryGetValue("ns_coefficients", out var coefficients).Should().BeTrue();
+        coefficients.Should().BeOfType<Formats.PyTorch.PyTuple>().Which.Items.Should().Equal(3.0, -3.2, 1.2);
+        group.ContainsKey("capturable").Should().BeFalse("PyTorch's Muon has no such flag");
+        m.ParamGroups[0].Options = mo with { AdjustLrFn = null };
+        Group(m).TryGetValue("adjust_lr_fn", out var fn).Should().BeTrue();
+        fn.Should().BeNull();
+
+        var sparse = PyTorchFixtures.Get("sparseadam");
+        var sps = sparse.Parameters();
+        using var s = new SparseAdam(sps);
+        s.LoadPyTorch(sparse.Path);
+        s.ParamGroups[0].Options.Should().Match<SparseAdamOptions>(o => o.Beta1 == 0.8 && o.Beta2 == 0.99 && o.Eps == 1e-6 && o.Maximize);
+        var root = (Formats.PyTorch.PyDict)Formats.PyTorch.OptimizerLayout.ToPyTorch(s.StateDict());
+        root.TryGetValue("state", out var state).Should().BeTrue();
+        ((Formats.PyTorch.PyDict)state!).TryGetValue(0L, out var first).Should().BeTrue();
+        ((Formats.PyTorch.PyDict)first!).TryGetValue("step", out var step).Should().BeTrue();
+        step.Should().Be(3L, "PyTorch's SparseAdam counts in a Python int");
+        Group(s).TryGetValue("betas", out var betas).Should().BeTrue();
+        ((Formats.PyTorch.PyTuple)betas!).Items.Should().Equal(0.8, 0.99);
+
+        static Formats.PyTorch.PyDict Group(Optimizer o)
+        {
+            var root = (Formats.PyTorch.PyDict)Formats.PyTorch.OptimizerLayout.ToPyTorch(o.StateDict());
+            root.TryGetValue("param_groups", out var groups).Should().BeTrue();
+            return (Formats.PyTorch.PyDict)((List<object?>)groups!)[0]!;
+        }
+    }
+
+    [Fact]
     public void A_learning_rate_and_betas_saved_as_tensors_load_as_their_values()
     {
         // PyTorch 2.x accepts lr=torch.tensor(0.01) and tensor betas; the state dict then holds the tensors.
@@ -130,11 +170,11 @@ public class PyTorchCheckpointTests(ITestOutputHelper output)
     public void Saving_and_loading_round_trips_every_algorithm_bit_for_bit(string name, Implementation implementation)
     {
         var algorithm = AlgorithmCatalog.Get(name);
-        var ps = new List<Parameter> { new(randn(5)), new(randn(3, 4)) };
+        var ps = new List<Parameter> { new(randn(Algorithms.Shape(algorithm, 5))), new(randn(Algorithms.Shape(algorithm, 3, 4))) };
         using var original = Algorithms.Create(algorithm, ps, implementation);
         for (var s = 0; s < 3; s++)
         {
-            foreach (var p in ps) p.grad = randn_like(p);
+            foreach (var p in ps) p.grad = Algorithms.Gradient(algorithm, randn_like(p));
             Algorithms.Step(original);
         }
         using var file = new MemoryStream();
@@ -217,11 +257,12 @@ public class PyTorchCheckpointLeakTests
     [MemberData(nameof(Algorithms.NameData), MemberType = typeof(Algorithms))]
     public void Saving_and_loading_keeps_the_native_tensor_count_flat(string name)
     {
-        var ps = new List<Parameter> { new(randn(10)), new(randn(3, 3)) };
-        using var optimizer = Algorithms.Create(name, ps, Implementation.Auto);
+        var algorithm = Algorithms.Get(name);
+        var ps = new List<Parameter> { new(randn(Algorithms.Shape(algorithm, 10))), new(randn(Algorithms.Shape(algorithm, 3, 3))) };
+        using var optimizer = Algorithms.Create(algorithm, ps, Implementation.Auto);
         for (var s = 0; s < 3; s++)
         {
-            foreach (var p in ps) p.grad = randn_like(p).DetachFromDisposeScope();
+            foreach (var p in ps) p.grad = Algorithms.Gradient(algorithm, randn_like(p)).DetachFromDisposeScope();
             Algorithms.Step(optimizer);
         }
         void RoundTrip()

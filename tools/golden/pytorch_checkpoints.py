@@ -14,9 +14,10 @@ Two modes:
 References, per algorithm: PyTorch 1.13's own classes where they compute PyTorch 2.x's update (SGD, Adam, AdamW,
 Adagrad, RMSprop, Adadelta, Adamax, ASGD, RAdam, Rprop, LBFGS; Adam, AdamW, Adamax and centered RMSprop with 1.13's
 mul_().add_() where 2.x has lerp_, so within rounding of 2.x), and the 2.x transcriptions in generate.py where 1.13
-computes another algorithm (NAdam, whose checkpoint is still 1.13's own NAdam state dict) or has none (Adafactor: the
-state dict is built by hand in 2.x's shape and saved with torch.save; SGDMomentumNesterov: Optim's own algorithm, saved
-in the shape Optim writes).
+computes another algorithm (NAdam, whose checkpoint is still 1.13's own NAdam state dict) or has none (Adafactor and
+Muon: the state dict is built by hand in 2.x's shape and saved with torch.save; SGDMomentumNesterov: Optim's own
+algorithm, saved in the shape Optim writes). SparseAdam is 1.13's own class, stepped with sparse gradients as an
+embedding's: each step's gradient leaves some rows out (dense.to_sparse(1), as the .NET side builds them).
 
 Run with Debian's python3-torch:  /usr/bin/python3 tools/golden/pytorch_checkpoints.py
 """
@@ -52,7 +53,29 @@ CASES = [
     ("rprop", "Rprop", dict(lr=0.01, etas=(0.4, 1.3), step_sizes=(1e-5, 10.0))),
     ("adafactor", "Adafactor", dict(lr=0.01, beta2_decay=-0.8, eps=(None, 1e-3), d=1.0, weight_decay=0.0)),
     ("lbfgs", "LBFGS", dict(lr=1.0, max_iter=3, history_size=4)),
+    ("sparseadam", "SparseAdam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6, maximize=True)),
+    # ns_steps 0: no Newton-Schulz iteration, whose bfloat16 products differ between 1.13 and libtorch 2.10 (MuonTests);
+    # the rest of the update (momentum, Nesterov, bfloat16 normalization, lr adjustment, weight decay) is then exact.
+    # The coefficients still travel through the file as PyTorch's tuple.
+    ("muon", "Muon", dict(lr=0.02, weight_decay=0.05, momentum=0.9, nesterov=True, ns_coefficients=(3.0, -3.2, 1.2),
+                          eps=1e-7, ns_steps=0, adjust_lr_fn="match_rms_adamw", use_addmm=False)),
 ]
+
+# Muon takes matrices only (a wide and a tall one); the others take SHAPES.
+SHAPES_OF = {"Muon": [[1, 5], [4, 3]]}
+
+
+def shapes_of(algorithm):
+    return SHAPES_OF.get(algorithm, SHAPES)
+
+
+# The rows each step's gradient leaves out, as an embedding's gradient does for the rows its batch did not look up.
+def sparse_gradients(grads):
+    for s, step in enumerate(grads):
+        for gr in step:
+            gr[s % gr.shape[0]] = 0
+            gr[(s + 2) % gr.shape[0]] = 0
+    return grads
 
 
 # ---- replays that load a state dict (the classes of generate.py keep state per parameter, names as Optim's) ----
@@ -84,7 +107,7 @@ class Replay:
         if self.algorithm == "SGDMomentumNesterov":
             opts = dict(options)
             return g.SGDMomentumNesterov(self.params, opts.pop("lr"), **opts)
-        return {"NAdam": g.NAdam2x, "Adafactor": g.Adafactor2x}[self.algorithm](self.params, options)
+        return {"NAdam": g.NAdam2x, "Adafactor": g.Adafactor2x, "Muon": g.Muon2x}[self.algorithm](self.params, options)
 
     def step(self):
         self.inner.step()
@@ -99,6 +122,8 @@ class Replay:
         group = dict(self.options)
         if self.algorithm == "Adafactor":
             group.update(foreach=None, maximize=False)
+        elif self.algorithm == "Muon":
+            group = {**g.Muon2x.DEFAULTS, **group}
         elif self.algorithm == "SGDMomentumNesterov":
             group.update(nesterov=True, dampening=0.0, maximize=False, foreach=None, differentiable=False, fused=None)
         group["params"] = list(range(len(self.params)))
@@ -116,20 +141,20 @@ class Replay:
 
 
 def make_optimizer(algorithm, params, options):
-    if algorithm in ("NAdam", "Adafactor", "SGDMomentumNesterov"):
+    if algorithm in ("NAdam", "Adafactor", "Muon", "SGDMomentumNesterov"):
         return Replay(algorithm, params, options)
     return getattr(torch.optim, algorithm)(params, **options)
 
 
 # ---- the data ----
 
-def inputs(case):
+def inputs(case, shapes):
     gen = torch.Generator().manual_seed(sum(map(ord, case)))
-    initial = [torch.randn(s, dtype=torch.float64, generator=gen) for s in SHAPES]
-    grads = [[torch.randn(s, dtype=torch.float64, generator=gen) for s in SHAPES] for _ in range(K + N)]
+    initial = [torch.randn(s, dtype=torch.float64, generator=gen) for s in shapes]
+    grads = [[torch.randn(s, dtype=torch.float64, generator=gen) for s in shapes] for _ in range(K + N)]
     # LBFGS evaluates a closure instead: loss = sum_i sum(weights_i * (p_i - targets_i)^2) + 0.1 * sum(p_i^4)
-    targets = [torch.randn(s, dtype=torch.float64, generator=gen) for s in SHAPES]
-    weights = [torch.rand(s, dtype=torch.float64, generator=gen) + 0.5 for s in SHAPES]
+    targets = [torch.randn(s, dtype=torch.float64, generator=gen) for s in shapes]
+    weights = [torch.rand(s, dtype=torch.float64, generator=gen) + 0.5 for s in shapes]
     return initial, grads, targets, weights
 
 
@@ -143,14 +168,14 @@ def closure_for(params, targets, weights):
     return closure
 
 
-def run(optimizer, params, grads, closure):
+def run(optimizer, params, grads, closure, sparse=False):
     out = []
     for step_grads in grads:
         if closure is not None:
             optimizer.step(closure)
         else:
             for p, gr in zip(params, step_grads):
-                p.grad = gr.clone()
+                p.grad = gr.to_sparse(1) if sparse else gr.clone()
             optimizer.step()
         out.append([flat(p) for p in params])
     return out
@@ -165,12 +190,16 @@ def generate(out_dir):
     os.makedirs(out_dir, exist_ok=True)
     cases = []
     for case, algorithm, options in CASES:
-        initial, grads, targets, weights = inputs(case)
+        shapes = shapes_of(algorithm)
+        initial, grads, targets, weights = inputs(case, shapes)
+        sparse = algorithm == "SparseAdam"
+        if sparse:
+            grads = sparse_gradients(grads)
         params = [t.clone().requires_grad_(True) for t in initial]
         # NAdam's checkpoint is 1.13's own (the file format in the wild); PyTorch 2.x's update continues it.
         optimizer = torch.optim.NAdam(params, **options) if algorithm == "NAdam" else make_optimizer(algorithm, params, options)
         closure = closure_for(params, targets, weights) if algorithm == "LBFGS" else None
-        run(optimizer, params, grads[:K], closure)
+        run(optimizer, params, grads[:K], closure, sparse)
         path = os.path.join(out_dir, f"{case}.pt")
         torch.save(optimizer.state_dict(), path)
         at_checkpoint = [flat(p) for p in params]
@@ -180,13 +209,13 @@ def generate(out_dir):
         loaded = make_optimizer(algorithm, resumed, options)
         loaded.load_state_dict(torch.load(path))
         closure = closure_for(resumed, targets, weights) if algorithm == "LBFGS" else None
-        trajectory = run(loaded, resumed, grads[K:], closure)
+        trajectory = run(loaded, resumed, grads[K:], closure, sparse)
         cases.append({
             "case": case,
             "algorithm": algorithm,
             "file": f"{case}.pt",
             "reference": "PyTorch 2.x transcription (generate.py)" if isinstance(loaded, Replay) else f"torch.optim.{algorithm}",
-            "shapes": SHAPES,
+            "shapes": shapes,
             "params": at_checkpoint,
             "grads": [[flat(gr) for gr in step] for step in grads[K:]],
             "targets": [flat(t) for t in targets],
@@ -338,7 +367,7 @@ def resume(manifest_path):
             closure = closure_for(params, targets, weights)
         grads = [[torch.tensor(v, dtype=torch.float64).reshape(s) for v, s in zip(step, case["shapes"])]
                  for step in case["grads"]]
-        results[case["case"]] = run(optimizer, params, grads, closure)
+        results[case["case"]] = run(optimizer, params, grads, closure, case["algorithm"] == "SparseAdam")
     training_weights = None
     if "training" in manifest:
         # A training checkpoint written by Optim: PyTorch's model, Adam and StepLR resume from it.

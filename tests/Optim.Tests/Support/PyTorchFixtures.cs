@@ -37,7 +37,8 @@ public static class PyTorchFixtures
                 }
                 else
                 {
-                    for (var i = 0; i < ps.Count; i++) ps[i].grad = tensor(grads[i], ScalarType.Float64).reshape(Shapes[i]);
+                    // SparseAdam's gradients are sparse, as the generator built them (dense.to_sparse(1)).
+                    for (var i = 0; i < ps.Count; i++) ps[i].grad = Algorithms.Gradient(optimizer, tensor(grads[i], ScalarType.Float64).reshape(Shapes[i]));
                     optimizer.step();
                 }
                 trajectory.Add(ps.Select(p => p.detach().reshape(-1).data<double>().ToArray()).ToArray());

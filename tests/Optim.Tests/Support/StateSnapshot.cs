@@ -13,7 +13,7 @@ public static class StateSnapshot
     {
         var sd = opt.StateDict();
         var snapshot = new List<object>();
-        snapshot.AddRange(sd.ParamGroups.Select(g => (object)(string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={h.Value}")) + $";initial_lr={g.InitialLr}")));
+        snapshot.AddRange(sd.ParamGroups.Select(g => (object)(string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={Hyperparameter(h.Value)}")) + $";initial_lr={g.InitialLr}")));
         foreach (var (id, state) in sd.State)
             foreach (var (key, t) in state) snapshot.Add($"{id}.{key}:{Convert.ToBase64String(t.contiguous().bytes)}");
         // Optimizer-wide state (LBFGS's): tensors by their bytes, lists entry by entry, numbers as they print.
@@ -21,6 +21,11 @@ public static class StateSnapshot
         snapshot.AddRange(ps.Select(p => (object)Convert.ToBase64String(p.detach().contiguous().bytes)));
         return snapshot;
     }
+
+    // A list (Muon's ns_coefficients) by its elements, which its ToString does not show.
+    private static string? Hyperparameter(object? value) =>
+        value is IReadOnlyList<double> list ? "[" + string.Join(",", list.Select(x => x.ToString("R", System.Globalization.CultureInfo.InvariantCulture))) + "]"
+        : Convert.ToString(value, System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>An optimizer-wide state value as text, its tensors written by <paramref name="tensor"/>.</summary>
     public static string Global(object value, Func<TorchSharp.torch.Tensor, string> tensor) => value switch

@@ -12,12 +12,13 @@ namespace Optim.Formats.PyTorch;
 /// <c>eps</c> tuple, <c>implementation</c> is PyTorch's <c>foreach</c>/<c>fused</c> pair, and PyTorch's groups carry
 /// flags Optim has no use for (<c>capturable</c>, <c>differentiable</c>; Adam's <c>decoupled_weight_decay</c>, which
 /// tells Adam from AdamW). LBFGS keeps its optimizer-wide state in the state of its first parameter, as PyTorch does.
+/// Muon's <c>ns_coefficients</c> is PyTorch's tuple, and SparseAdam's <c>step</c> its Python int.
 /// </summary>
 internal static class OptimizerLayout
 {
     private static readonly HashSet<string> Fused = ["SGD", "SGDMomentumNesterov", "Adam", "AdamW", "Adagrad"];
-    private static readonly HashSet<string> NoCapturable = ["SGD", "SGDMomentumNesterov", "Adagrad", "Adafactor", "LBFGS"];
-    private static readonly HashSet<string> NoDifferentiable = ["Adafactor", "LBFGS"];
+    private static readonly HashSet<string> NoCapturable = ["SGD", "SGDMomentumNesterov", "Adagrad", "Adafactor", "LBFGS", "SparseAdam", "Muon"];
+    private static readonly HashSet<string> NoDifferentiable = ["Adafactor", "LBFGS", "SparseAdam", "Muon"];
 
     // ---- Optim -> PyTorch ----
 
@@ -41,7 +42,13 @@ internal static class OptimizerLayout
             foreach (var (id, entries) in stateDict.State)
             {
                 var s = new PyDict();
-                foreach (var (key, tensor) in entries) s.Set(key, tensor);
+                foreach (var (key, tensor) in entries)
+                {
+                    // PyTorch's SparseAdam counts in a Python int (its bias corrections raise floats to it); a tensor
+                    // there would have PyTorch compute them in float32.
+                    if (type == "SparseAdam" && key == StateKeys.Step) s.Set(key, (long)StateTensors.Value(tensor));
+                    else s.Set(key, tensor);
+                }
                 state.Set((long)id, s);
             }
         }
@@ -91,7 +98,8 @@ internal static class OptimizerLayout
     {
         int i => (long)i,
         (double a, double b) => PyTuple.Of(a, b),
-        IReadOnlyList<double> list => list.Select(x => (object?)x).ToList(),
+        // The one list hyperparameter, Muon's ns_coefficients, is a tuple in PyTorch.
+        IReadOnlyList<double> list => PyTuple.Of(list.Select(x => (object?)x).ToArray()),
         Enum e => e.ToString(),
         _ => value,
     };

@@ -10,7 +10,8 @@ internal static class Chart
 {
     private const int Width = 1100, Height = 650;
 
-    public static void Render(IReadOnlyList<ComparisonRun> runs, ComparisonOptions options, string path)
+    // notRun: the rows whose algorithm does not apply to the model, named in the title with their reason.
+    public static void Render(IReadOnlyList<ComparisonRun> runs, IEnumerable<Contender> notRun, ComparisonOptions options, string path)
     {
         var plot = new Plot();
         ChartFont.Apply(plot);
@@ -24,8 +25,11 @@ internal static class Chart
             if (run.Contender.FullBatch) line.LinePattern = LinePattern.Dashed;
             line.LegendText = $"{run.Contender.Name} ({run.FinalAccuracy:P1})";
         }
+        var splits = runs.Select(r => r.Contender).Where(c => c.Split is not null)
+            .Select(c => $"\n{c.Name}: {c.Algorithm.Name} on {c.Split!.Description}, {c.Split.Rest.Name} on {c.Split.RestDescription}");
+        var skipped = notRun.Select(c => $"\nnot run: {c.Name} ({c.NotApplicable})");
         plot.Title($"UCI digits, MLP 64-{options.Hidden}-{options.Hidden}-10, the same initial weights and batches of {options.BatchSize} " +
-                   "(dashed: full batch)");
+                   "(dashed: full batch)" + string.Concat(splits) + string.Concat(skipped));
         plot.XLabel("optimizer steps");
         plot.YLabel("validation accuracy (%)");
         plot.Axes.SetLimits(0, options.Steps, 0, 100);

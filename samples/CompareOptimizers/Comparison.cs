@@ -15,18 +15,45 @@ namespace CompareOptimizers;
 
 /// <summary>
 /// One algorithm with its settings for this task (PyTorch's option names; the rest at their defaults).
-/// <paramref name="FullBatch"/>: each step sees the whole training set instead of a batch.
+/// <paramref name="FullBatch"/>: each step sees the whole training set instead of a batch. <paramref name="Split"/>: the
+/// algorithm takes only some of the model's parameters, and another optimizer, stepping with it, the others.
+/// <paramref name="NotApplicable"/>: why the algorithm cannot train this model (the row is listed, not run).
 /// </summary>
-internal sealed record Contender(AlgorithmInfo Algorithm, double Lr, IReadOnlyList<KeyValuePair<string, object?>> Options, bool FullBatch = false)
+internal sealed record Contender(AlgorithmInfo Algorithm, double Lr, IReadOnlyList<KeyValuePair<string, object?>> Options, bool FullBatch = false,
+    ParameterSplit? Split = null, string? NotApplicable = null)
 {
-    public string Name => Algorithm.Name;
+    /// <summary>The algorithm's name, followed by the other optimizer's where the row splits the parameters.</summary>
+    public string Name => Split is null ? Algorithm.Name : $"{Algorithm.Name} + {Split.Rest.Name}";
 
-    public string Settings => string.Join(", ", new[] { "lr " + Text(Lr) }
-        .Concat(Options.Select(o => o.Value is bool b ? (b ? o.Key : "no " + o.Key) : $"{o.Key} {Text(o.Value)}"))
-        .Append(FullBatch ? "full batch" : "batches"));
+    public string Settings => NotApplicable is not null ? "not applicable: " + NotApplicable
+        : Split is null ? OwnSettings + ", " + Batches
+        : $"{OwnSettings} on {Split.Description}; {Split.Rest.Name} {Split.Rest.OwnSettings} on {Split.RestDescription}; {Batches}";
+
+    private string OwnSettings => string.Join(", ", new[] { "lr " + Text(Lr) }
+        .Concat(Options.Select(o => o.Value is bool b ? (b ? o.Key : "no " + o.Key) : $"{o.Key} {Text(o.Value)}")));
+
+    private string Batches => FullBatch ? "full batch" : "batches";
 
     public Optimizer Create(IEnumerable<TorchSharp.Modules.Parameter> parameters) =>
         Algorithm.Create(parameters, Options.Prepend(new KeyValuePair<string, object?>("lr", Lr)));
+
+    /// <summary>The optimizers that train <paramref name="model"/> together: this row's, then the split's other one.</summary>
+    public IReadOnlyList<Optimizer> CreateFor(nn.Module model)
+    {
+        if (NotApplicable is not null) throw new InvalidOperationException($"{Name} does not apply to this model: {NotApplicable}");
+        if (Split is null) return [Create(model.parameters())];
+        var named = model.named_parameters().ToArray();
+        var own = Create(named.Where(p => Split.Takes(p.name, p.parameter)).Select(p => p.parameter));
+        try
+        {
+            return [own, Split.Rest.Create(named.Where(p => !Split.Takes(p.name, p.parameter)).Select(p => p.parameter))];
+        }
+        catch
+        {
+            own.Dispose();
+            throw;
+        }
+    }
 
     private static string Text(object? value) => value is IFormattable f ? f.ToString("g", CultureInfo.InvariantCulture) : value?.ToString() ?? "None";
 
@@ -56,6 +83,15 @@ internal sealed record Contender(AlgorithmInfo Algorithm, double Lr, IReadOnlyLi
         // the signs), so it sees the whole training set at every step.
         new(Rprop.Info, 1e-3, With(), FullBatch: true),
         new(Adafactor.Info, 1e-2, With()),
+        // SparseAdam updates only the rows a sparse gradient names (an Embedding's lookups); every gradient of this MLP is
+        // dense, and a pixel is not a lookup.
+        new(SparseAdam.Info, 3e-3, With(), NotApplicable: "needs sparse gradients (Embedding with sparse: true); this MLP's are dense"),
+        // Muon orthogonalizes the update of a hidden layer's weight matrix; as PyTorch's documentation says, the other
+        // parameters (biases; here also the output layer, as in Muon's own recipe) go to AdamW. Moonshot's adjustment
+        // (match_rms_adamw) lets Muon reuse AdamW's lr and weight decay: both halves take the AdamW row's settings.
+        new(Muon.Info, 3e-3, With(("weight_decay", 1e-2), ("adjust_lr_fn", MuonOptions.MatchRmsAdamW)),
+            Split: new ParameterSplit("hidden weights (fc1, fc2)", "biases and output layer",
+                (name, parameter) => parameter.ndim == 2 && name != "out.weight", new(AdamW.Info, 3e-3, With(("weight_decay", 1e-2))))),
         // L-BFGS needs a closure that re-evaluates the loss, on the same data each time: the whole training set. One
         // step is one iteration (max_iter 1); its strong-Wolfe line search may evaluate the closure several times.
         new(LBFGS.Info, 1.0, With(("max_iter", 1L), ("history_size", 10L), ("line_search_fn", LBFGSOptions.StrongWolfe)), FullBatch: true),
@@ -67,6 +103,12 @@ internal sealed record Contender(AlgorithmInfo Algorithm, double Lr, IReadOnlyLi
             ?? throw new InvalidOperationException($"{a.Name} has no row in Contender.All: give it its settings there"))
         .ToArray();
 }
+
+/// <summary>
+/// Which of the model's parameters a contender's algorithm takes (<paramref name="Takes"/>, by name and tensor), described
+/// for the table as <paramref name="Description"/>; <paramref name="Rest"/> trains the others, stepping at the same time.
+/// </summary>
+internal sealed record ParameterSplit(string Description, string RestDescription, Func<string, TorchSharp.Modules.Parameter, bool> Takes, Contender Rest);
 
 /// <summary>The schedule every contender trains on.</summary>
 internal sealed record ComparisonOptions
@@ -96,7 +138,20 @@ internal static class Comparison
     {
         var clock = Stopwatch.StartNew();
         using var model = DigitsModel.Build(options.Hidden, options.Seed);
-        using var optimizer = contender.Create(model.parameters());
+        var optimizers = contender.CreateFor(model);
+        try
+        {
+            return Train(contender, options, data, model, optimizers, clock);
+        }
+        finally
+        {
+            foreach (var optimizer in optimizers) optimizer.Dispose();
+        }
+    }
+
+    private static ComparisonRun Train(Contender contender, ComparisonOptions options, DigitsData data, TorchSharp.Modules.Sequential model,
+        IReadOnlyList<Optimizer> optimizers, Stopwatch clock)
+    {
         var curve = new List<(int, double)> { (0, DigitsModel.Evaluate(model, data.ValidationX, data.ValidationY).Accuracy) };
         var batchesPerEpoch = (options.TrainSamples + options.BatchSize - 1) / options.BatchSize;
         long samples = 0;
@@ -121,16 +176,18 @@ internal static class Comparison
 
                 Tensor Closure()
                 {
-                    optimizer.zero_grad();
+                    foreach (var optimizer in optimizers) optimizer.zero_grad();
                     var loss = nn.functional.cross_entropy(model.call(x), y);
                     loss.backward();
                     samples += x.shape[0];
                     return loss;
                 }
 
-                // A closure-driven algorithm evaluates the loss itself, as often as it needs; the others take the gradient.
-                var loss = contender.Algorithm.RequiresClosure ? optimizer.step(Closure)! : Closure();
-                if (!contender.Algorithm.RequiresClosure) optimizer.step();
+                // A closure-driven algorithm evaluates the loss itself, as often as it needs (and has the parameters to
+                // itself); the others take the gradient, each optimizer of a split its share.
+                var loss = contender.Algorithm.RequiresClosure ? optimizers.Single().step(Closure)! : Closure();
+                if (!contender.Algorithm.RequiresClosure)
+                    foreach (var optimizer in optimizers) optimizer.step();
                 trainLoss = loss.item<float>();
                 if (!double.IsFinite(trainLoss)) throw new InvalidOperationException($"{contender.Name} diverged at step {step} (loss {trainLoss})");
             }

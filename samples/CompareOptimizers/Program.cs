@@ -38,8 +38,9 @@ torch.set_num_threads(1);
 var clock = Stopwatch.StartNew();
 var options = new ComparisonOptions();
 using var data = DigitsData.Load(options.Seed, options.TrainSamples, options.ValidationSamples);
-var runs = Contender.ForCatalog().Select(c => Comparison.Run(c, options, data)).ToList();
-Chart.Render(runs, options, outPath);
+var contenders = Contender.ForCatalog();
+var runs = contenders.Where(c => c.NotApplicable is null).Select(c => Comparison.Run(c, options, data)).ToList();
+Chart.Render(runs, contenders.Where(c => c.NotApplicable is not null), options, outPath);
 
 var (console, interactive) = SampleConsole.ForTables();
 var table = new Table()
@@ -52,8 +53,13 @@ var table = new Table()
     .AddColumn(new TableColumn("final training loss").RightAligned())
     .AddColumn(new TableColumn("gradient samples").RightAligned())
     .AddColumn(new TableColumn("time").RightAligned());
-foreach (var run in runs)
+foreach (var contender in contenders)
 {
+    if (runs.SingleOrDefault(r => r.Contender == contender) is not { } run)
+    {
+        table.AddRow(Markup.Escape(contender.Name), Markup.Escape(contender.Settings), "-", "-", "-", "-", "-");
+        continue;
+    }
     table.AddRow(
         Markup.Escape(run.Contender.Name),
         Markup.Escape(run.Contender.Settings),
@@ -64,6 +70,8 @@ foreach (var run in runs)
         run.Elapsed.TotalSeconds.ToString("0.00 s", CultureInfo.InvariantCulture));
 }
 console.Write(table);
+foreach (var contender in contenders.Where(c => c.NotApplicable is not null))
+    Console.WriteLine($"not run: {contender.Name}: {contender.NotApplicable}");
 Console.WriteLine($"picture: {outPath}");
 Console.WriteLine($"done in {clock.Elapsed.TotalSeconds.ToString("0.0", CultureInfo.InvariantCulture)} s");
 return 0;

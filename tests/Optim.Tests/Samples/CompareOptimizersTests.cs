@@ -12,7 +12,51 @@ public class CompareOptimizersTests
     {
         Contender.ForCatalog().Select(c => c.Algorithm).Should().Equal(AlgorithmCatalog.All);
         Contender.All.Should().HaveSameCount(AlgorithmCatalog.All);
-        Contender.All.Where(c => c.Algorithm.RequiresClosure).Should().OnlyContain(c => c.FullBatch, "a closure must see the same data each time");
+        Contender.All.Where(c => c.Algorithm.RequiresClosure).Should().OnlyContain(c => c.FullBatch && c.Split == null,
+            "a closure must see the same data each time, and its optimizer all the parameters");
+        Contender.All.Where(c => c.NotApplicable != null).Should().OnlyContain(c => c.NotApplicable!.Length > 0 && c.Settings.Contains(c.NotApplicable));
+    }
+
+    [Fact]
+    public void A_split_row_gives_each_parameter_to_exactly_one_optimizer()
+    {
+        var options = new ComparisonOptions();
+        using var model = DigitsModel.Build(options.Hidden, options.Seed);
+        var muon = Contender.All.Single(c => c.Algorithm == Muon.Info);
+        muon.Name.Should().Be("Muon + AdamW");
+        muon.Settings.Should().Contain("AdamW").And.Contain(muon.Split!.Description);
+
+        var optimizers = muon.CreateFor(model);
+        try
+        {
+            optimizers.Select(o => o.GetType()).Should().Equal(typeof(Muon), typeof(AdamW));
+            string NameOf(TorchSharp.Modules.Parameter p) => model.named_parameters().Single(n => ReferenceEquals(n.parameter, p)).name;
+            optimizers.Select(o => o.parameters().Select(NameOf).OrderBy(n => n, System.StringComparer.Ordinal))
+                .Should().BeEquivalentTo(new[] { new[] { "fc1.weight", "fc2.weight" }, new[] { "fc1.bias", "fc2.bias", "out.bias", "out.weight" } },
+                    o => o.WithStrictOrdering());
+        }
+        finally
+        {
+            foreach (var optimizer in optimizers) optimizer.Dispose();
+        }
+    }
+
+    [Fact]
+    public void A_row_marked_not_applicable_is_refused_by_its_algorithm()
+    {
+        // The stated reason must hold: run anyway, the algorithm refuses the model's gradients on the first step.
+        var options = new ComparisonOptions { Steps = 1, EvaluateEvery = 1 };
+        using var data = DigitsData.Load(options.Seed, options.TrainSamples, options.ValidationSamples);
+        var notApplicable = Contender.All.Where(c => c.NotApplicable != null).ToList();
+        notApplicable.Select(c => c.Algorithm).Should().Equal(SparseAdam.Info);
+
+        foreach (var contender in notApplicable)
+        {
+            FluentActions.Invoking(() => Comparison.Run(contender, options, data)).Should().Throw<System.InvalidOperationException>()
+                .WithMessage("*does not apply*");
+            FluentActions.Invoking(() => Comparison.Run(contender with { NotApplicable = null }, options, data)).Should().Throw<System.Exception>()
+                .WithMessage("*dense gradients*");
+        }
     }
 
     [Fact]
@@ -21,7 +65,9 @@ public class CompareOptimizersTests
         var options = new ComparisonOptions { Steps = 60, EvaluateEvery = 60 };
         using var data = DigitsData.Load(options.Seed, options.TrainSamples, options.ValidationSamples);
 
-        var runs = Contender.ForCatalog().Select(c => Comparison.Run(c, options, data)).ToList();
+        var runs = Contender.ForCatalog().Where(c => c.NotApplicable == null).Select(c => Comparison.Run(c, options, data)).ToList();
+
+        runs.Select(r => r.Contender.Algorithm).Should().Equal(AlgorithmCatalog.All.Where(a => a != SparseAdam.Info), "every other row runs");
 
         runs.Select(r => r.Curve[0].Accuracy).Distinct().Should().ContainSingle("every run starts from the same weights");
         runs.Select(r => r.Curve.Select(p => p.Step)).Should().AllSatisfy(steps => steps.Should().Equal(0, 60));

@@ -42,11 +42,13 @@ public sealed class Workload : IDisposable
     {
         ArgumentNullException.ThrowIfNull(algorithm);
         var ps = new Parameter[_initial.Length];
-        var shape = algorithm.RequiresMatrices ? MatrixOf(Shape.Elements) : new[] { Shape.Elements };
         using (torch.no_grad())
         {
             for (var i = 0; i < ps.Length; i++)
             {
+                // Shapes may list tensors of different sizes (the transformer's).
+                var elements = _initial[i].numel();
+                var shape = algorithm.RequiresMatrices ? MatrixOf(elements) : new[] { elements };
                 ps[i] = new Parameter(_initial[i].clone().reshape(shape));
                 ps[i].grad = algorithm.RequiresMatrices ? _grads[i].view(shape) : _grads[i];
             }

@@ -73,26 +73,28 @@ public sealed class Lion : Optimizer<LionOptions>
     /// <param name="weight_decay">Decoupled weight decay.</param>
     /// <param name="maximize">Maximize the objective.</param>
     /// <param name="implementation">For-loop, foreach, or Auto (the base picks, as for the built-in algorithms).</param>
+    /// <param name="flat">Keep each group's parameters, gradients and state in flat buffers (the base does it all: Lion's
+    /// update is element-wise, so its paths run once per buffer unchanged).</param>
     public Lion(IEnumerable<Parameter> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.99, double weight_decay = 0,
-        bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(new[] { new ParamGroupSpec<LionOptions>(parameters) }, lr, beta1, beta2, weight_decay, maximize, implementation) { }
+        bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(new[] { new ParamGroupSpec<LionOptions>(parameters) }, lr, beta1, beta2, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Lion over named parameters: names appear in messages and in state dicts (<c>param_names</c>).</summary>
-    /// <inheritdoc cref="Lion(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Lion(IEnumerable{Parameter}, double, double, double, double, bool, Implementation, bool)"/>
     public Lion(IEnumerable<(string name, Parameter parameter)> parameters, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.99,
-        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
-        : this(Named(parameters), lr, beta1, beta2, weight_decay, maximize, implementation) { }
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
+        : this(Named(parameters), lr, beta1, beta2, weight_decay, maximize, implementation, flat) { }
 
     /// <summary>Creates Lion over parameter groups; the arguments are the defaults the groups start from.</summary>
     /// <param name="groups">The parameter groups.</param>
-    /// <inheritdoc cref="Lion(IEnumerable{Parameter}, double, double, double, double, bool, Implementation)"/>
+    /// <inheritdoc cref="Lion(IEnumerable{Parameter}, double, double, double, double, bool, Implementation, bool)"/>
     public Lion(IEnumerable<ParamGroupSpec<LionOptions>> groups, double lr = 1e-4, double beta1 = 0.9, double beta2 = 0.99,
-        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto)
+        double weight_decay = 0, bool maximize = false, Implementation implementation = Implementation.Auto, bool flat = false)
         : base(groups, new LionOptions
         {
             Lr = lr, Beta1 = beta1, Beta2 = beta2, WeightDecay = weight_decay, Maximize = maximize, Implementation = implementation,
         })
-    { }
+    => UseFlatParameters(flat);
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;

@@ -108,6 +108,31 @@ public class PyTorchCheckpointTests(ITestOutputHelper output)
         }
     }
 
+    // PyTorch 2.x writes param_names in each group of an optimizer built from named parameters; a load takes them
+    // (positions, not names, match parameters, as in PyTorch).
+    [Fact]
+    public void Parameter_names_travel_as_PyTorchs_param_names()
+    {
+        var ps = new[] { new Parameter(ones(3)), new Parameter(ones(2, 2)) };
+        using var named = new Adam(new[] { ("encoder.weight", ps[0]), ("head.bias", ps[1]) }, lr: 0.1);
+        foreach (var p in ps) p.grad = ones_like(p);
+        named.step();
+        var file = Path.Combine(Path.GetTempPath(), $"optim-names-{Guid.NewGuid():N}.pt");
+        try
+        {
+            named.SavePyTorch(file);
+            var copies = ps.Select(p => new Parameter(p.detach().clone())).ToArray();
+            using var other = new Adam(new[] { ("a", copies[0]), ("b", copies[1]) }, lr: 0.1);
+            other.LoadPyTorch(file);
+            other.ParamGroups[0].ParamNames.Should().Equal("encoder.weight", "head.bias");
+            other.StateDict().ParamGroups[0].ParamNames.Should().Equal("encoder.weight", "head.bias");
+        }
+        finally
+        {
+            File.Delete(file);
+        }
+    }
+
     [Fact]
     public void A_learning_rate_and_betas_saved_as_tensors_load_as_their_values()
     {

@@ -110,7 +110,8 @@ public sealed class Adafactor : Optimizer<AdafactorOptions>
         .RequiredWhen(RowVar, p => p.dim() > 1).RequiredWhen(ColVar, p => p.dim() > 1).RequiredWhen(Variance, p => p.dim() <= 1);
 
     // Its factored moments and its step size (the parameter's RMS) reduce over each parameter: no flat step.
-    private protected override bool UpdateIsElementWise => false;
+    /// <inheritdoc/>
+    protected override bool UpdateIsElementWise => false;
 
     /// <inheritdoc/>
     protected override StateSchema StateSchema => States;

@@ -122,7 +122,8 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
     protected override bool RequiresClosure => true;
 
     // Its directions and line search reduce over all parameters: it never takes the flat step.
-    private protected override bool UpdateIsElementWise => false;
+    /// <inheritdoc/>
+    protected override bool UpdateIsElementWise => false;
 
     /// <inheritdoc/>
     protected override string? RejectParamGroup(int existingGroups) => existingGroups >= 1 ? SingleGroupMessage : null;

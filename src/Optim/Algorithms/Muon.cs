@@ -155,7 +155,8 @@ public sealed class Muon : Optimizer<MuonOptions>, IMomentum
     protected override StateSchema StateSchema => States;
 
     // Newton–Schulz orthogonalizes each matrix as a whole: no flat step.
-    private protected override bool UpdateIsElementWise => false;
+    /// <inheritdoc/>
+    protected override bool UpdateIsElementWise => false;
 
     /// <inheritdoc/>
     protected override void InitializeState(MuonOptions options, Parameter parameter, ParameterState state) =>

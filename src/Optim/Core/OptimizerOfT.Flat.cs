@@ -37,10 +37,15 @@ public abstract partial class Optimizer<TOptions>
     /// Whether the algorithm's update treats every element on its own, so that running it on the concatenation of
     /// parameters is running it on each (false where it reduces over a parameter: norms, factored moments).
     /// </summary>
-    private protected virtual bool UpdateIsElementWise => true;
+    protected virtual bool UpdateIsElementWise => true;
 
-    /// <summary>Switches flat mode on (the constructors' <c>flat</c> argument): flattens every group.</summary>
-    private protected void UseFlatParameters(bool flat) => EnableFlat(flat);
+    /// <summary>
+    /// Switches flat mode on when <paramref name="flat"/> is true: flattens every group. An algorithm's constructors end
+    /// with a <c>flat</c> argument and call this last, as the library's own do.
+    /// </summary>
+    /// <param name="flat">The constructor's <c>flat</c> argument.</param>
+    /// <exception cref="ArgumentException">The algorithm takes sparse gradients, which cannot be views of a buffer.</exception>
+    protected void UseFlatParameters(bool flat) => EnableFlat(flat);
 
     // For the catalog, which creates optimizers through their group constructors.
     internal void EnableFlat(bool flat)

@@ -12,7 +12,8 @@ namespace Optim.Formats.PyTorch;
 /// <c>eps</c> tuple, <c>implementation</c> is PyTorch's <c>foreach</c>/<c>fused</c> pair, and PyTorch's groups carry
 /// flags Optim has no use for (<c>capturable</c>, <c>differentiable</c>; Adam's <c>decoupled_weight_decay</c>, which
 /// tells Adam from AdamW). LBFGS keeps its optimizer-wide state in the state of its first parameter, as PyTorch does.
-/// Muon's <c>ns_coefficients</c> is PyTorch's tuple, and SparseAdam's <c>step</c> its Python int.
+/// Muon's <c>ns_coefficients</c> is PyTorch's tuple, SparseAdam's <c>step</c> its Python int, and a group's parameter
+/// names (an optimizer built from named parameters) PyTorch 2.x's <c>param_names</c>.
 /// </summary>
 internal static class OptimizerLayout
 {
@@ -86,6 +87,8 @@ internal static class OptimizerLayout
             if (type is "Adam" or "AdamW") py.Set("decoupled_weight_decay", type == "AdamW");
             py.Set("initial_lr", group.InitialLr);
             py.Set("params", group.Params.Select(p => (object?)(long)p).ToList());
+            // PyTorch 2.x's param_names, when the optimizer was built from named parameters.
+            if (group.ParamNames is { } names) py.Set("param_names", names.Select(n => (object?)n).ToList());
             groups.Add(py);
         }
         var root = new PyDict();
@@ -183,6 +186,7 @@ internal static class OptimizerLayout
         var values = new List<KeyValuePair<string, object?>>();
         double? initialLr = null;
         IReadOnlyList<int>? ids = null;
+        IReadOnlyList<string>? paramNames = null;
         bool? foreach_ = null, fused = null;
         if (!group.ContainsKey("lr")) throw Invalid($"param_groups[{g}] has no 'lr'.");
         foreach (var (k, value) in group.Entries)
@@ -197,6 +201,7 @@ internal static class OptimizerLayout
                 case "param_names":
                     if (PyValues.Sequence(value) is not { } names || names.Any(n => n is not string))
                         throw Invalid($"{Where()} is not a list of names.");
+                    paramNames = names.Cast<string>().ToList();
                     break;
                 case "initial_lr":
                     initialLr = Number(value, Where());
@@ -245,7 +250,10 @@ internal static class OptimizerLayout
                 : foreach_ switch { true => Implementation.Foreach, false => Implementation.ForLoop, null => Implementation.Auto }));
         }
         // A group without initial_lr was never seen by a scheduler; its base rate is its rate (PyTorch's setdefault).
-        return new ParamGroupState(values, initialLr ?? Number(group.TryGetValue("lr", out var lr) ? lr : null, $"param_groups[{g}]['lr']"), ids);
+        return new ParamGroupState(values, initialLr ?? Number(group.TryGetValue("lr", out var lr) ? lr : null, $"param_groups[{g}]['lr']"), ids)
+        {
+            ParamNames = paramNames,
+        };
     }
 
     // A value of the hyperparameter's declared type (PyTorch writes ints where floats belong, e.g. weight_decay=0).

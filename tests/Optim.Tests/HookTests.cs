@@ -282,8 +282,11 @@ public class HookTests
         }
     }
 
-    [Fact]
-    public void A_training_checkpoint_load_runs_the_optimizers_load_hooks()
+    // Optim's training checkpoints and PyTorch's (torch.save of a dict) load through the same staging.
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void A_training_checkpoint_load_runs_the_optimizers_load_hooks(bool pyTorchFormat)
     {
         var (ps, opt, c) = Make();
         using var _ = opt;
@@ -292,11 +295,13 @@ public class HookTests
         var path = Path.Combine(Path.GetTempPath(), $"optim-hooks-{Guid.NewGuid():N}.ckpt");
         try
         {
-            Formats.TrainingCheckpoint.Save(path, model, opt);
+            if (pyTorchFormat) Formats.PyTorch.PyTorchTrainingCheckpoint.Save(path, model, opt);
+            else Formats.TrainingCheckpoint.Save(path, model, opt);
             var log = new List<string>();
             using var pre = opt.RegisterLoadStateDictPreHook((o, sd) => { log.Add("pre"); return null; });
             using var post = opt.RegisterLoadStateDictPostHook(o => log.Add("post"));
-            Formats.TrainingCheckpoint.Load(path, model, opt);
+            if (pyTorchFormat) Formats.PyTorch.PyTorchTrainingCheckpoint.Load(path, model, opt);
+            else Formats.TrainingCheckpoint.Load(path, model, opt);
             log.Should().Equal("pre", "post");
         }
         finally

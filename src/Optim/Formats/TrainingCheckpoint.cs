@@ -247,15 +247,9 @@ public static class TrainingCheckpoint
         if (!apply) return parsed.Extra;
 
         // Everything is verified: now check each part against its target and stage it. Nothing has changed yet.
-        var commits = new List<Action>();
-        var moved = new List<Tensor>();
-        StagedLoad? optimizerLoad = null;
-        var committed = false;
-        try
+        StageAndCommit(model!, parsed.Module, optimizer!, () => parsed.Optimizer.Build(optimizer!.OptionSchema), () =>
         {
-            var moduleCommit = StageModule(model!, parsed.Module, moved);
-            var stateDict = parsed.Optimizer.Build(optimizer!.OptionSchema) with { TensorsAreStaged = true };
-            optimizerLoad = optimizer!.PrepareLoad(stateDict);
+            var commits = new List<Action>();
             if (parsed.Schedulers.Count != schedulers.Count)
                 throw new ArgumentException($"the checkpoint has {parsed.Schedulers.Count} scheduler(s), {schedulers.Count} were given.", nameof(schedulers));
             for (var i = 0; i < schedulers.Count; i++)
@@ -272,6 +266,28 @@ public static class TrainingCheckpoint
             }
             commits.Add(StageScaler(scaler, parsed));
             if (rngState && parsed.Rng is not null) commits.Add(StageRng(parsed.Rng));
+            return commits;
+        });
+        return parsed.Extra;
+    }
+
+    /// <summary>
+    /// What every training-checkpoint reader does once the file is parsed: stages the model's state, the optimizer's
+    /// state dict (<paramref name="buildStateDict"/>, whose tensors the load takes over) and the other parts
+    /// (<paramref name="stageOthers"/>, each returning its commit), commits them all only when every part fits, then runs
+    /// the optimizer's load post-hooks. A part that does not fit throws with nothing changed.
+    /// </summary>
+    internal static void StageAndCommit(nn.Module model, List<KeyValuePair<string, Tensor>> moduleState, Optimizer optimizer,
+        Func<OptimizerStateDict> buildStateDict, Func<List<Action>> stageOthers)
+    {
+        var moved = new List<Tensor>();
+        StagedLoad? optimizerLoad = null;
+        var committed = false;
+        try
+        {
+            var moduleCommit = StageModule(model, moduleState, moved);
+            optimizerLoad = optimizer.PrepareLoad(buildStateDict() with { TensorsAreStaged = true });
+            var commits = stageOthers();
 
             // Commit: nothing below can fail.
             moduleCommit();
@@ -284,8 +300,7 @@ public static class TrainingCheckpoint
             if (!committed) optimizerLoad?.Abandon();
             foreach (var t in moved) t.Dispose();
         }
-        optimizer!.RunLoadStateDictPostHooks();
-        return parsed.Extra;
+        optimizer.RunLoadStateDictPostHooks();
     }
 
     private sealed class Parsed

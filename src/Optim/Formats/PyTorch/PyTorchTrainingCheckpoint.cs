@@ -54,29 +54,21 @@ public static class PyTorchTrainingCheckpoint
             throw new ArgumentException("the checkpoint is not a dict of named parts.", nameof(stream));
 
         var made = new List<Tensor>();
-        var moved = new List<Tensor>();
-        StagedLoad? optimizerLoad = null;
-        var committed = false;
         try
         {
-            var modelCommit = TrainingCheckpoint.StageModule(model, ModuleState(Part(root, ModelKey)), moved);
-            var stateDict = OptimizerLayout.FromPyTorch(Part(root, OptimizerKey), optimizer, made) with { TensorsAreStaged = true };
-            optimizerLoad = optimizer.PrepareLoad(stateDict);
-            var schedulerCommit = scheduler is null ? null
-                : scheduler.PrepareLoad(SchedulerLayout.FromPyTorch(Part(root, SchedulerKey), scheduler.StateDict(), SchedulerKey));
-            var scalerCommit = scaler?.PrepareLoad(SchedulerLayout.ScalerFromPyTorch(Part(root, ScalerKey), ScalerKey));
-
-            // Everything fits: commit (nothing below can fail).
-            modelCommit();
-            optimizerLoad.Commit();
-            committed = true;
-            schedulerCommit?.Invoke();
-            scalerCommit?.Invoke();
+            TrainingCheckpoint.StageAndCommit(model, ModuleState(Part(root, ModelKey)), optimizer,
+                () => OptimizerLayout.FromPyTorch(Part(root, OptimizerKey), optimizer, made), () =>
+                {
+                    var commits = new List<Action>();
+                    if (scheduler is not null)
+                        commits.Add(scheduler.PrepareLoad(SchedulerLayout.FromPyTorch(Part(root, SchedulerKey), scheduler.StateDict(), SchedulerKey)));
+                    if (scaler is not null) commits.Add(scaler.PrepareLoad(SchedulerLayout.ScalerFromPyTorch(Part(root, ScalerKey), ScalerKey)));
+                    return commits;
+                });
         }
         finally
         {
-            if (!committed) optimizerLoad?.Abandon();
-            foreach (var t in moved.Concat(made)) t.Dispose();
+            foreach (var t in made) t.Dispose();
         }
         return root.Entries
             .Where(e => e.Key is string key && key is not (ModelKey or OptimizerKey or SchedulerKey or ScalerKey) && e.Value is null or long or double or bool or string)

@@ -226,7 +226,8 @@ public static class TorchSharpOptimizerExtensions
     private static List<List<Parameter>> GroupParameters(Optimizer optimizer)
     {
         var parameters = optimizer.parameters().ToList();
-        return optimizer.StateDict().ParamGroups.Select(g => g.Params.Select(id => parameters[id]).ToList()).ToList();
+        // The layout only: the state-dict hooks run once, in the state_dict() that asked.
+        return optimizer.StateDictCore().ParamGroups.Select(g => g.Params.Select(id => parameters[id]).ToList()).ToList();
     }
 
     // TorchSharp's StateDictionary has an internal constructor (TorchSharp 0.107); a TorchSharp release that changes it

@@ -130,8 +130,10 @@ internal static class OptimizerLayout
             || stateValue is not PyDict state || groupsValue is not List<object?> groups)
             throw Invalid("the checkpoint does not hold an optimizer's state_dict() (a dict of 'state' and 'param_groups').");
         if (dict.Count != 2) throw Invalid($"the optimizer state dict has entries besides 'state' and 'param_groups': {string.Join(", ", dict.Entries.Select(e => e.Key).Where(k => k is not ("state" or "param_groups")))}.");
-        var current = optimizer.StateDict();
+        // The current layout only (types, names, groups): no state-dict hooks run for it.
+        var current = optimizer.StateDictCore();
         var type = current.OptimizerType;
+        var schema = AlgorithmCatalog.Of(optimizer)?.Schema;
         if (groups.Count != current.ParamGroups.Count)
             throw Invalid($"loaded state dict has a different number of parameter groups ({groups.Count}; the {type} has {current.ParamGroups.Count})");
 
@@ -139,7 +141,7 @@ internal static class OptimizerLayout
         for (var g = 0; g < groups.Count; g++)
         {
             if (groups[g] is not PyDict group) throw Invalid($"param_groups[{g}] is a {PyValues.TypeName(groups[g])}, not a dict.");
-            paramGroups.Add(GroupFromPyTorch(group, g, type, current.ParamGroups[g], AlgorithmCatalog.Of(optimizer)?.Schema));
+            paramGroups.Add(GroupFromPyTorch(group, g, type, current.ParamGroups[g], schema));
         }
 
         var perParameter = new Dictionary<int, IReadOnlyDictionary<string, Tensor>>();

@@ -113,6 +113,13 @@ internal sealed class FlatBuffer : IDisposable
     /// <summary>The parameters, in the group's order.</summary>
     public IReadOnlyList<Parameter> Parameters => _parameters;
 
+    /// <summary>The parameters' names (for messages), in the order of <see cref="Parameters"/>.</summary>
+    public IReadOnlyList<string> Names => _names;
+
+    /// <summary>Whether no parameter of the buffer has state yet (the first step creates it, flat).</summary>
+    public bool HasNoState(IReadOnlyDictionary<Parameter, ParameterState> states) =>
+        _parameters.All(p => !states.TryGetValue(p, out var s) || !s.IsInitialized);
+
     /// <summary>Set when a per-parameter step advanced the parameters' own scalar state views.</summary>
     public bool ScalarsStale { get; set; }
 
@@ -184,12 +191,11 @@ internal sealed class FlatBuffer : IDisposable
     /// <summary>
     /// Why the parameters' current states cannot be gathered into flat tensors (different keys, a key that is not like
     /// the parameter or a scalar, scalars that differ between parameters), or null when they can. A parameter without
-    /// state counts as a difference unless none has any (<paramref name="fresh"/>).
+    /// state counts as a difference unless none has any (<see cref="HasNoState"/>).
     /// </summary>
-    public string? GatherProblem(IReadOnlyDictionary<Parameter, ParameterState> states, StateSchema schema, out bool fresh)
+    public string? GatherProblem(IReadOnlyDictionary<Parameter, ParameterState> states, StateSchema schema)
     {
-        fresh = _parameters.All(p => !states.TryGetValue(p, out var s) || !s.IsInitialized);
-        if (fresh) return null;
+        if (HasNoState(states)) return null;
         var first = StateOf(states, 0);
         if (first is null) return "a parameter has no state";
         var keys = first.Keys.ToList();

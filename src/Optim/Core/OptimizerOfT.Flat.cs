@@ -2,7 +2,6 @@ using System;
 using System.Collections.Generic;
 using System.Linq;
 using TorchSharp;
-using TorchSharp.Modules;
 using static TorchSharp.torch;
 
 namespace Optim;
@@ -110,14 +109,15 @@ public abstract partial class Optimizer<TOptions>
                     }
                     continue;
                 }
-                if (buffer.GatherProblem(_state, StateSchema, out _) is not null)
+                if (buffer.GatherProblem(_state, StateSchema) is not null)
                 {
                     ready = false;
                     break;
                 }
-                foreach (var p in buffer.Parameters)
+                for (var i = 0; i < buffer.Parameters.Count; i++)
                 {
-                    if (_state.TryGetValue(p, out var s) && s.IsInitialized && StateSchema.FindProblem(p, s, NameOf(g, p), null) is { } problem)
+                    var p = buffer.Parameters[i];
+                    if (_state.TryGetValue(p, out var s) && s.IsInitialized && StateSchema.FindProblem(p, s, buffer.Names[i], null) is { } problem)
                         throw new InvalidOperationException(problem);
                 }
             }
@@ -145,16 +145,6 @@ public abstract partial class Optimizer<TOptions>
         }
     }
 
-    private string NameOf(int g, Parameter p)
-    {
-        var group = _groups[g];
-        for (var i = 0; i < group.Parameters.Count; i++)
-        {
-            if (ReferenceEquals(group.Parameters[i], p)) return group.Names[i];
-        }
-        return "?";
-    }
-
     // Group g's flat step: gathers (or creates) the flat state where the parameters' states changed, then runs the
     // group's path once per buffer.
     private void FlatStep(int g)
@@ -165,8 +155,8 @@ public abstract partial class Optimizer<TOptions>
         {
             if (!buffer.StateIsAliased())
             {
-                buffer.GatherProblem(_state, StateSchema, out var fresh);
-                buffer.AliasState(_state, StateSchema, fresh ? state => InitializeState(options, buffer.Flat, state) : null);
+                // PlanFlatSteps found the states gatherable; only whether they are yet to be created matters here.
+                buffer.AliasState(_state, StateSchema, buffer.HasNoState(_state) ? state => InitializeState(options, buffer.Flat, state) : null);
             }
             var batch = new StepBatch();
             batch.Add(buffer.Flat, buffer.Grads, buffer.FlatState, $"flat buffer ({buffer.Description})");

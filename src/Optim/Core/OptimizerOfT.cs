@@ -725,18 +725,27 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     private static void WriteBackMasters(List<(Parameter Parameter, Parameter Master)> masters, Tensor? foundInf)
     {
         if (masters.Count == 0) return;
-        foreach (var (p, master) in masters)
+        if (foundInf is null)
         {
-            if (foundInf is null)
+            foreach (var (p, master) in masters) p.copy_(master);
+            return;
+        }
+        // The flag once per device, not once per parameter.
+        var skippedOn = new Dictionary<(DeviceType, int), Tensor>();
+        try
+        {
+            foreach (var (p, master) in masters)
             {
-                p.copy_(master);
-            }
-            else
-            {
-                using var skipped = foundInf.to(p.device).reshape(Array.Empty<long>()).ne(0);
+                var device = (p.device_type, p.device_index);
+                if (!skippedOn.TryGetValue(device, out var skipped))
+                    skippedOn[device] = skipped = foundInf.to(p.device).reshape(Array.Empty<long>()).ne(0);
                 using var kept = where(skipped, p, master);
                 p.copy_(kept);
             }
+        }
+        finally
+        {
+            foreach (var skipped in skippedOn.Values) skipped.Dispose();
         }
     }
 

@@ -23,15 +23,6 @@ public class FlatTests
     private static int FlatSteps(Optimizer opt) =>
         (int)opt.GetType().GetProperty("FlatStepCount", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(opt)!;
 
-    internal static Optimizer Create(AlgorithmInfo algorithm, IEnumerable<Parameter> ps, Implementation impl, bool flat, bool maximize = true)
-    {
-        var options = new List<KeyValuePair<string, object?>> { new("lr", 0.01) };
-        options.AddRange(Algorithms.Exercise(algorithm));
-        if (algorithm.Schema.Find("maximize") is not null) options.Add(new("maximize", maximize));
-        if (algorithm.Schema.Find("implementation") is not null) options.Add(new("implementation", impl));
-        return algorithm.Create(ps, options, flat);
-    }
-
     // Every golden case (gradients assigned by the test each step, some missing), on every path: flat gives the bits of
     // the same path without flat buffers; the fused kernels over one long tensor round their vector tails as they
     // round a short tensor's, so they are compared within the fused tolerance of PathParityTests.
@@ -71,9 +62,9 @@ public class FlatTests
         var info = Algorithms.Get(algorithm);
         // Muon takes matrices only: its model has no biases.
         var (flatModel, flatParams) = Model(seed: 7, bias: !info.RequiresMatrices);
-        using var flat = Create(info, flatParams, impl, flat: true);
+        using var flat = Algorithms.Create(info, flatParams, impl, flat: true);
         var (plainModel, plainParams) = Model(seed: 7, bias: !info.RequiresMatrices);
-        using var plain = Create(info, plainParams, impl, flat: false);
+        using var plain = Algorithms.Create(info, plainParams, impl, flat: false);
 
         for (var s = 0; s < 6; s++)
         {
@@ -243,16 +234,16 @@ public class FlatTests
         {
             var c = RandomCases.Make(ScalarType.Float32, seed: 99, steps: 8);
             var straightParams = c.MakeParameters();
-            using var straight = Create(info, straightParams, impl, flat: toFlat);
+            using var straight = Algorithms.Create(info, straightParams, impl, flat: toFlat);
             var expected = c.Run(straightParams, straight);
 
             var firstParams = c.MakeParameters();
-            using var first = Create(info, firstParams, impl, flat: fromFlat);
+            using var first = Algorithms.Create(info, firstParams, impl, flat: fromFlat);
             var trajectory = c.Run(firstParams, first, 0, 4);
             using var stream = new MemoryStream();
             first.Save(stream);
             var resumedParams = firstParams.Select(p => new Parameter(p.detach().clone())).ToList();
-            using var resumed = Create(info, resumedParams, impl, flat: toFlat);
+            using var resumed = Algorithms.Create(info, resumedParams, impl, flat: toFlat);
             stream.Position = 0;
             resumed.Load(stream);
             trajectory.AddRange(c.Run(resumedParams, resumed, 4, 8));
@@ -314,7 +305,7 @@ public class FlatTests
     {
         var info = Algorithms.Get(algorithm);
         var (model, ps) = Model(seed: 6);
-        using var opt = Create(info, ps, Implementation.Fused, flat: true);
+        using var opt = Algorithms.Create(info, ps, Implementation.Fused, flat: true);
         Train(model, opt, 0, zero: () => opt.zero_grad());
         var snapshot = StateSnapshot.Of(opt, ps);
         var values = ps.Select(p => p.detach().clone()).ToList();
@@ -490,7 +481,7 @@ public class FlatLeakTests
     {
         var info = Algorithms.Get(algorithm);
         var ps = new[] { new Parameter(randn(Algorithms.Shape(info, 10))), new Parameter(randn(3, 3)), new Parameter(randn(Algorithms.Shape(info))) };
-        using var opt = FlatTests.Create(info, ps, impl, flat: true);
+        using var opt = Algorithms.Create(info, ps, impl, flat: true);
         LeakTests.LiveTensorsAfter(opt, ps, 200).Should().Be(0);
     }
 }

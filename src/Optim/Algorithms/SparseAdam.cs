@@ -88,7 +88,7 @@ public sealed class SparseAdam : Optimizer<SparseAdamOptions>, IBetas
     }
 
     /// <inheritdoc/>
-    protected override bool RequiresSparseGradients => true;
+    protected override bool RequiresSparseGradients => Info.RequiresSparseGradients;
 
     /// <inheritdoc/>
     protected override string DenseGradientMessage => "SparseAdam does not support dense gradients, please consider Adam instead";

@@ -251,19 +251,19 @@ public static class Algorithms
 
     /// <summary>
     /// The algorithm with lr 0.01, the settings that exercise its state, <paramref name="maximize"/> (where it has
-    /// it) and <paramref name="impl"/>.
+    /// it) and <paramref name="impl"/>; with flat buffers when <paramref name="flat"/>.
     /// </summary>
-    public static Optimizer Create(string name, IEnumerable<Parameter> ps, Implementation impl, bool maximize = true) =>
-        Create(Get(name), ps, impl, maximize);
+    public static Optimizer Create(string name, IEnumerable<Parameter> ps, Implementation impl, bool maximize = true, bool flat = false) =>
+        Create(Get(name), ps, impl, maximize, flat);
 
-    /// <inheritdoc cref="Create(string, IEnumerable{Parameter}, Implementation, bool)"/>
-    public static Optimizer Create(AlgorithmInfo algorithm, IEnumerable<Parameter> ps, Implementation impl, bool maximize = true)
+    /// <inheritdoc cref="Create(string, IEnumerable{Parameter}, Implementation, bool, bool)"/>
+    public static Optimizer Create(AlgorithmInfo algorithm, IEnumerable<Parameter> ps, Implementation impl, bool maximize = true, bool flat = false)
     {
         var options = new List<KeyValuePair<string, object?>> { new("lr", 0.01) };
         options.AddRange(Exercise(algorithm));
         if (algorithm.Schema.Find("maximize") is not null) options.Add(new("maximize", maximize));
         if (algorithm.Schema.Find("implementation") is not null) options.Add(new("implementation", impl));
-        return algorithm.Create(ps, options);
+        return algorithm.Create(ps, options, flat);
     }
 
     /// <summary>Whether the defaults with <paramref name="options"/> are valid options of the algorithm.</summary>

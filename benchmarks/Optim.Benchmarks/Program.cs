@@ -22,6 +22,7 @@ namespace Optim.Benchmarks;
 /// gradient clipping instead (<see cref="ClipBenchmark"/>).
 /// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>);
 /// <c>--flat-costs</c> what flat mode's checks cost per step (see <see cref="FlatCosts"/>).
+/// <c>--device cuda</c> runs the quick harness on a GPU (see <see cref="BenchDevice"/>).
 /// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
 /// </summary>
 internal static class Program
@@ -41,6 +42,14 @@ internal static class Program
                 throw new ArgumentException("--threads needs a positive count.");
             TorchSharp.torch.set_num_threads(threads);
             rest = rest.Where((_, i) => i != threadsAt && i != threadsAt + 1).ToArray();
+        }
+        // --device cuda: the quick harness on a GPU (steps and copies timed to the device's completion); writes only to --out.
+        var deviceAt = Array.IndexOf(rest, "--device");
+        if (deviceAt >= 0)
+        {
+            if (deviceAt + 1 >= rest.Length) throw new ArgumentException("--device needs a device, such as cuda or cuda:0.");
+            BenchDevice.Use(rest[deviceAt + 1]);
+            rest = rest.Where((_, i) => i != deviceAt && i != deviceAt + 1).ToArray();
         }
         if (rest.Contains("--flat-costs"))
         {
@@ -91,7 +100,7 @@ internal static class Program
 
     private static int Quick(Selection selection, bool noWrite, string? outFolder)
     {
-        Console.WriteLine("Quick mode: median step time per (algorithm, shape, path), fp32 CPU.");
+        Console.WriteLine($"Quick mode: median step time per (algorithm, shape, path), fp32 on {BenchDevice.Current}.");
         if (Catalog.SkippedNote is { } skipped) Console.WriteLine(skipped);
         var clock = Stopwatch.StartNew();
         var contention = Contention.Start();
@@ -104,7 +113,8 @@ internal static class Program
         // (any selection); --no-write writes nothing.
         var root = RepositoryRoot();
         var docs = outFolder ?? (selection.IsEverything && root is not null ? Path.Combine(root, "docs") : null);
-        if (noWrite) docs = null;
+        // docs/ holds the CPU's numbers: another device's run writes only where --out says.
+        if (noWrite || (outFolder is null && BenchDevice.Current.type != TorchSharp.DeviceType.CPU)) docs = null;
         var charts = docs is null ? Array.Empty<string>() : Charts.Write(results, docs);
         var markdown = Report.Markdown(results, elapsed, others, charts);
         Console.WriteLine(markdown);

@@ -168,6 +168,7 @@ public static class QuickRun
                     {
                         var t = Stopwatch.GetTimestamp();
                         r.Optimizer.step();
+                        BenchDevice.Synchronize();
                         r.Seconds.Add(Stopwatch.GetElapsedTime(t).TotalSeconds);
                     }
                     r.Bytes += GC.GetAllocatedBytesForCurrentThread() - bytes;
@@ -198,6 +199,7 @@ public static class QuickRun
         {
             var t = Stopwatch.GetTimestamp();
             optimizer.step();
+            BenchDevice.Synchronize();
             seconds.Add(Stopwatch.GetElapsedTime(t).TotalSeconds);
         }
         while (seconds.Count < MinWarmupSteps || (Stopwatch.GetElapsedTime(warmStart) < WarmupTime * scale && seconds.Count < MaxWarmupSteps));
@@ -220,8 +222,8 @@ public sealed class CopyProbe : IDisposable
     /// <summary>Allocates the buffers.</summary>
     public CopyProbe(long floats)
     {
-        _src = torch.randn(floats, dtype: ScalarType.Float32);
-        _dst = torch.empty(floats, dtype: ScalarType.Float32);
+        _src = BenchDevice.Move(torch.randn(floats, dtype: ScalarType.Float32));
+        _dst = torch.empty(floats, dtype: ScalarType.Float32, device: BenchDevice.Current);
     }
 
     /// <summary>Two copies (the first touches the pages); returns the time of the second, seconds.</summary>
@@ -236,6 +238,7 @@ public sealed class CopyProbe : IDisposable
     {
         var t = Stopwatch.GetTimestamp();
         _dst.copy_(_src);
+        BenchDevice.Synchronize();
         return Stopwatch.GetElapsedTime(t).TotalSeconds;
     }
 

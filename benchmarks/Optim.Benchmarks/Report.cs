@@ -125,11 +125,11 @@ public static class Report
             sb.AppendLine(" " + string.Join(" / ", Catalog.Paths.Select(p => c[p] is { } r ? r.NativeTensorDelta.ToString("+0;-0;0", Inv) : "n/a")) + " |");
         }
         sb.AppendLine();
-        sb.AppendLine("## CUDA");
+        sb.AppendLine("## Device");
         sb.AppendLine();
-        sb.AppendLine("| algorithm | shape | paths |");
-        sb.AppendLine("| --- | --- | --- |");
-        sb.AppendLine("| all | all | not measured: the benchmark uses the CPU build of libtorch (TorchSharp-cpu) and this machine has no GPU |");
+        sb.AppendLine(BenchDevice.Current.type == DeviceType.CPU
+            ? "Every number above is the CPU's (TorchSharp-cpu). A GPU's come from `--device cuda` where one exists; the last such run is in [cuda.md](cuda.md)."
+            : $"Every number above was measured on {BenchDevice.Current}, each step and copy timed to the device's completion.");
         if (chartFiles.Count > 0)
         {
             sb.AppendLine();

@@ -8,7 +8,7 @@ using static TorchSharp.torch;
 namespace Optim.Benchmarks;
 
 /// <summary>
-/// One shape's fp32 CPU parameters and gradients, random and made once. Every optimizer gets its own copy of the
+/// One shape's fp32 parameters and gradients (on <see cref="BenchDevice.Current"/>), random and made once. Every optimizer gets its own copy of the
 /// parameters (so its state and trajectory are its own) whose gradients are the shared gradient tensors: the
 /// optimizers never write to gradients, so every measured step sees the same ones.
 /// </summary>
@@ -26,8 +26,8 @@ public sealed class Workload : IDisposable
         _grads = new Tensor[shape.Tensors];
         for (var i = 0; i < shape.Tensors; i++)
         {
-            _initial[i] = torch.randn(shape.SizeOf(i), dtype: ScalarType.Float32);
-            _grads[i] = torch.randn(shape.SizeOf(i), dtype: ScalarType.Float32);
+            _initial[i] = BenchDevice.Move(torch.randn(shape.SizeOf(i), dtype: ScalarType.Float32));
+            _grads[i] = BenchDevice.Move(torch.randn(shape.SizeOf(i), dtype: ScalarType.Float32));
         }
     }
 
@@ -96,6 +96,39 @@ public sealed class Workload : IDisposable
     public void Dispose()
     {
         foreach (var t in _initial.Concat(_grads)) t.Dispose();
+    }
+}
+
+/// <summary>
+/// The device the quick harness measures on (<c>--device</c>; the CPU unless told). On a GPU a step only queues
+/// kernels, so every timed step and copy waits for the device to finish (<see cref="Synchronize"/>).
+/// </summary>
+public static class BenchDevice
+{
+    /// <summary>The device.</summary>
+    public static Device Current { get; private set; } = torch.CPU;
+
+    /// <summary>Measures on the device named <paramref name="name"/> (<c>cpu</c>, <c>cuda</c>, <c>cuda:1</c>); a CUDA device must exist.</summary>
+    public static void Use(string name)
+    {
+        ArgumentNullException.ThrowIfNull(name);
+        if (name.StartsWith("cuda", StringComparison.OrdinalIgnoreCase) && !torch.cuda.is_available())
+            throw new ArgumentException($"--device {name}: no CUDA device here (TorchSharp-cpu, or no GPU).", nameof(name));
+        Current = torch.device(name);
+    }
+
+    /// <summary><paramref name="t"/> on the device (itself on the CPU; a CPU original is freed).</summary>
+    public static Tensor Move(Tensor t)
+    {
+        ArgumentNullException.ThrowIfNull(t);
+        if (Current.type == DeviceType.CPU) return t;
+        using (t) return t.to(Current);
+    }
+
+    /// <summary>Waits for the device's queued work (nothing on the CPU, whose ops finish when they return).</summary>
+    public static void Synchronize()
+    {
+        if (Current.type == DeviceType.CUDA) torch.cuda.synchronize(Current);
     }
 }
 

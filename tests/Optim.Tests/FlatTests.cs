@@ -15,7 +15,7 @@ namespace Optim.Tests;
 /// Flat mode (<see cref="Optimizer{TOptions}.Flat"/>): the same numbers as the same path without flat buffers, and no
 /// way to train wrong silently when gradients or parameters stop being views of the buffers.
 /// </summary>
-public class FlatTests
+public partial class FlatTests
 {
     public static TheoryData<string, string> Cases() => GoldenFile.Cases(GoldenFile.Direct);
 
@@ -450,11 +450,12 @@ public class FlatTests
         return randn(new long[] { 8, 4 }, generator: generator);
     }
 
-    // One training step: zero the gradients as given, backward a loss, step (through a closure for LBFGS).
-    private static void Train(TwoLayers model, Optimizer opt, int step, Action zero)
+    // One training step: zero the gradients as given, backward a loss, step (through a closure for LBFGS); the inputs on
+    // the model's device.
+    private static void Train(TwoLayers model, Optimizer opt, int step, Action zero, Device? device = null)
     {
         using var scope = NewDisposeScope();
-        var x = Inputs(step);
+        var x = device is null ? Inputs(step) : Inputs(step).to(device);
         Tensor Loss()
         {
             zero();

@@ -181,7 +181,8 @@ public class ImplementationTests(ITestOutputHelper output)
                 var grads = Enumerable.Range(0, 10).Select(_ => torch.randn(1000)).ToList();
                 Tensor Run(Implementation path, Device device)
                 {
-                    var p = new Parameter(init.to(device));
+                    // A copy: a Parameter made from the CPU tensor itself would make `init` require grad.
+                    var p = new Parameter(init.detach().clone().to(device));
                     using var opt = Algorithms.Create(algorithm, new[] { p }, path);
                     foreach (var g in grads)
                     {

@@ -5,17 +5,19 @@ using Optim.Tests.Reliability;
 namespace Optim.Tests;
 
 /// <summary>
-/// The test assembly's entry point, used only by tests that run risky work in a child process
-/// (<c>dotnet Optim.Tests.dll fuzz ALGORITHM SEED TRIALS</c>); the test runner does not call it.
+/// The test assembly's entry point, which the test runner does not call: tests that run risky work in a child process
+/// start it (<c>dotnet Optim.Tests.dll fuzz ALGORITHM SEED TRIALS</c>), and <c>dotnet Optim.Tests.dll run FILTER...</c>
+/// runs the tests whose name contains a filter where no SDK is installed (<see cref="Support.DirectRunner"/>).
 /// </summary>
 public static class Program
 {
-    /// <summary>Runs a fuzz worker; exit code 0 when every outcome was clean, 1 with the violations printed otherwise.</summary>
+    /// <summary>Runs a fuzz worker (exit code 0 when every outcome was clean, 1 with the violations printed otherwise) or the named tests (0 when all passed).</summary>
     public static int Main(string[] args)
     {
+        if (args.Length >= 2 && args[0] == "run") return Support.DirectRunner.Run(args[1..], Console.Out);
         if (args.Length != 4 || args[0] != "fuzz")
         {
-            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS");
+            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS | run FILTER...");
             return 2;
         }
         var info = AlgorithmCatalog.Get(args[1]);

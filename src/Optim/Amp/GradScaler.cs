@@ -474,7 +474,7 @@ public sealed class GradScaler : IDisposable
                 var foundInf = torch.zeros(Array.Empty<long>(), ScalarType.Float32, device).DetachFromDisposeScope();
                 foundInfPerDevice[key] = foundInf;
                 var invScaleHere = invScale.to(device);
-                foreach (var grads in perDevice[key].Values) Aten.AmpForeachNonFiniteCheckAndUnscale_(grads, foundInf, invScaleHere);
+                foreach (var grads in perDevice[key].Values) Unscale(grads, foundInf, invScaleHere);
             }
         }
         catch
@@ -483,6 +483,22 @@ public sealed class GradScaler : IDisposable
             throw;
         }
         return foundInfPerDevice;
+    }
+
+    // One device's gradients of one dtype. ATen's CUDA kernel has no bfloat16 (PyTorch raises "not implemented for
+    // 'BFloat16'"), while its CPU kernel computes a bfloat16 element in float and rounds the product back: bfloat16 CUDA
+    // gradients are unscaled through float32 copies, which gives those bits instead of an error.
+    private static void Unscale(List<Tensor> grads, Tensor foundInf, Tensor invScale)
+    {
+        if (grads[0].dtype != ScalarType.BFloat16 || grads[0].device_type != DeviceType.CUDA)
+        {
+            Aten.AmpForeachNonFiniteCheckAndUnscale_(grads, foundInf, invScale);
+            return;
+        }
+        using var scope = NewDisposeScope();
+        var wide = grads.ConvertAll(g => g.to(ScalarType.Float32));
+        Aten.AmpForeachNonFiniteCheckAndUnscale_(wide, foundInf, invScale);
+        for (var i = 0; i < grads.Count; i++) grads[i].copy_(wide[i]);
     }
 
     private static (DeviceType, int) DeviceKey(Tensor t) => (t.device_type, t.device_index);

@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using Optim.Amp;
 using Optim.Tests.Support;
@@ -35,6 +36,37 @@ public class CudaAmpTests
                     ScalerScript.ParametersShouldBeBitwise(ps, before.Select(t => new Parameter(t)).ToList(), $"{impl}: a skipped step");
             }
             optimizer.State[ps[0]]["step"].item<float>().Should().Be(3, impl.ToString());
+        }
+    }
+
+    // ATen's CUDA unscale kernel has no bfloat16; the scaler's float32 route gives the CPU kernel's bits and flags.
+    [CudaFact]
+    public void Bfloat16_gradients_unscale_on_CUDA_to_the_CPU_kernels_bits()
+    {
+        using var scope = NewDisposeScope();
+        foreach (var poisoned in new[] { false, true })
+        {
+            var gen = new Generator(5);
+            var cpu = Enumerable.Range(0, 4).Select(i => new Parameter(torch.zeros(50 + i, dtype: ScalarType.BFloat16), requires_grad: true)
+            {
+                grad = (torch.randn(50 + i, generator: gen) * 3000).to(ScalarType.BFloat16),
+            }).ToList();
+            if (poisoned) cpu[2].grad![7] = float.PositiveInfinity;
+            var cuda = cpu.Select(p => new Parameter(p.detach().cuda(), requires_grad: true) { grad = p.grad!.cuda() }).ToList();
+            float Unscale(List<Parameter> ps)
+            {
+                using var optimizer = new SGD(ps, 0.1);
+                using var scaler = new GradScaler(init_scale: 1024);
+                scaler.scale(torch.ones(1, device: ps[0].device));
+                scaler.unscale_(optimizer);
+                scaler.step(optimizer);
+                scaler.update();
+                return (float)scaler.get_scale();
+            }
+            var cpuScale = Unscale(cpu);
+            Unscale(cuda).Should().Be(cpuScale, "the same found_inf");
+            cpuScale.Should().Be(poisoned ? 512 : 1024);
+            for (var i = 0; i < cpu.Count; i++) Trajectories.BitwiseEqual(cuda[i].grad!, cpu[i].grad!).Should().BeTrue($"gradient {i}");
         }
     }
 

@@ -80,7 +80,9 @@ public sealed record GoldenCase(
         for (var i = 0; i < parameters.Count; i++)
         {
             var g = Grads[step][i];
-            parameters[i].grad = g is null ? null : Tensor(g, Shapes[i]);
+            // On the parameter's device (the CUDA tests run the cases there).
+            parameters[i].grad = g is null ? null
+                : parameters[i].device_type == DeviceType.CPU ? Tensor(g, Shapes[i]) : Tensor(g, Shapes[i]).to(parameters[i].device);
         }
     }
 

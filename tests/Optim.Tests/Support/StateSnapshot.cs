@@ -15,10 +15,10 @@ public static class StateSnapshot
         var snapshot = new List<object>();
         snapshot.AddRange(sd.ParamGroups.Select(g => (object)(string.Join(",", g.Hyperparameters.Select(h => $"{h.Key}={Hyperparameter(h.Value)}")) + $";initial_lr={g.InitialLr}")));
         foreach (var (id, state) in sd.State)
-            foreach (var (key, t) in state) snapshot.Add($"{id}.{key}:{Convert.ToBase64String(t.contiguous().bytes)}");
+            foreach (var (key, t) in state) snapshot.Add($"{id}.{key}:{Convert.ToBase64String(t.cpu().contiguous().bytes)}");
         // Optimizer-wide state (LBFGS's): tensors by their bytes, lists entry by entry, numbers as they print.
-        foreach (var (key, value) in sd.Global) snapshot.Add($"global.{key}:{Global(value, t => Convert.ToBase64String(t.contiguous().bytes))}");
-        snapshot.AddRange(ps.Select(p => (object)Convert.ToBase64String(p.detach().contiguous().bytes)));
+        foreach (var (key, value) in sd.Global) snapshot.Add($"global.{key}:{Global(value, t => Convert.ToBase64String(t.cpu().contiguous().bytes))}");
+        snapshot.AddRange(ps.Select(p => (object)Convert.ToBase64String(p.detach().cpu().contiguous().bytes)));
         return snapshot;
     }
 

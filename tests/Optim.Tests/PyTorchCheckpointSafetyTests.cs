@@ -186,4 +186,65 @@ public class PyTorchCheckpointSafetyTests
         var storages = zip.Entries.Where(e => e.FullName.Contains("/data/", StringComparison.Ordinal)).Select(e => (e.Name, Read(e))).ToArray();
         return (pickle, storages);
     }
+    // A stream that can seek gets each entry's bytes once and the CRC patched in; one that cannot gets them twice. The
+    // archives are the same bytes, which .NET's zip reader accepts (it checks every CRC).
+    [Fact]
+    public void The_archive_is_the_same_on_streams_that_seek_and_streams_that_do_not()
+    {
+        var (optimizer, _) = Trained();
+        using var _ = optimizer;
+        using var seekable = new MemoryStream();
+        optimizer.SavePyTorch(seekable);
+        using var forwardOnly = new WriteOnlyForward();
+        optimizer.SavePyTorch(forwardOnly);
+        forwardOnly.Bytes.ToArray().Should().Equal(seekable.ToArray());
+        using var zip = new ZipArchive(new MemoryStream(seekable.ToArray()), ZipArchiveMode.Read);
+        foreach (var entry in zip.Entries)
+        {
+            using var data = entry.Open();
+            data.CopyTo(Stream.Null);
+        }
+    }
+
+    // Where the writer runs twice, it must write the same bytes both times: the header's CRC is of the first.
+    [Fact]
+    public void An_entry_that_writes_other_bytes_the_second_time_is_an_error()
+    {
+        using var sink = new WriteOnlyForward();
+        var zip = new AlignedZipWriter(sink, 64);
+        var calls = 0;
+        var act = () => zip.Add("archive/data/0", 4, s => s.Write(new byte[] { 1, 2, 3, (byte)calls++ }));
+        act.Should().Throw<InvalidOperationException>().WithMessage("*wrote different bytes on its second pass*");
+    }
+
+    private sealed class WriteOnlyForward : Stream
+    {
+        public MemoryStream Bytes { get; } = new();
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => throw new NotSupportedException(); set => throw new NotSupportedException(); }
+
+        public override void Flush() { }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => Bytes.Write(buffer, offset, count);
+
+        protected override void Dispose(bool disposing)
+        {
+            if (disposing) Bytes.Dispose();
+            base.Dispose(disposing);
+        }
+    }
 }

@@ -1,4 +1,5 @@
 using System;
+using System.IO;
 
 namespace Optim.Formats;
 
@@ -11,6 +12,13 @@ internal static class FileLoads
         ArgumentNullException.ThrowIfNull(optimizer);
         ObjectDisposedException.ThrowIf(optimizer.IsDisposed, optimizer);
     }
+
+    /// <summary>
+    /// The error for bytes after what a file's reader read (a file is the checkpoint and nothing else), or null when it
+    /// read to the end.
+    /// </summary>
+    public static InvalidDataException? TrailingBytes(Stream file, string path, string what = "the checkpoint") =>
+        file.Position == file.Length ? null : new InvalidDataException($"'{path}' has {file.Length - file.Position} bytes after {what}.");
 
     /// <summary>
     /// Loads a state dict a reader just built: its tensors are new and ours, so the optimizer may take them over instead

@@ -69,10 +69,10 @@ public static class OptimizerCheckpointExtensions
         using (var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1 << 16))
         {
             stateDict = OptimizerCheckpoint.Read(stream, optimizer.OptionSchema);
-            if (stream.Position != stream.Length)
+            if (FileLoads.TrailingBytes(stream, path) is { } error)
             {
                 stateDict.DisposeTensors();
-                throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the checkpoint.");
+                throw error;
             }
         }
         FileLoads.Commit(optimizer, stateDict);

@@ -132,10 +132,10 @@ internal static class TorchSharpCheckpoint
         LayoutOf(target);
         using var stream = File.OpenRead(path);
         var stateDict = Read(stream, target, otherClassIsInvalidData);
-        if (stream.Position != stream.Length)
+        if (FileLoads.TrailingBytes(stream, path, "the TorchSharp checkpoint") is { } error)
         {
             stateDict.DisposeTensors();
-            throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the TorchSharp checkpoint.");
+            throw error;
         }
         return stateDict;
     }

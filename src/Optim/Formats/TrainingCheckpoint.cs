@@ -126,8 +126,7 @@ public static class TrainingCheckpoint
         return Read(stream, model, optimizer, targets, scaler, rngState, apply: true,
             afterChecksum: () =>
             {
-                if (stream.Position != stream.Length)
-                    throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the checkpoint.");
+                if (FileLoads.TrailingBytes(stream, path) is { } error) throw error;
             });
     }
 
@@ -156,8 +155,7 @@ public static class TrainingCheckpoint
         return Read(stream, null, null, [], null, rngState: false, apply: false,
             afterChecksum: () =>
             {
-                if (stream.Position != stream.Length)
-                    throw new InvalidDataException($"'{path}' has {stream.Length - stream.Position} bytes after the checkpoint.");
+                if (FileLoads.TrailingBytes(stream, path) is { } error) throw error;
             });
     }
 

@@ -2,6 +2,7 @@ using System;
 using System.Buffers.Binary;
 using System.Collections.Generic;
 using System.IO;
+using System.IO.Hashing;
 using System.Text;
 
 namespace Optim.Formats.PyTorch;
@@ -9,12 +10,15 @@ namespace Optim.Formats.PyTorch;
 /// <summary>
 /// Writes a zip archive as PyTorch's <c>PyTorchStreamWriter</c> does: every entry stored (not compressed), its data
 /// starting at a multiple of the alignment (padding in an extra field, id "FB"), so that PyTorch can read or map the
-/// tensors in place. Works on streams that cannot seek: each entry's CRC is computed before its header is written.
+/// tensors in place. Works on streams that cannot seek too: there each entry's CRC is computed before its header is written.
 /// Archives are limited to 4 GiB and 65,535 entries (no zip64).
 /// </summary>
 internal sealed class AlignedZipWriter(Stream stream, int alignment)
 {
     private const ushort DosDate = (1 << 5) | 1; // 1980-01-01, the earliest date zip can say
+
+    // Where a local header holds the entry's CRC-32.
+    private const int CrcField = 14;
 
     private readonly List<(string Name, uint Crc, uint Size, uint Offset)> _central = new();
     private long _position;
@@ -23,7 +27,10 @@ internal sealed class AlignedZipWriter(Stream stream, int alignment)
     /// <summary>Adds an entry holding <paramref name="data"/>.</summary>
     public void Add(string name, byte[] data) => Add(name, data.Length, s => s.Write(data));
 
-    /// <summary>Adds an entry of <paramref name="length"/> bytes that <paramref name="write"/> writes (called twice: once for the CRC).</summary>
+    /// <summary>
+    /// Adds an entry of <paramref name="length"/> bytes that <paramref name="write"/> writes: once, and the CRC patched
+    /// into the header afterwards, on a stream that can seek; twice (first for the CRC) on one that cannot.
+    /// </summary>
     /// <exception cref="NotSupportedException">The archive would pass 4 GiB or 65,535 entries.</exception>
     public void Add(string name, long length, Action<Stream> write)
     {
@@ -32,10 +39,11 @@ internal sealed class AlignedZipWriter(Stream stream, int alignment)
         var padding = (int)((alignment - headerEnd % alignment) % alignment);
         if (headerEnd + padding + length > uint.MaxValue || _central.Count == ushort.MaxValue)
             throw new NotSupportedException("PyTorch checkpoints over 4 GiB (zip64) are not supported yet.");
-        var crc = new Crc32Stream();
-        write(crc);
-        if (crc.Length != length) throw new InvalidOperationException($"entry '{name}' wrote {crc.Length} bytes, not {length}.");
+        var seekable = stream.CanSeek;
+        uint crc = 0;
+        if (!seekable) crc = Written(name, length, write, inner: null);
         var offset = (uint)_position;
+        var headerAt = seekable ? stream.Position : 0;
         Span<byte> header = stackalloc byte[30];
         BinaryPrimitives.WriteUInt32LittleEndian(header, 0x04034b50);
         BinaryPrimitives.WriteUInt16LittleEndian(header[4..], 20);      // version needed
@@ -43,7 +51,7 @@ internal sealed class AlignedZipWriter(Stream stream, int alignment)
         BinaryPrimitives.WriteUInt16LittleEndian(header[8..], 0);       // stored
         BinaryPrimitives.WriteUInt16LittleEndian(header[10..], 0);      // time
         BinaryPrimitives.WriteUInt16LittleEndian(header[12..], DosDate);
-        BinaryPrimitives.WriteUInt32LittleEndian(header[14..], crc.Value);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[CrcField..], crc);
         BinaryPrimitives.WriteUInt32LittleEndian(header[18..], (uint)length);
         BinaryPrimitives.WriteUInt32LittleEndian(header[22..], (uint)length);
         BinaryPrimitives.WriteUInt16LittleEndian(header[26..], (ushort)nameBytes.Length);
@@ -55,11 +63,32 @@ internal sealed class AlignedZipWriter(Stream stream, int alignment)
         BinaryPrimitives.WriteUInt16LittleEndian(extra[2..], (ushort)padding);
         Emit(extra);
         for (var i = 0; i < padding; i++) Emit("Z"u8);
-        var counting = new CountingStream(stream);
-        write(counting);
-        if (counting.Length != length) throw new InvalidOperationException($"entry '{name}' wrote {counting.Length} bytes, not {length}.");
+        var written = Written(name, length, write, stream);
         _position += length;
-        _central.Add((name, crc.Value, (uint)length, offset));
+        if (seekable)
+        {
+            var end = stream.Position;
+            stream.Position = headerAt + CrcField;
+            Span<byte> field = stackalloc byte[4];
+            BinaryPrimitives.WriteUInt32LittleEndian(field, written);
+            stream.Write(field);
+            stream.Position = end;
+            crc = written;
+        }
+        else if (written != crc)
+        {
+            throw new InvalidOperationException($"entry '{name}' wrote different bytes on its second pass.");
+        }
+        _central.Add((name, crc, (uint)length, offset));
+    }
+
+    // Runs an entry's writer into `inner` (or nowhere) and returns the CRC-32 of what it wrote, which must be `length` bytes.
+    private static uint Written(string name, long length, Action<Stream> write, Stream? inner)
+    {
+        var sink = new CrcStream(inner);
+        write(sink);
+        if (sink.Length != length) throw new InvalidOperationException($"entry '{name}' wrote {sink.Length} bytes, not {length}.");
+        return sink.Value;
     }
 
     /// <summary>Writes the central directory; the archive is complete after this.</summary>
@@ -109,42 +138,18 @@ internal sealed class AlignedZipWriter(Stream stream, int alignment)
         _position += bytes.Length;
     }
 
-    // A write-only sink that passes bytes on and counts them.
-    private sealed class CountingStream(Stream inner) : WriteOnlyStream
+    // A write-only sink that computes the CRC-32 (the zip polynomial) of what is written, counts it, and passes it on.
+    private sealed class CrcStream(Stream? inner) : WriteOnlyStream
     {
-        public override void Write(ReadOnlySpan<byte> buffer)
-        {
-            inner.Write(buffer);
-            Count += buffer.Length;
-        }
-    }
+        private readonly Crc32 _crc = new();
 
-    // A write-only sink that computes the CRC-32 (the zip polynomial) of what is written.
-    private sealed class Crc32Stream : WriteOnlyStream
-    {
-        private static readonly uint[] Table = MakeTable();
-        private uint _crc = 0xffffffff;
-
-        public uint Value => ~_crc;
+        public uint Value => _crc.GetCurrentHashAsUInt32();
 
         public override void Write(ReadOnlySpan<byte> buffer)
         {
-            var crc = _crc;
-            foreach (var b in buffer) crc = Table[(crc ^ b) & 0xff] ^ (crc >> 8);
-            _crc = crc;
+            _crc.Append(buffer);
+            inner?.Write(buffer);
             Count += buffer.Length;
-        }
-
-        private static uint[] MakeTable()
-        {
-            var table = new uint[256];
-            for (uint i = 0; i < 256; i++)
-            {
-                var c = i;
-                for (var k = 0; k < 8; k++) c = (c & 1) != 0 ? 0xedb88320 ^ (c >> 1) : c >> 1;
-                table[i] = c;
-            }
-            return table;
         }
     }
 

@@ -13,32 +13,8 @@ public partial class FlatTests
 {
     [CudaTheory]
     [MemberData(nameof(DenseAlgorithmsAndPaths))]
-    public void On_CUDA_training_by_backward_matches_the_same_path(string algorithm, Implementation impl)
-    {
-        var info = Algorithms.Get(algorithm);
-        (TwoLayers Model, List<Parameter> Parameters) OnCuda()
-        {
-            var (model, _) = Model(seed: 7, bias: !info.RequiresMatrices);
-            model.cuda();
-            return (model, model.parameters().ToList());
-        }
-        var (flatModel, flatParams) = OnCuda();
-        using var flat = Algorithms.Create(info, flatParams, impl, flat: true);
-        var (plainModel, plainParams) = OnCuda();
-        using var plain = Algorithms.Create(info, plainParams, impl, flat: false);
-        flatParams.Should().OnlyContain(p => p.device_type == DeviceType.CUDA);
-
-        for (var s = 0; s < 6; s++)
-        {
-            Train(flatModel, flat, s, zero: () => flat.zero_grad(), CUDA);
-            Train(plainModel, plain, s, zero: () => plain.zero_grad(false), CUDA);
-        }
-
-        ParametersShouldMatch(flatParams, plainParams, bitwise: impl != Implementation.Fused);
-        StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
-        if (info.RequiresClosure || info.Name is "Adafactor" or "Muon") FlatSteps(flat).Should().Be(0, "its update is not element-wise");
-        else FlatSteps(flat).Should().Be(6);
-    }
+    public void On_CUDA_training_by_backward_matches_the_same_path(string algorithm, Implementation impl) =>
+        TrainingByBackwardMatchesTheSamePath(algorithm, impl, CUDA);
 
     // One group with parameters on the CPU and on the GPU: a buffer per device, each stepped on its own device.
     [CudaTheory]

@@ -57,19 +57,32 @@ public partial class FlatTests
 
     [Theory]
     [MemberData(nameof(DenseAlgorithmsAndPaths))]
-    public void Training_by_backward_matches_the_same_path(string algorithm, Implementation impl)
+    public void Training_by_backward_matches_the_same_path(string algorithm, Implementation impl) =>
+        TrainingByBackwardMatchesTheSamePath(algorithm, impl, device: null);
+
+    // The model on `device` (the CPU when null) before the optimizers are made.
+    private static void TrainingByBackwardMatchesTheSamePath(string algorithm, Implementation impl, Device? device)
     {
         var info = Algorithms.Get(algorithm);
-        // Muon takes matrices only: its model has no biases.
-        var (flatModel, flatParams) = Model(seed: 7, bias: !info.RequiresMatrices);
+        (TwoLayers Model, List<Parameter> Parameters) Make()
+        {
+            // Muon takes matrices only: its model has no biases.
+            var (model, ps) = Model(seed: 7, bias: !info.RequiresMatrices);
+            if (device is null) return (model, ps);
+            model.to(device);
+            return (model, model.parameters().ToList());
+        }
+        var (flatModel, flatParams) = Make();
         using var flat = Algorithms.Create(info, flatParams, impl, flat: true);
-        var (plainModel, plainParams) = Model(seed: 7, bias: !info.RequiresMatrices);
+        var (plainModel, plainParams) = Make();
         using var plain = Algorithms.Create(info, plainParams, impl, flat: false);
+        var deviceType = device?.type ?? DeviceType.CPU;
+        flatParams.Should().OnlyContain(p => p.device_type == deviceType);
 
         for (var s = 0; s < 6; s++)
         {
-            Train(flatModel, flat, s, zero: () => flat.zero_grad());
-            Train(plainModel, plain, s, zero: () => plain.zero_grad(false));
+            Train(flatModel, flat, s, zero: () => flat.zero_grad(), device);
+            Train(plainModel, plain, s, zero: () => plain.zero_grad(false), device);
         }
 
         ParametersShouldMatch(flatParams, plainParams, bitwise: impl != Implementation.Fused);

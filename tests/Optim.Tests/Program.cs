@@ -13,9 +13,16 @@ public static class Program
     /// <summary>Runs a fuzz worker; exit code 0 when every outcome was clean, 1 with the violations printed otherwise.</summary>
     public static int Main(string[] args)
     {
+        if (args.Length == 3 && args[0] == "gcstress")
+        {
+            var algorithm = AlgorithmCatalog.Get(args[1]);
+            var steps = GcStress.Run(algorithm, int.Parse(args[2], CultureInfo.InvariantCulture));
+            Console.WriteLine($"{algorithm.Name}: {steps} steps under GC stress");
+            return 0;
+        }
         if (args.Length != 4 || args[0] != "fuzz")
         {
-            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS");
+            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS | gcstress ALGORITHM MILLISECONDS");
             return 2;
         }
         var info = AlgorithmCatalog.Get(args[1]);

@@ -10,15 +10,19 @@ namespace Optim.Tests;
 /// </summary>
 public static class Program
 {
-    /// <summary>Runs a fuzz worker; exit code 0 when every outcome was clean, 1 with the violations printed otherwise.</summary>
+    /// <summary>
+    /// Runs a fuzz worker (<c>fuzz</c>) or a garbage-collection stress worker (<c>gcstress</c>, see <see cref="GcStress"/>);
+    /// exit code 0 when every outcome was clean, 1 with the violations printed otherwise.
+    /// </summary>
     public static int Main(string[] args)
     {
         if (args.Length == 3 && args[0] == "gcstress")
         {
             var algorithm = AlgorithmCatalog.Get(args[1]);
-            var steps = GcStress.Run(algorithm, int.Parse(args[2], CultureInfo.InvariantCulture));
-            Console.WriteLine($"{algorithm.Name}: {steps} steps under GC stress");
-            return 0;
+            var (steps, tampered) = GcStress.Run(algorithm, int.Parse(args[2], CultureInfo.InvariantCulture));
+            foreach (var v in tampered) Console.WriteLine(v);
+            Console.WriteLine($"{algorithm.Name}: {steps} steps and {tampered.Count} tampering violations under GC stress");
+            return tampered.Count == 0 ? 0 : 1;
         }
         if (args.Length != 4 || args[0] != "fuzz")
         {

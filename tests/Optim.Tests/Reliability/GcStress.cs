@@ -16,8 +16,12 @@ namespace Optim.Tests.Reliability;
 /// </summary>
 public static class GcStress
 {
-    /// <summary>Steps <paramref name="algorithm"/> on each path for <paramref name="milliseconds"/> in all; returns the steps taken.</summary>
-    public static int Run(AlgorithmInfo algorithm, int milliseconds)
+    /// <summary>
+    /// Steps <paramref name="algorithm"/> on each path for <paramref name="milliseconds"/> in all, then runs a few of the
+    /// fuzz worker's tamperings (state dicts, checkpoints, <see cref="Tamper"/>); returns the steps taken and the
+    /// tampering's violations.
+    /// </summary>
+    public static (int Steps, List<string> Violations) Run(AlgorithmInfo algorithm, int milliseconds)
     {
         using var stop = new ManualResetEventSlim();
         var collector = new Thread(() =>
@@ -53,7 +57,7 @@ public static class GcStress
                 }
                 foreach (var p in ps) p.Dispose();
             }
-            return steps;
+            return (steps, Tamper.Run(algorithm, 20251130, 3));
         }
         finally
         {

@@ -10,11 +10,11 @@ namespace Optim.Kernels;
 /// <para>
 /// TorchSharp's ops take a <see cref="Scalar"/>, a wrapper of a native <c>at::Scalar</c> with a finalizer that frees it,
 /// and pass only its handle to native code. A Scalar made on the spot (C#'s implicit conversion in <c>t.mul_(0.9)</c>,
-/// or one TorchSharp makes inside <c>add_(t)</c>, <c>add_(x)</c>, <c>addcdiv_(a, b)</c> and
-/// <c>linalg.vector_norm(t, ord)</c>) is unreachable once its handle is read, so a garbage collection on another
-/// thread during the native call may run its finalizer and free the <c>at::Scalar</c> while ATen reads it: the op then
-/// fails with "Unknown scalar type" or a failed <c>toDouble</c>/<c>toLong</c>, or reads a wrong value. DisposeScopes
-/// hold tensors only. Every Scalar argument in this library therefore comes from <see cref="S(double)"/> (or is
+/// or one TorchSharp makes inside <c>add_(t)</c>, <c>add_(x)</c>, <c>addcdiv_(a, b)</c>, the operators <c>t + u</c>,
+/// <c>t + 1</c> and <c>t * x</c>, and <c>linalg.vector_norm(t, ord)</c>) is unreachable once its handle is read, so a
+/// garbage collection on another thread during the native call may run its finalizer and free the <c>at::Scalar</c>
+/// before ATen reads it: the op then fails with "Unknown scalar type" or a failed <c>toDouble</c>/<c>toLong</c> (an
+/// unhandled exception that aborts the process), crashes, or reads a wrong value. DisposeScopes hold tensors only. Every Scalar argument in this library therefore comes from <see cref="S(double)"/> (or is
 /// <see cref="One"/>), and the TorchSharp overloads that make Scalars inside are not called
 /// (<c>ScalarLifetimeTests</c> checks both in the compiled library).
 /// </para>

@@ -6,18 +6,29 @@ namespace Optim.Tests;
 
 /// <summary>
 /// The test assembly's entry point, which the test runner does not call: tests that run risky work in a child process
-/// start it (<c>dotnet Optim.Tests.dll fuzz ALGORITHM SEED TRIALS</c>), and <c>dotnet Optim.Tests.dll run FILTER...</c>
+/// start it (<c>dotnet Optim.Tests.dll fuzz ALGORITHM SEED TRIALS</c>, <c>gcstress ALGORITHM MILLISECONDS</c>), and <c>dotnet Optim.Tests.dll run FILTER...</c>
 /// runs the tests whose name contains a filter where no SDK is installed (<see cref="Support.DirectRunner"/>).
 /// </summary>
 public static class Program
 {
-    /// <summary>Runs a fuzz worker (exit code 0 when every outcome was clean, 1 with the violations printed otherwise) or the named tests (0 when all passed).</summary>
+    /// <summary>
+    /// Runs a fuzz worker (<c>fuzz</c>), a garbage-collection stress worker (<c>gcstress</c>, see <see cref="GcStress"/>) or
+    /// the named tests (<c>run</c>); exit code 0 when every outcome was clean or every test passed, 1 otherwise.
+    /// </summary>
     public static int Main(string[] args)
     {
         if (args.Length >= 2 && args[0] == "run") return Support.DirectRunner.Run(args[1..], Console.Out);
+        if (args.Length == 3 && args[0] == "gcstress")
+        {
+            var algorithm = AlgorithmCatalog.Get(args[1]);
+            var (steps, tampered) = GcStress.Run(algorithm, int.Parse(args[2], CultureInfo.InvariantCulture));
+            foreach (var v in tampered) Console.WriteLine(v);
+            Console.WriteLine($"{algorithm.Name}: {steps} steps and {tampered.Count} tampering violations under GC stress");
+            return tampered.Count == 0 ? 0 : 1;
+        }
         if (args.Length != 4 || args[0] != "fuzz")
         {
-            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS | run FILTER...");
+            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS | gcstress ALGORITHM MILLISECONDS | run FILTER...");
             return 2;
         }
         var info = AlgorithmCatalog.Get(args[1]);

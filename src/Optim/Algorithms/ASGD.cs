@@ -4,6 +4,7 @@ using Optim.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -152,21 +153,21 @@ public sealed class ASGD : Optimizer<ASGDOptions>
             var eta = state[StateKeys.Eta];
             var stepT = state[StateKeys.Step];
 
-            stepT.add_(1);
+            stepT.add_(S(1), One);
 
             var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
             var etaValue = StateTensors.Value(eta);
-            param.mul_(1 - o.Lambd * etaValue);     // decay term
-            param.add_(grad, -etaValue);            // update parameter
+            param.mul_(S(1 - o.Lambd * etaValue));     // decay term
+            param.add_(grad, S(-etaValue));            // update parameter
 
             // averaging
-            if (StateTensors.Value(mu) != 1) ax.add_(param.sub(ax).mul_(mu));
+            if (StateTensors.Value(mu) != 1) ax.add_(param.sub(ax).mul_(mu), One);
             else ax.copy_(param);
 
             var step = StateTensors.Value(stepT);
-            eta.fill_(AsDefaultDtype(o.Lr / System.Math.Pow(1 + o.Lambd * o.Lr * step, o.Alpha)));
-            mu.fill_(AsDefaultDtype(1 / PythonMaxOfOne(step - o.T0)));
+            eta.fill_(S(AsDefaultDtype(o.Lr / System.Math.Pow(1 + o.Lambd * o.Lr * step, o.Alpha))));
+            mu.fill_(S(AsDefaultDtype(1 / PythonMaxOfOne(step - o.T0))));
         }
     }
 
@@ -203,9 +204,9 @@ public sealed class ASGD : Optimizer<ASGDOptions>
 
         // eta = lr / ((1 + lambd * lr * step) ** alpha) with the step tensor: (lambd * lr) * step, 1 + that, ** alpha,
         // then Tensor.__rtruediv__ (reciprocal, times lr), all in the step's dtype.
-        var newEtas = steps.Select(s => s.mul(o.Lambd * o.Lr).add_(1).pow_(o.Alpha).reciprocal_().mul_(o.Lr)).ToList();
+        var newEtas = steps.Select(s => s.mul(S(o.Lambd * o.Lr)).add_(S(1), One).pow_(S(o.Alpha)).reciprocal_().mul_(S(o.Lr))).ToList();
         Aten.ForeachCopy_(etas, newEtas);
-        for (var i = 0; i < mus.Count; i++) mus[i].fill_(AsDefaultDtype(1 / PythonMaxOfOne(StateTensors.Value(steps[i]) - o.T0)));
+        for (var i = 0; i < mus.Count; i++) mus[i].fill_(S(AsDefaultDtype(1 / PythonMaxOfOne(StateTensors.Value(steps[i]) - o.T0))));
     }
 
     // Python's max(1, x): x only when x > 1 (so a NaN gives 1, where Math.Max would give NaN).

@@ -3,6 +3,7 @@ using System.Linq;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -121,16 +122,16 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
             var squareAvg = state[StateKeys.SquareAvg];
             var accDelta = state[StateKeys.AccDelta];
             // `step += 1`: counted (and saved), not used by the update.
-            state[StateKeys.Step].add_(1);
+            state[StateKeys.Step].add_(S(1), One);
 
             var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
-            squareAvg.mul_(o.Rho).addcmul_(grad, grad, 1 - o.Rho);
-            var std = squareAvg.add(o.Eps).sqrt_();
-            var delta = accDelta.add(o.Eps).sqrt_();
+            squareAvg.mul_(S(o.Rho)).addcmul_(grad, grad, S(1 - o.Rho));
+            var std = squareAvg.add(S(o.Eps), One).sqrt_();
+            var delta = accDelta.add(S(o.Eps), One).sqrt_();
             delta.div_(std).mul_(grad);
-            accDelta.mul_(o.Rho).addcmul_(delta, delta, 1 - o.Rho);
-            param.add_(delta, -o.Lr);
+            accDelta.mul_(S(o.Rho)).addcmul_(delta, delta, S(1 - o.Rho));
+            param.add_(delta, S(-o.Lr));
         }
     }
 

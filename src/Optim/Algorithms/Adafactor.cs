@@ -4,6 +4,7 @@ using System.Linq;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -169,12 +170,12 @@ public sealed class Adafactor : Optimizer<AdafactorOptions>
             var rowVar = state[RowVar];
             var colVar = state[ColVar];
             // (g * g).mean(dim=-1) as PyTorch computes it, through the vector norm.
-            var rowMean = linalg.vector_norm(grad, 2, new long[] { -1 }, keepdim: true).pow_(2).div_(grad.size(-1));
+            var rowMean = Aten.VectorNorm(grad, 2, -1, keepdim: true).pow_(S(2)).div_(S(grad.size(-1)));
             Aten.Lerp_(rowVar, rowMean, oneMinusBeta2);
-            var colMean = linalg.vector_norm(grad, 2, new long[] { -2 }, keepdim: true).pow_(2).div_(grad.size(-2));
+            var colMean = Aten.VectorNorm(grad, 2, -2, keepdim: true).pow_(S(2)).div_(S(grad.size(-2)));
             Aten.Lerp_(colVar, colMean, oneMinusBeta2);
             var varEstimate = rowVar.matmul(colVar);
-            return varEstimate.div_(rowVar.mean(new long[] { -2 }, keepdim: true).clamp_min_(eps1));
+            return varEstimate.div_(rowVar.mean(new long[] { -2 }, keepdim: true).clamp_min_(S(eps1)));
         }
         var variance = state[Variance];
         Aten.Lerp_(variance, grad.mul(grad), oneMinusBeta2);
@@ -198,12 +199,12 @@ public sealed class Adafactor : Optimizer<AdafactorOptions>
             var rho = PyMin(o.Lr, 1 / Math.Pow(step, 0.5));
             var alpha = PyMax(o.Eps2, Rms(param)) * rho;
 
-            if (o.WeightDecay != 0) param.mul_(1 - o.Lr * o.WeightDecay);
+            if (o.WeightDecay != 0) param.mul_(S(1 - o.Lr * o.WeightDecay));
 
-            var update = VarEstimate(state, grad, oneMinusBeta2, eps1.Value).clamp_min_(eps1.Value * eps1.Value).rsqrt_();
+            var update = VarEstimate(state, grad, oneMinusBeta2, eps1.Value).clamp_min_(S(eps1.Value * eps1.Value)).rsqrt_();
             update.mul_(grad);
             var denom = PyMax(1.0, update.norm().to(ScalarType.Float64).item<double>() / (Math.Pow(update.numel(), 0.5) * o.D));
-            param.add_(update, -alpha / denom);
+            param.add_(update, S(-alpha / denom));
         }
     }
 
@@ -223,11 +224,11 @@ public sealed class Adafactor : Optimizer<AdafactorOptions>
 
         for (var i = 0; i < bucket.Count; i++)
         {
-            var update = VarEstimate(bucket.States[i], grads[i], Math.Pow(stepValues[i], o.Beta2Decay), eps1).clamp_min_(eps1 * eps1).rsqrt_();
+            var update = VarEstimate(bucket.States[i], grads[i], Math.Pow(stepValues[i], o.Beta2Decay), eps1).clamp_min_(S(eps1 * eps1)).rsqrt_();
             update.mul_(grads[i]);
             var denom = PyMax(1.0, update.norm().to(ScalarType.Float64).item<double>() / (Math.Pow(update.numel(), 0.5) * o.D));
-            update.mul_(-alphas[i] / denom);
-            bucket.Params[i].add_(update);
+            update.mul_(S(-alphas[i] / denom));
+            bucket.Params[i].add_(update, One);
         }
     }
 }

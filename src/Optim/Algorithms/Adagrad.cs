@@ -4,6 +4,7 @@ using Optim.Kernels;
 using Optim.Validation;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -116,7 +117,7 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
         // ATen refuses to fill a tensor with a value its dtype cannot hold; say which hyperparameter it was.
         var initial = Check.FitsDtype(options.InitialAccumulatorValue, parameter.dtype, "initial_accumulator_value", "Invalid initial_accumulator_value value");
         state.Set(StateKeys.Step, StateTensors.NewStep());
-        state.Set(StateKeys.Sum, full_like(parameter, initial));
+        state.Set(StateKeys.Sum, full_like(parameter, S(initial)));
     }
 
     /// <inheritdoc/>
@@ -145,9 +146,9 @@ public sealed class Adagrad : Optimizer<AdagradOptions>
 
             var clr = o.Lr / (1 + (step - 1) * o.LrDecay);
             var sum = state[StateKeys.Sum];
-            sum.addcmul_(grad, grad, 1);
-            var std = sum.sqrt().add_(o.Eps);
-            param.addcdiv_(grad, std, -clr);
+            sum.addcmul_(grad, grad, S(1));
+            var std = sum.sqrt().add_(S(o.Eps), One);
+            param.addcdiv_(grad, std, S(-clr));
         }
     }
 
@@ -213,6 +214,6 @@ internal sealed class AdagradTorchSharpLayout : ITorchSharpLayout
     {
         Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
         writer.WriteStep(Get(StateKeys.Step));
-        writer.WriteTensor(Get(StateKeys.Sum) ?? full_like(parameter, (double)group["initial_accumulator_value"]!));
+        writer.WriteTensor(Get(StateKeys.Sum) ?? full_like(parameter, S((double)group["initial_accumulator_value"]!)));
     }
 }

@@ -5,6 +5,7 @@ using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -170,7 +171,7 @@ public class Adam : Optimizer<AdamOptions>, IBetas
             var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, decoupledWeightDecay);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
-            expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
+            expAvgSq.mul_(S(o.Beta2)).addcmul_(grad, grad, S(1 - o.Beta2));
 
             // Python floats: beta ** step and bias_correction2 ** 0.5 are C's pow, as Math.Pow is.
             var biasCorrection1 = 1 - Math.Pow(o.Beta1, step);
@@ -184,14 +185,14 @@ public class Adam : Optimizer<AdamOptions>, IBetas
                 var maxExpAvgSq = StateTensors.GetOrAddZeros(state, StateKeys.MaxExpAvgSq, param);
                 // torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq): TorchSharp has no out=; same bits.
                 maxExpAvgSq.copy_(maximum(maxExpAvgSq, expAvgSq));
-                denom = maxExpAvgSq.sqrt().div(biasCorrection2Sqrt).add_(o.Eps);
+                denom = maxExpAvgSq.sqrt().div(S(biasCorrection2Sqrt)).add_(S(o.Eps), One);
             }
             else
             {
-                denom = expAvgSq.sqrt().div(biasCorrection2Sqrt).add_(o.Eps);
+                denom = expAvgSq.sqrt().div(S(biasCorrection2Sqrt)).add_(S(o.Eps), One);
             }
 
-            param.addcdiv_(expAvg, denom, -stepSize);
+            param.addcdiv_(expAvg, denom, S(-stepSize));
         }
     }
 

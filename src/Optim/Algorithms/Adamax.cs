@@ -5,6 +5,7 @@ using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -142,12 +143,12 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
             // torch.maximum(exp_inf.mul_(beta2), grad.abs().add_(eps), out=exp_inf): TorchSharp has no out=; same bits.
-            expInf.copy_(maximum(expInf.mul_(o.Beta2), grad.abs().add_(o.Eps)));
+            expInf.copy_(maximum(expInf.mul_(S(o.Beta2)), grad.abs().add_(S(o.Eps), One)));
 
             // Python floats: beta1 ** step is C's pow, as Math.Pow is.
             var biasCorrection = 1 - Math.Pow(o.Beta1, step);
             var clr = o.Lr / biasCorrection;
-            param.addcdiv_(expAvg, expInf, -clr);
+            param.addcdiv_(expAvg, expInf, S(-clr));
         }
     }
 

@@ -2,6 +2,7 @@ using System;
 using System.Collections.Generic;
 using Optim.Kernels;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -31,8 +32,8 @@ public static class GradientPreparation
         if (maximize) grad = grad.neg();
         if (weightDecay != 0)
         {
-            if (decoupled) param.mul_(1 - lr * weightDecay);
-            else grad = grad.add(param, weightDecay);
+            if (decoupled) param.mul_(S(1 - lr * weightDecay));
+            else grad = grad.add(param, S(weightDecay));
         }
         return grad;
     }

@@ -4,6 +4,7 @@ using System.Linq;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -186,7 +187,7 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
         foreach (var p in Params)
         {
             var numel = p.numel();
-            p.add_(update.narrow(0, offset, numel).view_as(p), alpha: stepSize);
+            p.add_(update.narrow(0, offset, numel).view_as(p), alpha: S(stepSize));
             offset += numel;
         }
     }
@@ -279,7 +280,7 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
             {
                 // do the lbfgs update (update memory)
                 var y = flatGrad.sub(prevFlatGrad!);
-                var s = d!.mul(t);
+                var s = d!.mul(S(t));
                 var ys = Item(y.dot(s));
                 if (ys > R(1e-10))
                 {
@@ -313,16 +314,16 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
                 for (var i = numOld - 1; i >= 0; i--)
                 {
                     al[i] = R(Item(oldStps[i].dot(q)) * ro[i]);
-                    q.add_(oldDirs[i], alpha: -al[i]);
+                    q.add_(oldDirs[i], alpha: S(-al[i]));
                 }
 
                 // multiply by the initial Hessian; r/d is the final direction
-                var r = q.mul(hDiag);
+                var r = q.mul(S(hDiag));
                 d = r;
                 for (var i = 0; i < numOld; i++)
                 {
                     var be = R(Item(oldDirs[i].dot(r)) * ro[i]);
-                    r.add_(oldStps[i], alpha: R(al[i] - be));
+                    r.add_(oldStps[i], alpha: S(R(al[i] - be)));
                 }
             }
 
@@ -376,7 +377,7 @@ public sealed class LBFGS : Optimizer<LBFGSOptions>
             if (currentEvals >= maxEval) break;
             if (optCond) break;
             // lack of progress
-            if (Item(d.mul(t).abs().max()) <= R(toleranceChange)) break;
+            if (Item(d.mul(S(t)).abs().max()) <= R(toleranceChange)) break;
             if (Math.Abs(loss - prevLoss) < toleranceChange) break;
         }
 

@@ -5,6 +5,7 @@ using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -190,8 +191,8 @@ public sealed class Muon : Optimizer<MuonOptions>, IMomentum
             }
             var ortho = ZeropowerViaNewtonSchulz(update, o.NsCoefficients, o.NsSteps, o.Eps, o.UseAddmm);
             var adjustedLr = AdjustLr(o.Lr, o.AdjustLrFn, param.size(0), param.size(1));
-            param.mul_(1 - o.Lr * o.WeightDecay);
-            param.add_(ortho, -adjustedLr);
+            param.mul_(S(1 - o.Lr * o.WeightDecay));
+            param.add_(ortho, S(-adjustedLr));
         }
     }
 
@@ -203,7 +204,7 @@ public sealed class Muon : Optimizer<MuonOptions>, IMomentum
         var ortho = grad.to(ScalarType.BFloat16);
         var tall = grad.size(0) > grad.size(1);
         if (tall) ortho = ortho.T;
-        ortho.div_(ortho.norm().clamp(min: eps));
+        ortho.div_(ortho.norm().clamp(min: S(eps)));
         for (var k = 0; k < steps; k++)
         {
             var gram = ortho.matmul(ortho.T);
@@ -214,8 +215,8 @@ public sealed class Muon : Optimizer<MuonOptions>, IMomentum
             }
             else
             {
-                var gramUpdate = gram.mul(b).add(gram.mul(c).matmul(gram));
-                ortho = ortho.mul(a).add(gramUpdate.matmul(ortho));
+                var gramUpdate = gram.mul(S(b)).add(gram.mul(S(c)).matmul(gram), One);
+                ortho = ortho.mul(S(a)).add(gramUpdate.matmul(ortho), One);
             }
         }
         return tall ? ortho.T : ortho;

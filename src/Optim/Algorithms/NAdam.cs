@@ -5,6 +5,7 @@ using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -180,17 +181,17 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
             var muNext = Mu(o, step + 1);
 
             // mu_product *= mu: a float32 (float64) scalar tensor times a Python float, rounded to the tensor's dtype.
-            muProduct.mul_(mu);
+            muProduct.mul_(S(mu));
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
-            expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
-            var denom = expAvgSq.div(biasCorrection2).sqrt();
+            expAvgSq.mul_(S(o.Beta2)).addcmul_(grad, grad, S(1 - o.Beta2));
+            var denom = expAvgSq.div(S(biasCorrection2)).sqrt();
 
             var muProductValue = StateTensors.Value(muProduct);
             var muProductNext = muProductValue * muNext;
-            denom.add_(o.Eps);
-            param.addcdiv_(grad, denom, -o.Lr * (1.0 - mu) / (1.0 - muProductValue));
-            param.addcdiv_(expAvg, denom, -o.Lr * muNext / (1.0 - muProductNext));
+            denom.add_(S(o.Eps), One);
+            param.addcdiv_(grad, denom, S(-o.Lr * (1.0 - mu) / (1.0 - muProductValue)));
+            param.addcdiv_(expAvg, denom, S(-o.Lr * muNext / (1.0 - muProductNext)));
         }
     }
 

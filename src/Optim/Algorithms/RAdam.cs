@@ -5,6 +5,7 @@ using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -170,11 +171,11 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
             var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, o.DecoupledWeightDecay);
 
             Aten.Lerp_(expAvg, grad, 1 - o.Beta1);
-            expAvgSq.mul_(o.Beta2).addcmul_(grad, grad, 1 - o.Beta2);
+            expAvgSq.mul_(S(o.Beta2)).addcmul_(grad, grad, S(1 - o.Beta2));
 
             var biasCorrection1 = 1 - Math.Pow(o.Beta1, step);
             var biasCorrection2 = 1 - Math.Pow(o.Beta2, step);
-            var biasCorrectedExpAvg = expAvg.div(biasCorrection1);
+            var biasCorrectedExpAvg = expAvg.div(S(biasCorrection1));
             var rhoT = RhoT(o, rhoInf, step);
 
             if (rhoT > 5.0)
@@ -182,13 +183,13 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
                 // bias_corrected_exp_avg * lr * _compute_adaptive_lr() * _compute_rect(), left to right; the adaptive
                 // rate is `(bias_correction2 ** 0.5) / (sqrt(v) + eps)`, a Python float over a tensor, which PyTorch
                 // evaluates as `tensor.reciprocal() * float`.
-                var scaled = biasCorrectedExpAvg.mul(o.Lr);
-                var adaptiveLr = expAvgSq.sqrt().add_(o.Eps).reciprocal().mul(Math.Pow(biasCorrection2, 0.5));
-                param.add_(scaled.mul(adaptiveLr).mul(Rect(rhoT, rhoInf)), -1.0);
+                var scaled = biasCorrectedExpAvg.mul(S(o.Lr));
+                var adaptiveLr = expAvgSq.sqrt().add_(S(o.Eps), One).reciprocal().mul(S(Math.Pow(biasCorrection2, 0.5)));
+                param.add_(scaled.mul(adaptiveLr).mul(S(Rect(rhoT, rhoInf))), S(-1.0));
             }
             else
             {
-                param.add_(biasCorrectedExpAvg.mul(o.Lr), -1.0);
+                param.add_(biasCorrectedExpAvg.mul(S(o.Lr)), S(-1.0));
             }
         }
     }

@@ -5,6 +5,7 @@ using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -144,34 +145,34 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
             var state = batch.States[i];
             var squareAvg = state[StateKeys.SquareAvg];
             // PyTorch's `step += 1`: the count is kept (and saved), but the update does not use it.
-            state[StateKeys.Step].add_(1);
+            state[StateKeys.Step].add_(S(1), One);
 
             var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize);
 
-            squareAvg.mul_(o.Alpha).addcmul_(grad, grad, 1 - o.Alpha);
+            squareAvg.mul_(S(o.Alpha)).addcmul_(grad, grad, S(1 - o.Alpha));
 
             Tensor avg;
             if (o.Centered)
             {
                 var gradAvg = StateTensors.GetOrAddZeros(state, StateKeys.GradAvg, param);
                 Aten.Lerp_(gradAvg, grad, 1 - o.Alpha);
-                avg = squareAvg.addcmul(gradAvg, gradAvg, -1).sqrt_();
+                avg = squareAvg.addcmul(gradAvg, gradAvg, S(-1)).sqrt_();
             }
             else
             {
                 avg = squareAvg.sqrt();
             }
-            avg = avg.add_(o.Eps);
+            avg = avg.add_(S(o.Eps), One);
 
             if (o.Momentum > 0)
             {
                 var buf = StateTensors.GetOrAddZeros(state, StateKeys.MomentumBuffer, param);
-                buf.mul_(o.Momentum).addcdiv_(grad, avg);
-                param.add_(buf, -o.Lr);
+                buf.mul_(S(o.Momentum)).addcdiv_(grad, avg, One);
+                param.add_(buf, S(-o.Lr));
             }
             else
             {
-                param.addcdiv_(grad, avg, -o.Lr);
+                param.addcdiv_(grad, avg, S(-o.Lr));
             }
         }
     }

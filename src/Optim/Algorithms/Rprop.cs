@@ -4,6 +4,7 @@ using Optim.Kernels;
 using Optim.Validation;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -120,16 +121,16 @@ public sealed class Rprop : Optimizer<RpropOptions>
         // PyTorch's key order: step (0-dim CPU tensor of the scalar dtype), prev, step_size (filled with the group's lr).
         state.Set(StateKeys.Step, StateTensors.NewStep());
         state.Set(StateKeys.Prev, zeros_like(parameter));
-        state.Set(StateKeys.StepSize, full_like(parameter, options.Lr));
+        state.Set(StateKeys.StepSize, full_like(parameter, S(options.Lr)));
     }
 
     // sign[sign.gt(0)] = etaplus; sign[sign.lt(0)] = etaminus; sign[sign.eq(0)] = 1 (the scalars rounded to the dtype).
     private static void SignsToFactors(Tensor sign, RpropOptions o)
     {
         using var scope = NewDisposeScope();
-        sign.masked_fill_(sign.gt(0), o.Etaplus);
-        sign.masked_fill_(sign.lt(0), o.Etaminus);
-        sign.masked_fill_(sign.eq(0), 1);
+        sign.masked_fill_(sign.gt(S(0)), S(o.Etaplus));
+        sign.masked_fill_(sign.lt(S(0)), S(o.Etaminus));
+        sign.masked_fill_(sign.eq(S(0)), S(1));
     }
 
     /// <inheritdoc/>
@@ -150,19 +151,19 @@ public sealed class Rprop : Optimizer<RpropOptions>
             var grad = o.Maximize ? batch.Grads[i].neg() : batch.Grads[i];
             var prev = state[StateKeys.Prev];
             var stepSize = state[StateKeys.StepSize];
-            state[StateKeys.Step].add_(1);
+            state[StateKeys.Step].add_(S(1), One);
 
             var sign = grad.mul(prev).sign();
             SignsToFactors(sign, o);
 
             // update step sizes with the step size updates
-            stepSize.mul_(sign).clamp_(o.MinStep, o.MaxStep);
+            stepSize.mul_(sign).clamp_(S(o.MinStep), S(o.MaxStep));
 
             // for dir < 0, dfdx = 0; for dir >= 0, dfdx = dfdx
             grad = grad.clone();
-            grad.masked_fill_(sign.eq(o.Etaminus), 0);
+            grad.masked_fill_(sign.eq(S(o.Etaminus)), S(0));
 
-            param.addcmul_(grad.sign(), stepSize, -1);
+            param.addcmul_(grad.sign(), stepSize, S(-1));
             prev.copy_(grad);
         }
     }
@@ -188,12 +189,12 @@ public sealed class Rprop : Optimizer<RpropOptions>
         foreach (var sign in signs) SignsToFactors(sign, o);
 
         Aten.ForeachMul_(stepSizes, signs);
-        foreach (var stepSize in stepSizes) stepSize.clamp_(o.MinStep, o.MaxStep);
+        foreach (var stepSize in stepSizes) stepSize.clamp_(S(o.MinStep), S(o.MaxStep));
 
         for (var i = 0; i < grads.Count; i++)
         {
             using var scope = NewDisposeScope();
-            grads[i].masked_fill_(signs[i].eq(o.Etaminus), 0);
+            grads[i].masked_fill_(signs[i].eq(S(o.Etaminus)), S(0));
         }
 
         var gradSigns = grads.Select(g => g.sign()).ToList();
@@ -238,13 +239,13 @@ internal sealed class RpropTorchSharpLayout : ITorchSharpLayout
         Tensor? Get(string key) => state is not null && state.TryGetValue(key, out var t) ? t : null;
         writer.WriteStep(Get("step"));
         writer.WriteTensor(Get("prev") ?? zeros_like(parameter));
-        writer.WriteTensor(Get("step_size") ?? full_like(parameter, (double)group["lr"]!));
+        writer.WriteTensor(Get("step_size") ?? full_like(parameter, S((double)group["lr"]!)));
     }
 
     // State as TorchSharp creates it: prev all zero, step_size all lr (in the parameter's dtype).
     private static bool NeverStepped(Tensor prev, Tensor stepSize, double lr)
     {
         using var scope = NewDisposeScope();
-        return prev.count_nonzero().item<long>() == 0 && stepSize.eq(full_like(stepSize, lr)).all().item<bool>();
+        return prev.count_nonzero().item<long>() == 0 && stepSize.eq(full_like(stepSize, S(lr))).all().item<bool>();
     }
 }

@@ -6,6 +6,7 @@ using Optim.Validation;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -163,12 +164,12 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
                 }
                 else
                 {
-                    buf.mul_(h.Momentum).add_(grad, 1 - h.Dampening);
+                    buf.mul_(S(h.Momentum)).add_(grad, S(1 - h.Dampening));
                 }
-                grad = h.Nesterov ? grad.add(buf, h.Momentum) : buf;
+                grad = h.Nesterov ? grad.add(buf, S(h.Momentum)) : buf;
             }
 
-            param.add_(grad, -h.Lr);
+            param.add_(grad, S(-h.Lr));
         }
     }
 
@@ -197,7 +198,7 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
                     }
                     else
                     {
-                        bufs[i]!.mul_(h.Momentum).add_(grads[i], 1 - h.Dampening);
+                        bufs[i]!.mul_(S(h.Momentum)).add_(grads[i], S(1 - h.Dampening));
                     }
                 }
             }
@@ -252,7 +253,7 @@ public sealed class SGD : Optimizer<SGDOptions>, IMomentum
             return;
         }
         using var scope = NewDisposeScope();
-        var factor = where(foundInf.ne(0), tensor(1.0, foundInf.dtype, foundInf.device), tensor(1 - lrTimesDecay, foundInf.dtype, foundInf.device));
+        var factor = where(foundInf.ne(S(0)), tensor(1.0, foundInf.dtype, foundInf.device), tensor(1 - lrTimesDecay, foundInf.dtype, foundInf.device));
         foreach (var p in parameters) p.mul_(factor.to(p.dtype));
     }
 }

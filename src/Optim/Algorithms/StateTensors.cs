@@ -4,6 +4,7 @@ using System.Linq;
 using Optim.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -20,7 +21,7 @@ public static class StateTensors
     public static Tensor NewStep(long count)
     {
         var step = NewStep();
-        step.fill_(count);
+        step.fill_(S(count));
         return step;
     }
 
@@ -58,7 +59,7 @@ public static class StateTensors
     public static double IncrementStep(Tensor step)
     {
         ArgumentNullException.ThrowIfNull(step);
-        step.add_(1);
+        step.add_(S(1), One);
         return Value(step);
     }
 

@@ -5,6 +5,7 @@ using System.Linq;
 using Optim.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim.Amp;
 
@@ -204,7 +205,7 @@ public sealed class GradScaler : IDisposable
         {
             // Only the check: unscaling by 1.
             using var checkScope = NewDisposeScope();
-            var one = torch.full(Array.Empty<long>(), 1.0f, ScalarType.Float32, _scale!.device);
+            var one = torch.full(Array.Empty<long>(), S(1.0f), ScalarType.Float32, _scale!.device);
             record.Release();
             record.FoundInfPerDevice = UnscaleGrads(optimizer, one);
         }
@@ -214,7 +215,7 @@ public sealed class GradScaler : IDisposable
         foreach (var t in record.FoundInfPerDevice.Values)
         {
             var here = OnDevice(t, _scale!);
-            foundInf = foundInf is null ? here.clone() : foundInf.add_(here);
+            foundInf = foundInf is null ? here.clone() : foundInf.add_(here, One);
         }
         try
         {
@@ -248,7 +249,7 @@ public sealed class GradScaler : IDisposable
         {
             if (!double.IsFinite(value) || value <= 0)
                 throw new ArgumentOutOfRangeException(nameof(new_scale), value, "new_scale must be a positive finite number.");
-            _scale!.fill_(value);
+            _scale!.fill_(S(value));
         }
         else
         {
@@ -256,7 +257,7 @@ public sealed class GradScaler : IDisposable
             var foundInfs = _perOptimizer.Values.SelectMany(r => r.FoundInfPerDevice.Values).ToList();
             if (foundInfs.Count == 0) throw new InvalidOperationException("No inf checks were recorded prior to update.");
             var combined = OnDevice(foundInfs[0], _scale!).clone();
-            for (var i = 1; i < foundInfs.Count; i++) combined.add_(OnDevice(foundInfs[i], _scale!));
+            for (var i = 1; i < foundInfs.Count; i++) combined.add_(OnDevice(foundInfs[i], _scale!), One);
             Aten.AmpUpdateScale_(_scale!, _growthTracker!, combined, _growthFactor, _backoffFactor, _growthInterval);
         }
         ResetPerOptimizerStates();
@@ -359,12 +360,12 @@ public sealed class GradScaler : IDisposable
     private void Apply(GradScalerState state)
     {
         _initScale = state.Scale;
-        _scale?.fill_(state.Scale);
+        _scale?.fill_(S(state.Scale));
         _growthFactor = state.GrowthFactor;
         _backoffFactor = state.BackoffFactor;
         _growthInterval = state.GrowthInterval;
         _initGrowthTracker = state.GrowthTracker;
-        _growthTracker?.fill_(state.GrowthTracker);
+        _growthTracker?.fill_(S(state.GrowthTracker));
     }
 
     /// <summary>Frees the scale tensors and any overflow flags still held.</summary>
@@ -413,8 +414,8 @@ public sealed class GradScaler : IDisposable
 
     private void LazyInitScaleGrowthTracker(Device device)
     {
-        _scale = torch.full(Array.Empty<long>(), _initScale, ScalarType.Float32, device).DetachFromDisposeScope();
-        _growthTracker = torch.full(Array.Empty<long>(), _initGrowthTracker, ScalarType.Int32, device).DetachFromDisposeScope();
+        _scale = torch.full(Array.Empty<long>(), S(_initScale), ScalarType.Float32, device).DetachFromDisposeScope();
+        _growthTracker = torch.full(Array.Empty<long>(), S(_initGrowthTracker), ScalarType.Int32, device).DetachFromDisposeScope();
     }
 
     private void CheckScaleGrowthTracker(string funcname)

@@ -7,6 +7,7 @@ using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
 using static TorchSharp.torch.optim;
+using static Optim.Kernels.Scalars;
 
 namespace Optim;
 
@@ -738,7 +739,7 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
             {
                 var device = (p.device_type, p.device_index);
                 if (!skippedOn.TryGetValue(device, out var skipped))
-                    skippedOn[device] = skipped = foundInf.to(p.device).reshape(Array.Empty<long>()).ne(0);
+                    skippedOn[device] = skipped = foundInf.to(p.device).reshape(Array.Empty<long>()).ne(S(0));
                 using var kept = where(skipped, p, master);
                 p.copy_(kept);
             }

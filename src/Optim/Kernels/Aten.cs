@@ -181,6 +181,13 @@ public static class Aten
         def addmm(self: Tensor, mat1: Tensor, mat2: Tensor, beta: float, alpha: float) -> Tensor:
             return torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
 
+        # ---- linalg.vector_norm with a Scalar ord kept alive by the caller (see VectorNorm) ----
+        def vector_norm(self: Tensor, ord: float, keepdim: bool) -> Tensor:
+            return torch.linalg_vector_norm(self, ord, None, keepdim)
+
+        def vector_norm_dim(self: Tensor, ord: float, dim: int, keepdim: bool) -> Tensor:
+            return torch.linalg_vector_norm(self, ord, [dim], keepdim)
+
         # ---- SparseAdam (TorchSharp binds neither coalesce, _values nor sparse_mask) ----
         def sparse_values(self: Tensor) -> Tensor:
             return self._values()
@@ -688,6 +695,14 @@ public static class Aten
     /// <summary><c>torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)</c> with double Scalars: a new tensor owned by the caller.</summary>
     internal static Tensor Addmm(Tensor self, Tensor mat1, Tensor mat2, double beta, double alpha) =>
         InvokeTensor("addmm", self, mat1, mat2, S(beta), S(alpha));
+
+    /// <summary>
+    /// <c>torch.linalg.vector_norm(self, ord, dim, keepdim)</c> over every element (<paramref name="dim"/> null) or one
+    /// dimension: a new tensor owned by the caller. TorchSharp's own overload makes its <c>ord</c> Scalar inside, where
+    /// nothing keeps it alive through the native call (see <see cref="Scalars"/>).
+    /// </summary>
+    internal static Tensor VectorNorm(Tensor self, double ord, int? dim = null, bool keepdim = false) =>
+        dim is { } d ? InvokeTensor("vector_norm_dim", self, S(ord), d, keepdim) : InvokeTensor("vector_norm", self, S(ord), keepdim);
 
     /// <summary>Runs a script function that returns a Tensor; the result belongs to the caller.</summary>
     private static Tensor InvokeTensor(string name, params object?[] args)

@@ -4,6 +4,7 @@ using System.Linq;
 using TorchSharp;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim.Swa;
 
@@ -147,7 +148,7 @@ public sealed class AveragedModel : nn.Module<Tensor, Tensor>
                 swa.detach().copy_(source.detach().to(swa.device));
         }
 
-        numAveraged.add_(1);
+        numAveraged.add_(S(1), One);
     }
 
     private static Device FirstDevice(nn.Module module) =>
@@ -190,7 +191,7 @@ public static class SwaUtils
             for (var i = 0; i < emaParams.Count; i++)
             {
                 if (emaParams[i].is_floating_point() || emaParams[i].is_complex()) emaParams[i].lerp_(currentParams[i], 1 - decay);
-                else emaParams[i].copy_(emaParams[i] * decay + currentParams[i] * (1 - decay));
+                else emaParams[i].copy_(emaParams[i].mul(S(decay)).add(currentParams[i].mul(S(1 - decay)), One));
             }
         };
     }
@@ -201,7 +202,12 @@ public static class SwaUtils
     {
         if (!(decay >= 0.0 && decay <= 1.0))
             throw new ArgumentException($"Invalid decay value {decay} provided. Please provide a value in [0,1] range.", nameof(decay));
-        return (ema, current, _) => decay * ema + (1 - decay) * current;
+        return (ema, current, _) =>
+        {
+            // The temporary product stays in the scope (alive) until add has read it.
+            using var scope = NewDisposeScope();
+            return scope.MoveToOuter(ema.mul(S(decay)).add(current.mul(S(1 - decay)), One));
+        };
     }
 
     /// <summary>
@@ -215,17 +221,21 @@ public static class SwaUtils
         if (averagedParams.Count == 0) return;
         if (averagedParams[0].is_floating_point() || averagedParams[0].is_complex())
         {
-            var weight = (numAveraged + 1).reciprocal().item<float>();
+            var weight = numAveraged.add(S(1), One).reciprocal().item<float>();
             foreach (var (averaged, current) in averagedParams.Zip(currentParams)) averaged.lerp_(current, weight);
         }
         else
         {
-            foreach (var (averaged, current) in averagedParams.Zip(currentParams)) averaged.addcdiv_(current - averaged, numAveraged + 1);
+            foreach (var (averaged, current) in averagedParams.Zip(currentParams)) averaged.addcdiv_(current - averaged, numAveraged.add(S(1), One), One);
         }
     };
 
     /// <summary>PyTorch's <c>get_swa_avg_fn</c>: <c>averaged + (param − averaged) / (n + 1)</c>.</summary>
-    public static AvgFn get_swa_avg_fn() => (averaged, current, numAveraged) => averaged + (current - averaged) / (numAveraged + 1);
+    public static AvgFn get_swa_avg_fn() => (averaged, current, numAveraged) =>
+    {
+        using var scope = NewDisposeScope();
+        return scope.MoveToOuter(averaged.add((current - averaged) / numAveraged.add(S(1), One), One));
+    };
 
     /// <summary>
     /// PyTorch's <c>update_bn</c>: recomputes the running mean and variance of every batch-norm layer of

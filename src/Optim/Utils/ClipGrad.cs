@@ -5,6 +5,7 @@ using System.Linq;
 using Optim.Kernels;
 using TorchSharp;
 using static TorchSharp.torch;
+using static Optim.Kernels.Scalars;
 
 namespace Optim.Utils;
 
@@ -78,7 +79,7 @@ public static class ClipGrad
         // norms gives that same vector.
         var norms = groups.Select(group => GroupNorms(group, norm_type, UseForeach(@foreach, group[0]))).ToList();
         var allNorms = norms.Count == 1 ? norms[0] : torch.cat(norms.Select(n => n.to(firstDevice)).ToList(), 0);
-        var totalNorm = torch.linalg.vector_norm(allNorms, norm_type);
+        var totalNorm = Aten.VectorNorm(allNorms, norm_type);
         if (error_if_nonfinite && torch.logical_or(totalNorm.isnan(), totalNorm.isinf()).item<bool>())
             throw new InvalidOperationException(
                 $"The total norm of order {PythonFloat(norm_type)} for gradients from `parameters` is non-finite, so it cannot be clipped. " +
@@ -121,7 +122,7 @@ public static class ClipGrad
             }
             else
             {
-                foreach (var g in group) g.clamp_(-clip_value, clip_value);
+                foreach (var g in group) g.clamp_(S(-clip_value), S(clip_value));
             }
         }
     }
@@ -144,7 +145,7 @@ public static class ClipGrad
     // type, ClipGradTests) at a fraction of the cost. Tensors of a size met once, or large ones, take _foreach_norm.
     private static Tensor GroupNorms(List<Tensor> group, double ord, bool @foreach)
     {
-        if (!@foreach) return torch.stack(group.Select(t => torch.linalg.vector_norm(t, ord)).ToList());
+        if (!@foreach) return torch.stack(group.Select(t => Aten.VectorNorm(t, ord)).ToList());
         if (group[0].device_type != DeviceType.CPU) return torch.stack(Aten.ForeachNorm(group, ord));
 
         var bySize = new Dictionary<long, List<int>>();
@@ -184,7 +185,7 @@ public static class ClipGrad
         var stacked = sameSize.All(t => SameShape(t, sameSize[0]))
             ? torch.stack(sameSize).reshape(sameSize.Count, -1)
             : torch.stack(sameSize.Select(t => t.reshape(-1)).ToList());
-        return torch.linalg.vector_norm(stacked, ord, new long[] { 1 });
+        return Aten.VectorNorm(stacked, ord, 1);
     }
 
     // Without Tensor.shape, which allocates through a native call.
@@ -203,9 +204,9 @@ public static class ClipGrad
     {
         if (groups.Count == 0) return;
         // PyTorch's `max_norm / (total_norm + 1e-6)` is Tensor.__rtruediv__: reciprocal, then a multiply.
-        var clipCoef = totalNorm.add(1e-6).reciprocal().mul(maxNorm);
+        var clipCoef = totalNorm.add(S(1e-6), One).reciprocal().mul(S(maxNorm));
         // Multiplying by a coefficient clamped to 1 avoids reading it back to decide whether to clip.
-        var clipCoefClamped = clipCoef.clamp_max(1.0);
+        var clipCoefClamped = clipCoef.clamp_max(S(1.0));
         foreach (var group in groups)
         {
             var coef = clipCoefClamped.to(group[0].device);

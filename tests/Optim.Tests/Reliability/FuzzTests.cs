@@ -1,6 +1,3 @@
-using System;
-using System.Diagnostics;
-using System.IO;
 using System.Linq;
 using Xunit.Abstractions;
 
@@ -20,20 +17,8 @@ public class FuzzTests(ITestOutputHelper output)
     [MemberData(nameof(Algorithms))]
     public async System.Threading.Tasks.Task Tampering_never_crashes_and_a_failure_changes_nothing(string algorithm)
     {
-        var assembly = typeof(Tamper).Assembly.Location;
-        var start = new ProcessStartInfo(Environment.GetEnvironmentVariable("DOTNET_HOST_PATH") ?? "dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-            WorkingDirectory = Path.GetDirectoryName(assembly)!,
-        };
-        foreach (var arg in new[] { assembly, "fuzz", algorithm, "20251130", "40" }) start.ArgumentList.Add(arg);
-        using var child = Process.Start(start)!;
-        var stderr = child.StandardError.ReadToEndAsync();
-        var stdout = await child.StandardOutput.ReadToEndAsync();
-        await child.WaitForExitAsync();
+        var (exitCode, stdout, stderr) = await Worker.Run("fuzz", algorithm, "20251130", "40");
         output.WriteLine(stdout);
-        child.ExitCode.Should().Be(0, $"the fuzz worker for {algorithm} must finish cleanly (exit code {child.ExitCode}; a negative or >128 code is a signal).\n{stdout}\n{await stderr}");
+        exitCode.Should().Be(0, $"the fuzz worker for {algorithm} must finish cleanly (exit code {exitCode}; a negative or >128 code is a signal).\n{stdout}\n{stderr}");
     }
 }

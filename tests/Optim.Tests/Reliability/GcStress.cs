@@ -50,8 +50,14 @@ public static class GcStress
                 using var opt = Support.Algorithms.Create(algorithm, ps, path);
                 while (clock.ElapsedMilliseconds < milliseconds / paths.Count)
                 {
-                    // No DisposeScope here: the library's own code must keep its temporaries alive.
-                    foreach (var p in ps) p.grad = Support.Algorithms.Gradient(algorithm, randn(p.shape, generator: generator));
+                    // No DisposeScope here: the library's own code must keep its temporaries alive. This loop keeps
+                    // its own (`using`): a tensor that is only an argument can be finalized during the native call.
+                    foreach (var p in ps)
+                    {
+                        using var raw = randn(p.shape, generator: generator);
+                        using var grad = Support.Algorithms.Gradient(algorithm, raw);
+                        p.grad = grad;
+                    }
                     Support.Algorithms.Step(opt);
                     steps++;
                 }

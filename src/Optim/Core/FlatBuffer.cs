@@ -102,7 +102,7 @@ internal sealed class FlatBuffer : IDisposable
     }
 
     /// <summary>
-    /// Whether gradients are recognised through <see cref="TensorMemory.GradIs"/> (the default where its self-test
+    /// Whether gradients are recognised through <see cref="TensorMemory.GradIdentity"/> (the default where its self-test
     /// passed) rather than by reading each one's address through a new handle; can only be switched off (tests and
     /// benchmarks compare the two).
     /// </summary>
@@ -159,7 +159,15 @@ internal sealed class FlatBuffer : IDisposable
             if (TensorMemory.DataPointer(p) != _parameterData[i])
                 throw new InvalidOperationException(
                     $"parameter '{_names[i]}' no longer lies in the optimizer's flat buffer ({Description}): it was moved, converted or re-set (module.to(...), set_) after the optimizer flattened it. Move or convert the module before creating the optimizer.");
-            if (GradIsView(i)) continue;
+            if (GradIsView(i))
+            {
+                // The view, but moved in place since it was made (set_, resize_): perhaps before the last zero_grad,
+                // which then zeroed the buffer, not it. Its values cannot be trusted, and the step has not begun.
+                if (_directGradientReads && TensorMemory.DataPointer(_gradViews[i]!) != _gradData[i])
+                    throw new InvalidOperationException(
+                        $"the gradient of parameter '{_names[i]}' was moved in place (set_ or resize_ on the view of the optimizer's flat buffer ({Description}) that flat mode made its gradient). Assign a new tensor to the parameter's grad instead.");
+                continue;
+            }
             // Not the view (rare: the gradient was replaced, released or moved): a handle is worth creating now.
             using var grad = p.grad;
             if (grad is null)
@@ -177,7 +185,9 @@ internal sealed class FlatBuffer : IDisposable
     /// <summary>
     /// Zeroes every gradient: the buffer in one kernel, and every parameter whose gradient is not its view (none,
     /// another tensor, one that did not fit) gets the view back, zeroed. Each gradient is checked here, not trusted
-    /// from the last step's check: one assigned since then would otherwise keep its values into the next step.
+    /// from the last step's check: one assigned since then would otherwise keep its values into the next step. (A view
+    /// moved in place is left for the next step to refuse; where gradients are read through handles, it shows as
+    /// another tensor and is replaced.)
     /// </summary>
     public void ZeroGrads()
     {
@@ -365,13 +375,14 @@ internal sealed class FlatBuffer : IDisposable
     // The region of parameter i in a flat tensor, shaped as the parameter.
     private Tensor ViewOf(Tensor flat, int i) => flat.narrow(0, _offsets[i], _numels[i]).view(_parameters[i].shape);
 
-    // Whether parameter i's gradient is the view of Grads it was given, still where it was given: the same tensor (not
-    // one that replaced it) at the same address (not moved by set_ or resize_, which keep a tensor's identity).
+    // Whether parameter i's gradient is the view of Grads it was given: read directly, the same tensor (not one that
+    // replaced it; set_ and resize_ move a tensor without changing its identity, which CheckGradients looks for);
+    // through a handle, a tensor whose first element lies where the view's did.
     private bool GradIsView(int i)
     {
         if (_gradViews[i] is null) return false;
         return _directGradientReads
-            ? TensorMemory.GradIs(_parameters[i], _gradIdentities[i], _gradData[i])
+            ? TensorMemory.GradIdentity(_parameters[i]) == _gradIdentities[i]
             : TensorMemory.GradDataPointer(_parameters[i]) == _gradData[i];
     }
 

@@ -41,7 +41,7 @@ internal static class TensorMemory
     private static bool? _available;
 
     /// <summary>
-    /// Whether <see cref="GradIs"/> may read gradients directly: <c>c10::TensorImpl::grad()</c> is found, and the
+    /// Whether <see cref="GradIdentity"/> may read gradients directly: <c>c10::TensorImpl::grad()</c> is found, and the
     /// startup self-test found what the direct reads rely on.
     /// </summary>
     public static bool DirectGradientReads { get; } = DirectReadsHold();
@@ -79,17 +79,10 @@ internal static class TensorMemory
     }
 
     /// <summary>
-    /// Whether the parameter's gradient is the tensor of identity <paramref name="identity"/> (<see cref="Identity"/>,
-    /// of a tensor the caller holds) with its first element at <paramref name="data"/>. Two calls, no allocation; only
-    /// where <see cref="DirectGradientReads"/>.
+    /// The identity (<see cref="Identity"/>) of the parameter's gradient, read in place: one call, no allocation; when
+    /// it has none, that of libtorch's undefined tensor. Only where <see cref="DirectGradientReads"/>.
     /// </summary>
-    public static bool GradIs(Tensor parameter, IntPtr identity, IntPtr data)
-    {
-        var grad = GradReference(parameter);
-        // The same identity means a defined gradient (the caller's tensor), whose data pointer can be read; the address
-        // is still compared, because an in-place set_ or resize_ moves a tensor without changing its identity.
-        return Marshal.ReadIntPtr(grad) == identity && THSTensor_data(grad) == data;
-    }
+    public static IntPtr GradIdentity(Tensor parameter) => Marshal.ReadIntPtr(GradReference(parameter));
 
     // The at::Tensor that is the tensor's gradient, read in place (it lives in the tensor's autograd metadata, or is a
     // static undefined tensor).
@@ -106,18 +99,17 @@ internal static class TensorMemory
             var view = buffer.narrow(0, 2, 3);
             var sameMemory = buffer.narrow(0, 2, 3);
             var parameter = new TorchSharp.Modules.Parameter(zeros(3));
-            var none = Marshal.ReadIntPtr(GradReference(parameter));
+            var none = GradIdentity(parameter);
             parameter.grad = view;
             var grad = GradReference(parameter);
             using var handle = parameter.grad;
             var holds = Marshal.ReadIntPtr(grad) == Identity(view) && Identity(handle!) == Identity(view)
                 && Identity(sameMemory) != Identity(view) && none != Identity(view)
-                && THSTensor_data(grad) == DataPointer(view) && DataPointer(view) == DataPointer(buffer) + 2 * sizeof(float)
-                && GradIs(parameter, Identity(view), DataPointer(view)) && !GradIs(parameter, Identity(sameMemory), DataPointer(view));
+                && THSTensor_data(grad) == DataPointer(view) && DataPointer(view) == DataPointer(buffer) + 2 * sizeof(float);
             parameter.grad = sameMemory;
-            holds &= GradIs(parameter, Identity(sameMemory), DataPointer(view)) && !GradIs(parameter, Identity(view), DataPointer(view));
+            holds &= GradIdentity(parameter) == Identity(sameMemory);
             parameter.grad = null;
-            holds &= Marshal.ReadIntPtr(GradReference(parameter)) == none;
+            holds &= GradIdentity(parameter) == none;
             return holds;
         }
 #pragma warning disable CA1031 // Any failure of the self-test means the direct reads are not to be trusted; the fallback is exact.

@@ -41,6 +41,17 @@ public static class FlatCosts
                 log(FormattableString.Invariant($"{what}: {medians[0]:F3} ms direct, {medians[1]:F3} ms through handles"));
             }
             buffer.DirectGradientReads = true;
+            // The native reads the checks are made of, per parameter.
+            var reads = new (string, Action)[]
+            {
+                ("THSTensor_data (an address)", () => Array.ForEach(parameters, p => TensorMemory.DataPointer(p))),
+                ("THSTensor_grad + THSTensor_data + THSTensor_dispose (a gradient's address through a handle)", () => Array.ForEach(parameters, p => TensorMemory.GradDataPointer(p))),
+                ("c10::TensorImpl::grad + the identity (a gradient's identity, direct)", () => Array.ForEach(parameters, p => TensorMemory.GradIdentity(p))),
+            };
+            if (!TensorMemory.DirectGradientReads) reads = reads[..2];
+            var perRead = Interleaved(reads.Select(r => r.Item2).ToArray());
+            for (var r = 0; r < reads.Length; r++)
+                log(FormattableString.Invariant($"  per parameter, {reads[r].Item1}: {perRead[r] * 1e6 / parameters.Length:F1} ns"));
         }
         Workload.Free(parameters);
 

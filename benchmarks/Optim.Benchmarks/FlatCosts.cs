@@ -2,15 +2,17 @@ using System;
 using System.Diagnostics;
 using System.Linq;
 using TorchSharp;
+using Optim.Kernels;
 using TorchSharp.Modules;
 
 namespace Optim.Benchmarks;
 
 /// <summary>
-/// <c>--flat-costs [--shape 2000x100]</c>: what flat mode's per-step checks cost (every parameter's and every
-/// gradient's address read and compared), against a flat fused Adam step over the same parameters, ATen's fused Adam
-/// over one tensor of the same size (the kernel alone) and one copy of that size; and the managed bytes a flat step
-/// allocates at 20 and at 2,000 tensors.
+/// <c>--flat-costs [--shape 2000x100]</c>: what flat mode's per-step checks cost (every parameter's address and every
+/// gradient's identity and address read and compared), with gradients read directly and through a new handle each (the
+/// fallback where the direct reads are unavailable), side by side; against a flat fused Adam step over the same
+/// parameters, ATen's fused Adam over one tensor of the same size (the kernel alone) and one copy of that size; and the
+/// managed bytes a flat step allocates at 20 and at 2,000 tensors.
 /// </summary>
 public static class FlatCosts
 {
@@ -20,15 +22,36 @@ public static class FlatCosts
     public static void Run(Shape shape, Action<string> log)
     {
         ArgumentNullException.ThrowIfNull(log);
-        log($"ATen threads: {torch.get_num_threads()}; shape {shape.Display}; medians of {Rounds}");
+        log($"ATen threads: {torch.get_num_threads()}; shape {shape.Display}; medians of {Rounds}, the two ways interleaved");
+        log($"direct gradient reads available: {TensorMemory.DirectGradientReads}");
         using var workload = new Workload(shape);
         var parameters = workload.NewParameters(Adam.Info);
         using (var flat = new Adam(parameters, implementation: Implementation.Fused, flat: true))
         {
             var buffer = flat.FlatBuffersOf(0)![0];
-            log(FormattableString.Invariant($"flat Adam (fused) step: {Median(() => flat.step()):F3} ms"));
-            log(FormattableString.Invariant($"  of which the checks of {shape.Tensors} parameters and gradients: {Median(() => buffer.CheckGradients((_, _, _) => { })):F3} ms"));
-            log(FormattableString.Invariant($"flat zero_grad: {Median(() => flat.zero_grad()):F3} ms"));
+            var ways = new[] { true, false };
+            foreach (var (what, action) in new (string, Action)[]
+            {
+                ("flat Adam (fused) step", () => flat.step()),
+                ($"  of which the checks of {shape.Tensors} parameters and gradients", () => buffer.CheckGradients((_, _, _) => { })),
+                ("flat zero_grad (checks every gradient)", () => flat.zero_grad()),
+            })
+            {
+                var medians = Interleaved(ways.Select(direct => (Action)(() => { buffer.DirectGradientReads = direct; action(); })).ToArray());
+                log(FormattableString.Invariant($"{what}: {medians[0]:F3} ms direct, {medians[1]:F3} ms through handles"));
+            }
+            buffer.DirectGradientReads = true;
+            // The native reads the checks are made of, per parameter.
+            var reads = new (string, Action)[]
+            {
+                ("THSTensor_data (an address)", () => Array.ForEach(parameters, p => TensorMemory.DataPointer(p))),
+                ("THSTensor_grad + THSTensor_data + THSTensor_dispose (a gradient's address through a handle)", () => Array.ForEach(parameters, p => TensorMemory.GradDataPointer(p))),
+                ("c10::TensorImpl::grad + the identity (a gradient's identity, direct)", () => Array.ForEach(parameters, p => TensorMemory.GradIdentity(p))),
+            };
+            if (!TensorMemory.DirectGradientReads) reads = reads[..2];
+            var perRead = Interleaved(reads.Select(r => r.Item2).ToArray());
+            for (var r = 0; r < reads.Length; r++)
+                log(FormattableString.Invariant($"  per parameter, {reads[r].Item1}: {perRead[r] * 1e6 / parameters.Length:F1} ns"));
         }
         Workload.Free(parameters);
 
@@ -51,6 +74,23 @@ public static class FlatCosts
             log(FormattableString.Invariant($"managed bytes per flat step at {tensors} tensors: {(GC.GetAllocatedBytesForCurrentThread() - before) / (double)Rounds:N0}"));
             Workload.Free(ps);
         }
+    }
+
+    // The actions' medians, each round running every action once, so that load from other processes hits all alike.
+    private static double[] Interleaved(Action[] actions)
+    {
+        for (var i = 0; i < 5; i++) Array.ForEach(actions, a => a());
+        var ms = actions.Select(_ => new double[Rounds]).ToArray();
+        for (var i = 0; i < Rounds; i++)
+        {
+            for (var a = 0; a < actions.Length; a++)
+            {
+                var t = Stopwatch.GetTimestamp();
+                actions[a]();
+                ms[a][i] = Stopwatch.GetElapsedTime(t).TotalMilliseconds;
+            }
+        }
+        return ms.Select(Stats.Median).ToArray();
     }
 
     private static double Median(Action action)

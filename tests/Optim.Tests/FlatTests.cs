@@ -163,6 +163,122 @@ public partial class FlatTests
         }
     }
 
+    // Every way a gradient stops being the buffer's view between steps, read both ways (directly, and through a new
+    // handle per gradient, the fallback where the direct reads are unavailable): the flat optimizer finds each and gives
+    // the bits of the same optimizer without flat buffers, whose zero_grad zeroes in place as flat mode's does. Had a
+    // step trusted the views, it would have stepped with the buffer's stale values.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Every_gradient_that_is_not_the_buffers_view_is_found(bool direct)
+    {
+        var (flatModel, flatParams) = Model(seed: 8);
+        using var flat = new Adam(flatParams, lr: 0.01, flat: true);
+        SetDirectGradientReads(flat, direct);
+        var (plainModel, plainParams) = Model(seed: 8);
+        using var plain = new Adam(plainParams, lr: 0.01);
+        void Both(Action<TwoLayers, Optimizer, List<Parameter>> act)
+        {
+            act(flatModel, flat, flatParams);
+            act(plainModel, plain, plainParams);
+        }
+        void Zero(Optimizer opt) => opt.zero_grad(set_to_none: false);
+        void Backward(TwoLayers model, int step, bool createGraph)
+        {
+            using var scope = NewDisposeScope();
+            model.forward(Inputs(step)).pow(2).mean().backward(create_graph: createGraph);
+        }
+        void ShouldMatch(string because)
+        {
+            using var scope = new FluentAssertions.Execution.AssertionScope(because);
+            ParametersShouldMatch(flatParams, plainParams, bitwise: true);
+            StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: true);
+            foreach (var p in flatParams) IsViewOfBuffer(flat, p).Should().BeTrue(because);
+        }
+
+        Both((m, o, _) => { Zero(o); Backward(m, 0, createGraph: false); o.step(); });
+        ShouldMatch("an ordinary step");
+
+        // backward(create_graph: true) replaces every existing gradient by a new tensor (old + new, with a graph).
+        Both((m, o, _) => { Zero(o); Backward(m, 1, createGraph: true); o.step(); });
+        ShouldMatch("create_graph replaced the gradients");
+
+        // A gradient assigned after a step and before zero_grad: zero_grad must zero what the parameter now holds.
+        Both((m, o, ps) =>
+        {
+            ps[1].grad = full_like(ps[1], 3.0f);
+            Zero(o);
+            Backward(m, 2, createGraph: false);
+            o.step();
+        });
+        ShouldMatch("zero_grad replaced the assigned gradient");
+
+        FlatSteps(flat).Should().Be(3);
+
+        // set_ moves a gradient to other memory in place: the same tensor, so only its address tells. Read through
+        // handles, that is another tensor, adopted (zero_grad compared addresses too); read directly, the view may have
+        // moved before the last zero_grad, which then did not zero it: the step refuses before changing anything.
+        Both((m, o, ps) =>
+        {
+            Zero(o);
+            Backward(m, 3, createGraph: false);
+            using var grad = ps[0].grad!;
+            using var moved = grad * 2;
+            grad.set_(moved.clone());
+        });
+        if (direct)
+        {
+            var before = flatParams.Select(p => p.detach().clone()).ToList();
+            var act = () => flat.step();
+            act.Should().Throw<InvalidOperationException>().WithMessage("the gradient of parameter '*' was moved in place*");
+            for (var i = 0; i < flatParams.Count; i++) Trajectories.BitwiseEqual(flatParams[i], before[i]).Should().BeTrue();
+            return;
+        }
+        flat.step();
+        plain.step();
+        ShouldMatch("set_ moved a gradient");
+    }
+
+    // A gradient that did not fit the buffer when the optimizer was made (another dtype here) was left in place for the
+    // step to refuse; zero_grad must still replace it by the buffer's zeroed view, as it does every other gradient.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Zero_grad_replaces_a_gradient_that_did_not_fit_when_the_optimizer_was_made(bool direct)
+    {
+        var ps = new[] { new Parameter(randn(4)), new Parameter(randn(2, 3)) };
+        ps[0].grad = ones(4);
+        ps[1].grad = ones(2, 3, dtype: ScalarType.Float64);
+        using var opt = new SGD(ps, lr: 0.1, flat: true);
+        SetDirectGradientReads(opt, direct);
+        opt.zero_grad();
+        foreach (var p in ps)
+        {
+            using var grad = p.grad!;
+            grad.dtype.Should().Be(ScalarType.Float32);
+            grad.count_nonzero().item<long>().Should().Be(0);
+            IsViewOfBuffer(opt, p).Should().BeTrue();
+        }
+    }
+
+    [Fact]
+    public void Disposing_a_parameter_after_flattening_is_an_error()
+    {
+        var ps = new[] { new Parameter(randn(4)), new Parameter(randn(2, 2)) };
+        using var opt = new SGD(ps.Select((p, i) => ($"w{i}", p)), lr: 0.1, flat: true);
+        ps[1].Dispose();
+        var act = () => opt.step();
+        act.Should().Throw<InvalidOperationException>().WithMessage("parameter 'w1' has been disposed*");
+    }
+
+    // The direct reads are what the benchmarks measure on Linux x64: their self-test must pass there.
+    [Fact]
+    public void Direct_gradient_reads_hold_on_linux_x64()
+    {
+        if (!OperatingSystem.IsLinux() || System.Runtime.InteropServices.RuntimeInformation.ProcessArchitecture != System.Runtime.InteropServices.Architecture.X64) return;
+        TensorMemory.DirectGradientReads.Should().BeTrue();
+    }
+
     [Fact]
     public void A_gradient_that_does_not_fit_is_refused_before_anything_changes()
     {
@@ -421,11 +537,23 @@ public partial class FlatTests
         }
     }
 
+    private static IReadOnlyList<FlatBuffer> BuffersOf(Optimizer opt) =>
+        (IReadOnlyList<FlatBuffer>)opt.GetType().GetMethod("FlatBuffersOf", BindingFlags.NonPublic | BindingFlags.Instance)!.Invoke(opt, new object[] { 0 })!;
+
+    private static void SetDirectGradientReads(Optimizer opt, bool direct)
+    {
+        foreach (var buffer in BuffersOf(opt))
+        {
+            buffer.DirectGradientReads = direct;
+            buffer.DirectGradientReads.Should().Be(direct && TensorMemory.DirectGradientReads);
+        }
+    }
+
     private static bool IsViewOfBuffer(Optimizer opt, Parameter p)
     {
         using var grad = p.grad;
         if (grad is null) return false;
-        var buffers = (IReadOnlyList<FlatBuffer>)opt.GetType().GetMethod("FlatBuffersOf", BindingFlags.NonPublic | BindingFlags.Instance)!.Invoke(opt, new object[] { 0 })!;
+        var buffers = BuffersOf(opt);
         var data = (long)TensorMemory.DataPointer(grad);
         return buffers.Any(b => data >= (long)TensorMemory.DataPointer(b.Grads) && data < (long)TensorMemory.DataPointer(b.Grads) + b.Numel * b.Grads.ElementSize);
     }

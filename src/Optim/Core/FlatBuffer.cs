@@ -12,9 +12,10 @@ namespace Optim;
 /// its gradient and its state tensors are views of a flat tensor, so a step runs each kernel once over the buffer.
 /// </summary>
 /// <remarks>
-/// Nothing here can make a step use stale memory silently: before every flat step <see cref="CheckGradients"/> verifies,
-/// by address, that each parameter and each gradient still lies where the buffer put it, and the state is re-gathered
-/// whenever a parameter's <see cref="ParameterState"/> changed (a load, a per-parameter step, a user's <c>Set</c>).
+/// Nothing here can make a step use stale memory silently: before every flat step <see cref="CheckGradients"/> verifies
+/// that each parameter still lies where the buffer put it (by address) and that each gradient is still the buffer's
+/// view (by identity and address), and the state is re-gathered whenever a parameter's <see cref="ParameterState"/>
+/// changed (a load, a per-parameter step, a user's <c>Set</c>).
 /// </remarks>
 internal sealed class FlatBuffer : IDisposable
 {
@@ -23,6 +24,11 @@ internal sealed class FlatBuffer : IDisposable
     private readonly long[] _offsets;
     private readonly long[] _numels;
     private readonly IntPtr[] _parameterData;
+
+    // Per parameter, the view of Grads it was given as its gradient (null until it has one), held so that its identity
+    // (TensorMemory.Identity) cannot be reused by another tensor, with that identity and its data pointer.
+    private readonly Tensor?[] _gradViews;
+    private readonly IntPtr[] _gradIdentities;
     private readonly IntPtr[] _gradData;
 
     // What the per-parameter states were when they were last made views of FlatState: the objects and their versions.
@@ -39,8 +45,7 @@ internal sealed class FlatBuffer : IDisposable
     // Whether the parameters' states were made views of FlatState (an algorithm without state has an empty FlatState).
     private bool _stateAliased;
 
-    // Whether every gradient was the buffer's view when last checked or re-aliased.
-    private bool _gradsAliased;
+    private bool _directGradientReads = TensorMemory.DirectGradientReads;
 
     /// <summary>Flattens <paramref name="parameters"/> (one device and dtype, none empty) into a new buffer.</summary>
     public FlatBuffer(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, string description)
@@ -52,6 +57,8 @@ internal sealed class FlatBuffer : IDisposable
         _offsets = new long[count];
         _numels = new long[count];
         _parameterData = new IntPtr[count];
+        _gradViews = new Tensor?[count];
+        _gradIdentities = new IntPtr[count];
         _gradData = new IntPtr[count];
         _aliasedStates = new ParameterState?[count];
         _aliasedVersions = new int[count];
@@ -92,7 +99,17 @@ internal sealed class FlatBuffer : IDisposable
             }
         }
         Flat = new Parameter(buffer, requires_grad: false);
-        _gradsAliased = _parameters.All(p => TensorMemory.GradDataPointer(p) != IntPtr.Zero);
+    }
+
+    /// <summary>
+    /// Whether gradients are recognised through <see cref="TensorMemory.GradIdentity"/> (the default where its self-test
+    /// passed) rather than by reading each one's address through a new handle; can only be switched off (tests and
+    /// benchmarks compare the two).
+    /// </summary>
+    internal bool DirectGradientReads
+    {
+        get => _directGradientReads;
+        set => _directGradientReads = value && TensorMemory.DirectGradientReads;
     }
 
     /// <summary>For messages: which group, device and dtype.</summary>
@@ -133,7 +150,6 @@ internal sealed class FlatBuffer : IDisposable
     public bool CheckGradients(Action<Parameter, Tensor, string> checkGradient)
     {
         var complete = true;
-        _gradsAliased = false;
         for (var i = 0; i < _parameters.Length; i++)
         {
             var p = _parameters[i];
@@ -143,36 +159,43 @@ internal sealed class FlatBuffer : IDisposable
             if (TensorMemory.DataPointer(p) != _parameterData[i])
                 throw new InvalidOperationException(
                     $"parameter '{_names[i]}' no longer lies in the optimizer's flat buffer ({Description}): it was moved, converted or re-set (module.to(...), set_) after the optimizer flattened it. Move or convert the module before creating the optimizer.");
-            var gradData = TensorMemory.GradDataPointer(p);
-            if (gradData == _gradData[i]) continue;
-            if (gradData == IntPtr.Zero)
+            if (GradIsView(i))
+            {
+                // The view, but moved in place since it was made (set_, resize_): perhaps before the last zero_grad,
+                // which then zeroed the buffer, not it. Its values cannot be trusted, and the step has not begun.
+                if (_directGradientReads && TensorMemory.DataPointer(_gradViews[i]!) != _gradData[i])
+                    throw new InvalidOperationException(
+                        $"the gradient of parameter '{_names[i]}' was moved in place (set_ or resize_ on the view of the optimizer's flat buffer ({Description}) that flat mode made its gradient). Assign a new tensor to the parameter's grad instead.");
+                continue;
+            }
+            // Not the view (rare: the gradient was replaced, released or moved): a handle is worth creating now.
+            using var grad = p.grad;
+            if (grad is null)
             {
                 complete = false;
                 continue;
             }
-            using var grad = p.grad!;
             checkGradient(p, grad, _names[i]);
             using (var region = ViewOf(Grads, i)) region.copy_(grad);
             AliasGrad(i);
         }
-        _gradsAliased = complete;
         return complete;
     }
 
     /// <summary>
-    /// Zeroes every gradient in one kernel. Unless the last check found every gradient to be its view, a parameter
-    /// whose gradient is not (none, or another tensor) gets the view back, zeroed; a gradient replaced since that check
-    /// is the next step's to find.
+    /// Zeroes every gradient: the buffer in one kernel, and every parameter whose gradient is not its view (none,
+    /// another tensor, one that did not fit) gets the view back, zeroed. Each gradient is checked here, not trusted
+    /// from the last step's check: one assigned since then would otherwise keep its values into the next step. (A view
+    /// moved in place is left for the next step to refuse; where gradients are read through handles, it shows as
+    /// another tensor and is replaced.)
     /// </summary>
     public void ZeroGrads()
     {
         Grads.zero_();
-        if (_gradsAliased) return;
         for (var i = 0; i < _parameters.Length; i++)
         {
-            if (!_parameters[i].IsInvalid && TensorMemory.GradDataPointer(_parameters[i]) != _gradData[i]) AliasGrad(i);
+            if (!_parameters[i].IsInvalid && !GradIsView(i)) AliasGrad(i);
         }
-        _gradsAliased = true;
     }
 
     /// <summary>Whether the parameters' states are still the views this buffer handed out (nothing replaced or reloaded).</summary>
@@ -307,6 +330,7 @@ internal sealed class FlatBuffer : IDisposable
     /// <summary>Frees the buffer's own tensors; the parameters, gradients and states keep the memory they view.</summary>
     public void Dispose()
     {
+        foreach (var view in _gradViews) view?.Dispose();
         FlatState.Clear();
         foreach (var fan in _fans.Values) fan.Dispose();
         _fans.Clear();
@@ -351,10 +375,25 @@ internal sealed class FlatBuffer : IDisposable
     // The region of parameter i in a flat tensor, shaped as the parameter.
     private Tensor ViewOf(Tensor flat, int i) => flat.narrow(0, _offsets[i], _numels[i]).view(_parameters[i].shape);
 
+    // Whether parameter i's gradient is the view of Grads it was given: read directly, the same tensor (not one that
+    // replaced it; set_ and resize_ move a tensor without changing its identity, which CheckGradients looks for);
+    // through a handle, a tensor whose first element lies where the view's did.
+    private bool GradIsView(int i)
+    {
+        if (_gradViews[i] is null) return false;
+        return _directGradientReads
+            ? TensorMemory.GradIdentity(_parameters[i]) == _gradIdentities[i]
+            : TensorMemory.GradDataPointer(_parameters[i]) == _gradData[i];
+    }
+
     private void AliasGrad(int i)
     {
-        using var view = ViewOf(Grads, i);
+        // Held past any dispose scope the caller (or a step) has open, until replaced or the buffer is disposed.
+        var view = ViewOf(Grads, i).DetachFromDisposeScope();
         _parameters[i].grad = view;
+        _gradViews[i]?.Dispose();
+        _gradViews[i] = view;
+        _gradIdentities[i] = TensorMemory.Identity(view);
         _gradData[i] = TensorMemory.DataPointer(view);
     }
 }

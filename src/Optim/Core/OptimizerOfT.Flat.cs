@@ -24,7 +24,7 @@ public abstract partial class Optimizer<TOptions>
     /// <remarks>
     /// In flat mode every gradient is a view of the buffer: <c>zero_grad</c> zeroes the buffer in one kernel whatever
     /// <c>set_to_none</c> says (PyTorch's <c>set_to_none=False</c>), so a parameter that gets no gradient from the
-    /// next backward steps with a zero gradient; gradients the last step found missing or replaced become views again. A gradient that is not the buffer's view when a step starts (after
+    /// next backward steps with a zero gradient; every gradient that is not the buffer's view (none, replaced) becomes one again. A gradient that is not the buffer's view when a step starts (after
     /// TorchSharp's <c>Module.zero_grad()</c>, or assigned) is checked, copied into the buffer and replaced by the view.
     /// Moving or converting the parameters after flattening (<c>module.to(...)</c>) makes the next step throw. State
     /// dicts and checkpoints are those of the same optimizer without flat buffers. Disposing the optimizer leaves

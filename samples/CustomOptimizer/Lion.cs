@@ -3,6 +3,7 @@ using System.Linq;
 using Optim;
 using Optim.Kernels;
 using TorchSharp.Modules;
+using static Optim.Kernels.Scalars;
 using static TorchSharp.torch;
 // TorchSharp.Modules (for Parameter) has an OptimizerOptions of its own.
 using OptimizerOptions = Optim.OptimizerOptions;
@@ -113,9 +114,10 @@ public sealed class Lion : Optimizer<LionOptions>
             var expAvg = batch.States[i][ExpAvg];
             var grad = GradientPreparation.SingleTensor(param, batch.Grads[i], o.Lr, o.WeightDecay, o.Maximize, decoupled: true);
 
-            var update = expAvg.mul(o.Beta1).add_(grad, 1 - o.Beta1).sign_();
-            param.add_(update, -o.Lr);
-            expAvg.mul_(o.Beta2).add_(grad, 1 - o.Beta2);
+            // S(x): a Scalar kept alive through the native call (a temporary one can be finalized during it).
+            var update = expAvg.mul(S(o.Beta1)).add_(grad, S(1 - o.Beta1)).sign_();
+            param.add_(update, S(-o.Lr));
+            expAvg.mul_(S(o.Beta2)).add_(grad, S(1 - o.Beta2));
         }
     }
 

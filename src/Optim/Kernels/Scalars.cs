@@ -23,11 +23,15 @@ namespace Optim.Kernels;
 /// <see cref="RingSize"/> more Scalars were made on that thread, and is disposed then: far past the one op, on the
 /// same thread, that it is made for. Use it only as an argument of the call it is made for; never keep it.
 /// </para>
+/// <para>
+/// A custom optimizer's step should do the same (<c>using static Optim.Kernels.Scalars;</c>, then
+/// <c>param.add_(update, S(-lr))</c>), as the CustomOptimizer sample's Lion does.
+/// </para>
 /// </remarks>
-internal static class Scalars
+public static class Scalars
 {
     /// <summary>How many Scalars each thread keeps alive; no single op takes more than a few.</summary>
-    internal const int RingSize = 256;
+    public const int RingSize = 256;
 
     [ThreadStatic]
     private static Scalar?[]? _ring;
@@ -36,13 +40,13 @@ internal static class Scalars
     private static int _next;
 
     /// <summary>The integer 1, as the <c>alpha</c> or <c>value</c> TorchSharp's shorter overloads pass; never disposed.</summary>
-    internal static Scalar One { get; } = 1L.ToScalar();
+    public static Scalar One { get; } = 1L.ToScalar();
 
     /// <summary>A double Scalar for the op it is passed to (a Python float in PyTorch).</summary>
-    internal static Scalar S(double value) => Keep(value.ToScalar());
+    public static Scalar S(double value) => Keep(value.ToScalar());
 
     /// <summary>An integer Scalar for the op it is passed to (a Python int in PyTorch).</summary>
-    internal static Scalar S(long value) => Keep(value.ToScalar());
+    public static Scalar S(long value) => Keep(value.ToScalar());
 
     private static Scalar Keep(Scalar scalar)
     {

@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -57,7 +59,7 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<RMSpropOptions> Info { get; } = AlgorithmInfo.Of<RMSprop, RMSpropOptions>("RMSprop", g => new RMSprop(g),
-        torchSharpLayout: new RMSpropTorchSharpLayout());
+        hasFusedKernel: true, torchSharpLayout: new RMSpropTorchSharpLayout());
 
     /// <summary>Creates RMSprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.RMSProp</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -133,6 +135,16 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 
     /// <inheritdoc/>
     protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(RMSpropOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        Fused(bucket, o, gradScale, foundInf);
 
     // PyTorch's _single_tensor_rmsprop.
     private static void SingleTensor(StepBatch batch, RMSpropOptions o)
@@ -211,6 +223,83 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         else
         {
             Aten.ForeachAddcdiv_(bucket.Params, grads, avg, -o.Lr);
+        }
+    }
+
+    // The for-loop's update in one pass over memory (CpuFused; ATen has no fused RMSprop). The step counts as the
+    // for-loop counts it, less a step the scaler skipped.
+    private static void Fused(StepBatch bucket, RMSpropOptions o, Tensor? gradScale, Tensor? foundInf)
+    {
+        var momentum = o.Momentum > 0 ? StateKeys.MomentumBuffer : null;
+        var gradAvg = o.Centered ? StateKeys.GradAvg : null;
+        for (var i = 0; i < bucket.Count; i++)
+        {
+            if (momentum is not null) StateTensors.GetOrAddZeros(bucket.States[i], momentum, bucket.Params[i]);
+            if (gradAvg is not null) StateTensors.GetOrAddZeros(bucket.States[i], gradAvg, bucket.Params[i]);
+        }
+        var kernel = CpuFused.Prepare(bucket, new[] { StateKeys.SquareAvg, momentum, gradAvg }, new RMSpropUpdate<float>(o), new RMSpropUpdate<double>(o));
+        StateTensors.CountFusedStep(bucket, foundInf, _ => kernel.Run(gradScale, foundInf));
+    }
+}
+
+/// <summary>
+/// One element of <see cref="RMSprop"/>'s for-loop update, in one pass: the same operations in the same order, each
+/// rounded to <typeparamref name="T"/> as ATen rounds each op's result, the hyperparameters rounded once to
+/// <typeparamref name="T"/> (ATen's scalar arguments). Streams: S0 square_avg, S1 momentum_buffer, S2 grad_avg.
+/// </summary>
+internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T _alpha, _oneMinusAlpha, _eps, _weightDecay, _momentum, _negativeLr, _lerpWeight;
+    private readonly bool _maximize, _decay, _centered, _useMomentum, _lerpFromStart;
+
+    public RMSpropUpdate(RMSpropOptions o)
+    {
+        _alpha = CpuFused.Scalar<T>(o.Alpha);
+        _oneMinusAlpha = CpuFused.Scalar<T>(1 - o.Alpha);
+        _eps = CpuFused.Scalar<T>(o.Eps);
+        _weightDecay = CpuFused.Scalar<T>(o.WeightDecay);
+        _momentum = CpuFused.Scalar<T>(o.Momentum);
+        _negativeLr = CpuFused.Scalar<T>(-o.Lr);
+        _maximize = o.Maximize;
+        _decay = o.WeightDecay != 0;
+        _centered = o.Centered;
+        _useMomentum = o.Momentum > 0;
+        // ATen's lerp with a scalar weight w: start + w * (end - start) for |w| < 0.5, else end - (end - start) * (1 - w).
+        _lerpFromStart = T.Abs(_oneMinusAlpha) < CpuFused.Scalar<T>(0.5);
+        _lerpWeight = _lerpFromStart ? _oneMinusAlpha : T.One - _oneMinusAlpha;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var p = CpuFused.Load(at.Param);
+        var g = CpuFused.Load(at.Grad);
+        if (_maximize) g = -g;
+        if (_decay) g += p * _weightDecay;
+        var squareAvg = CpuFused.Load(at.S0) * _alpha + g * _oneMinusAlpha * g;
+        CpuFused.Store(at.S0, squareAvg);
+        Vector<T> avg;
+        if (_centered)
+        {
+            var gradAvg = CpuFused.Load(at.S2);
+            gradAvg = _lerpFromStart ? gradAvg + (g - gradAvg) * _lerpWeight : g - (g - gradAvg) * _lerpWeight;
+            CpuFused.Store(at.S2, gradAvg);
+            avg = Vector.SquareRoot(squareAvg + (-gradAvg) * gradAvg);
+        }
+        else
+        {
+            avg = Vector.SquareRoot(squareAvg);
+        }
+        avg += new Vector<T>(_eps);
+        if (_useMomentum)
+        {
+            var buf = CpuFused.Load(at.S1) * _momentum + g / avg;
+            CpuFused.Store(at.S1, buf);
+            CpuFused.Store(at.Param, p + buf * _negativeLr);
+        }
+        else
+        {
+            CpuFused.Store(at.Param, p + g / avg * _negativeLr);
         }
     }
 }

@@ -103,6 +103,14 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     protected virtual bool HasFusedKernel => false;
 
     /// <summary>
+    /// Whether the fused path is this library's C# CPU kernel (Kernels/CpuFused) rather than ATen's: it then serves
+    /// contiguous float32 and float64 CPU tensors only.
+    /// </summary>
+    private protected virtual bool FusedByThisLibrary => false;
+
+    internal bool FusedKernelIsCSharp => FusedByThisLibrary;
+
+    /// <summary>
     /// Whether the foreach path gives the for-loop's bits on CPU (true unless PyTorch's own foreach orders the ops
     /// differently). <see cref="Implementation.Auto"/> only picks foreach on CPU when it does.
     /// </summary>
@@ -504,13 +512,15 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     }
 
     // ATen's fused CPU kernels index raw memory: they silently miscompute non-contiguous tensors.
-    private static bool IsFusable(Tensor p) =>
-        p.dtype is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16
-        && p.device_type is DeviceType.CPU or DeviceType.CUDA
-        && p.is_contiguous();
+    private bool IsFusable(Tensor p) => FusedByThisLibrary
+        ? CpuFused.Serves(p)
+        : p.dtype is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16
+            && p.device_type is DeviceType.CPU or DeviceType.CUDA
+            && p.is_contiguous();
 
     private ArgumentException NotFusable(string name, Tensor p, string argument = nameof(Implementation)) => new(
-        $"{GetType().Name}'s fused kernel cannot serve parameter '{name}' ({p.dtype} on {p.device}): it takes contiguous float32, float64, float16 or bfloat16 tensors (and gradients) on CPU or CUDA.",
+        $"{GetType().Name}'s fused kernel cannot serve parameter '{name}' ({p.dtype} on {p.device}{(p.is_contiguous() ? "" : ", not contiguous")}): it takes "
+        + (FusedByThisLibrary ? CpuFused.Takes : "contiguous float32, float64, float16 or bfloat16 tensors (and gradients) on CPU or CUDA") + ".",
         argument);
 
     /// <inheritdoc/>

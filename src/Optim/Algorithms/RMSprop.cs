@@ -226,20 +226,10 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         }
     }
 
-    // The for-loop's update in one pass over memory (CpuFused; ATen has no fused RMSprop). The step counts as the
-    // for-loop counts it, less a step the scaler skipped.
-    private static void Fused(StepBatch bucket, RMSpropOptions o, Tensor? gradScale, Tensor? foundInf)
-    {
-        var momentum = o.Momentum > 0 ? StateKeys.MomentumBuffer : null;
-        var gradAvg = o.Centered ? StateKeys.GradAvg : null;
-        for (var i = 0; i < bucket.Count; i++)
-        {
-            if (momentum is not null) StateTensors.GetOrAddZeros(bucket.States[i], momentum, bucket.Params[i]);
-            if (gradAvg is not null) StateTensors.GetOrAddZeros(bucket.States[i], gradAvg, bucket.Params[i]);
-        }
-        var kernel = CpuFused.Prepare(bucket, new[] { StateKeys.SquareAvg, momentum, gradAvg }, new RMSpropUpdate<float>(o), new RMSpropUpdate<double>(o));
-        StateTensors.CountFusedStep(bucket, foundInf, _ => kernel.Run(gradScale, foundInf));
-    }
+    // The for-loop's update in one pass over memory (CpuFused; ATen has no fused RMSprop).
+    private static void Fused(StepBatch bucket, RMSpropOptions o, Tensor? gradScale, Tensor? foundInf) =>
+        CSharpFused.Step(bucket, new[] { StateKeys.SquareAvg, o.Momentum > 0 ? StateKeys.MomentumBuffer : null, o.Centered ? StateKeys.GradAvg : null },
+            gradScale, foundInf, new RMSpropUpdate<float>(o), new RMSpropUpdate<double>(o));
 }
 
 /// <summary>
@@ -249,19 +239,18 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 /// </summary>
 internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
-    private readonly T _alpha, _oneMinusAlpha, _eps, _weightDecay, _momentum, _negativeLr, _lerpWeight;
-    private readonly bool _maximize, _decay, _centered, _useMomentum, _lerpFromStart;
+    private readonly FusedGradient<T> _gradient;
+    private readonly T _alpha, _oneMinusAlpha, _eps, _momentum, _negativeLr, _lerpWeight;
+    private readonly bool _centered, _useMomentum, _lerpFromStart;
 
     public RMSpropUpdate(RMSpropOptions o)
     {
         _alpha = CpuFused.Scalar<T>(o.Alpha);
         _oneMinusAlpha = CpuFused.Scalar<T>(1 - o.Alpha);
         _eps = CpuFused.Scalar<T>(o.Eps);
-        _weightDecay = CpuFused.Scalar<T>(o.WeightDecay);
+        _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
         _momentum = CpuFused.Scalar<T>(o.Momentum);
         _negativeLr = CpuFused.Scalar<T>(-o.Lr);
-        _maximize = o.Maximize;
-        _decay = o.WeightDecay != 0;
         _centered = o.Centered;
         _useMomentum = o.Momentum > 0;
         // ATen's lerp with a scalar weight w: start + w * (end - start) for |w| < 0.5, else end - (end - start) * (1 - w).
@@ -273,9 +262,7 @@ internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unm
     public void Update(in Streams<T> at)
     {
         var p = CpuFused.Load(at.Param);
-        var g = CpuFused.Load(at.Grad);
-        if (_maximize) g = -g;
-        if (_decay) g += p * _weightDecay;
+        var g = _gradient.Of(CpuFused.Load(at.Grad), ref p);
         var squareAvg = CpuFused.Load(at.S0) * _alpha + g * _oneMinusAlpha * g;
         CpuFused.Store(at.S0, squareAvg);
         Vector<T> avg;

@@ -74,51 +74,56 @@ internal static unsafe class CpuFused
     public const string Takes = "contiguous float32 or float64 tensors (and gradients) on CPU";
 
     /// <summary>
-    /// Checks every tensor of <paramref name="bucket"/> (one dtype): parameters, gradients and the state tensors named by
-    /// <paramref name="stateKeys"/> (null entries are absent streams), and returns the update over them, to run once
-    /// nothing can fail any more: a refused bucket changes nothing.
+    /// Checks every parameter (one dtype), its gradient and its state tensors (<paramref name="states"/>[i]: up to four,
+    /// null entries are absent streams), and returns the update over them, to run once nothing can fail any more: a
+    /// refused step changes nothing. <paramref name="names"/> name the parameters and <paramref name="stateNames"/> the
+    /// state streams in messages.
     /// </summary>
-    public static FusedRun<TFloat, TDouble> Prepare<TFloat, TDouble>(StepBatch bucket, IReadOnlyList<string?> stateKeys,
-        TFloat updateFloat, TDouble updateDouble)
-        where TFloat : struct, IFusedUpdate<float>
-        where TDouble : struct, IFusedUpdate<double>
+    public static FusedRun Prepare(IReadOnlyList<Tensor> parameters, IReadOnlyList<Tensor> grads,
+        IReadOnlyList<Tensor?[]> states, IReadOnlyList<string> names, IReadOnlyList<string?> stateNames)
     {
-        if (stateKeys.Count > 4) throw new ArgumentException("at most four state streams", nameof(stateKeys));
-        var tensors = new (IntPtr[] Pointers, long Count)[bucket.Count];
-        var dtype = bucket.Count == 0 ? ScalarType.Float32 : bucket.Params[0].dtype;
-        for (var i = 0; i < bucket.Count; i++) tensors[i] = Pointers(bucket, i, stateKeys, dtype);
-        return new FusedRun<TFloat, TDouble>(tensors, dtype == ScalarType.Float64, updateFloat, updateDouble);
+        var tensors = new (IntPtr[] Pointers, long Count)[parameters.Count];
+        var dtype = parameters.Count == 0 ? ScalarType.Float32 : parameters[0].dtype;
+        for (var i = 0; i < parameters.Count; i++)
+        {
+            if (states[i].Length > 4) throw new ArgumentException("at most four state streams", nameof(states));
+            tensors[i] = Pointers(parameters[i], grads[i], states[i], names[i], stateNames, dtype);
+        }
+        return new FusedRun(tensors, dtype == ScalarType.Float64);
     }
 
     /// <summary>A checked bucket's update (see <see cref="Prepare"/>).</summary>
-    internal sealed class FusedRun<TFloat, TDouble>((IntPtr[] Pointers, long Count)[] tensors, bool isDouble, TFloat updateFloat, TDouble updateDouble)
-        where TFloat : struct, IFusedUpdate<float>
-        where TDouble : struct, IFusedUpdate<double>
+    internal sealed class FusedRun((IntPtr[] Pointers, long Count)[] tensors, bool isDouble)
     {
-        /// <summary>Runs the update, unless <paramref name="foundInf"/> is 1 (as ATen's fused kernels, which skip the whole update then).</summary>
-        public void Run(Tensor? gradScale, Tensor? foundInf)
+        /// <summary>
+        /// Runs the update of each tensor (<paramref name="updateFloat"/> or <paramref name="updateDouble"/> of its
+        /// index, as the dtype is), unless <paramref name="foundInf"/> is 1: ATen's fused kernels skip the whole update then.
+        /// </summary>
+        public void Run<TFloat, TDouble>(Tensor? gradScale, Tensor? foundInf, Func<int, TFloat> updateFloat, Func<int, TDouble> updateDouble)
+            where TFloat : struct, IFusedUpdate<float>
+            where TDouble : struct, IFusedUpdate<double>
         {
             if (foundInf is not null && foundInf.to(ScalarType.Float32).item<float>() == 1.0f) return;
             var scale = gradScale?.to(ScalarType.Float32).item<float>();
             var threads = MaxThreads ?? get_num_threads();
-            foreach (var (pointers, count) in tensors)
+            for (var i = 0; i < tensors.Length; i++)
             {
-                if (isDouble) Apply<double, TDouble>(updateDouble, pointers, count, scale is { } s ? s : null, threads);
-                else Apply<float, TFloat>(updateFloat, pointers, count, scale, threads);
+                var (pointers, count) = tensors[i];
+                if (isDouble) Apply<double, TDouble>(updateDouble(i), pointers, count, scale is { } s ? s : null, threads);
+                else Apply<float, TFloat>(updateFloat(i), pointers, count, scale, threads);
             }
         }
     }
 
-    private static (IntPtr[] Pointers, long Count) Pointers(StepBatch bucket, int i, IReadOnlyList<string?> stateKeys, ScalarType dtype)
+    private static (IntPtr[] Pointers, long Count) Pointers(Tensor param, Tensor grad, Tensor?[] states, string name, IReadOnlyList<string?> stateNames, ScalarType dtype)
     {
-        var param = bucket.Params[i];
         var count = param.numel();
         var pointers = new IntPtr[6];
         pointers[0] = Checked(param, "the parameter");
-        pointers[1] = Checked(bucket.Grads[i], "its gradient");
-        for (var k = 0; k < stateKeys.Count; k++)
+        pointers[1] = Checked(grad, "its gradient");
+        for (var k = 0; k < states.Length; k++)
         {
-            if (stateKeys[k] is { } key) pointers[2 + k] = Checked(bucket.States[i][key], $"its state '{key}'");
+            if (states[k] is { } state) pointers[2 + k] = Checked(state, $"its state '{stateNames[k]}'");
         }
         return (pointers, count);
 
@@ -126,7 +131,7 @@ internal static unsafe class CpuFused
         {
             if (!Serves(t) || t.dtype != dtype || t.numel() != count)
                 throw new InvalidOperationException(
-                    $"the C# fused kernel cannot serve {bucket.Names[i]}: {what} is {t.dtype} [{string.Join(", ", t.shape)}] on {t.device}{(t.is_contiguous() ? "" : ", not contiguous")}; it takes {Takes}, all of the parameter's dtype and size.");
+                    $"the C# fused kernel cannot serve {name}: {what} is {t.dtype} [{string.Join(", ", t.shape)}] on {t.device}{(t.is_contiguous() ? "" : ", not contiguous")}; it takes {Takes}, all of the parameter's dtype and size.");
             return count == 0 ? IntPtr.Zero : TensorMemory.DataPointer(t);
         }
     }
@@ -207,4 +212,35 @@ internal static unsafe class CpuFused
     /// <summary>Writes <paramref name="v"/> at <paramref name="p"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Store<T>(T* p, Vector<T> v) where T : unmanaged => Unsafe.WriteUnaligned(p, v);
+}
+
+/// <summary>
+/// The first ops of most algorithms' for-loop (<see cref="GradientPreparation.SingleTensor"/>) on lanes: the gradient
+/// negated for maximize, then the parameter scaled by <c>1 - lr * weight_decay</c> (decoupled) or the L2 term added
+/// to the gradient.
+/// </summary>
+/// <typeparam name="T">The element type.</typeparam>
+internal readonly struct FusedGradient<T> where T : unmanaged, INumberBase<T>
+{
+    private readonly bool _maximize, _coupled, _decoupled;
+    private readonly T _weightDecay, _decayFactor;
+
+    public FusedGradient(bool maximize, double lr, double weightDecay, bool decoupled = false)
+    {
+        _maximize = maximize;
+        _coupled = weightDecay != 0 && !decoupled;
+        _decoupled = weightDecay != 0 && decoupled;
+        _weightDecay = CpuFused.Scalar<T>(weightDecay);
+        _decayFactor = CpuFused.Scalar<T>(1 - lr * weightDecay);
+    }
+
+    /// <summary>The gradient the update uses; <paramref name="param"/> is scaled in place for decoupled decay.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector<T> Of(Vector<T> grad, ref Vector<T> param)
+    {
+        if (_maximize) grad = -grad;
+        if (_coupled) grad += param * _weightDecay;
+        else if (_decoupled) param *= _decayFactor;
+        return grad;
+    }
 }

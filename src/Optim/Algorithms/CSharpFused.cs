@@ -26,16 +26,18 @@ internal static class CSharpFused
     /// <summary>
     /// As <see cref="Step{TFloat, TDouble}(StepBatch, string?[], Tensor?, Tensor?, TFloat, TDouble)"/>, for an update whose
     /// scalars depend on the parameter's step count (bias corrections): <paramref name="updateFloat"/> and
-    /// <paramref name="updateDouble"/> make it from the count after this step's increment.
+    /// <paramref name="updateDouble"/> make it from the parameter's index in the bucket and its count after this step's
+    /// increment. Exactly one of them is called per parameter, and only when the update runs (not when
+    /// <paramref name="foundInf"/> skips it), so it may also advance scalar state (NAdam's mu_product).
     /// </summary>
     public static void Step<TFloat, TDouble>(StepBatch bucket, string?[] stateKeys, Tensor? gradScale, Tensor? foundInf,
-        Func<double, TFloat> updateFloat, Func<double, TDouble> updateDouble)
+        Func<int, double, TFloat> updateFloat, Func<int, double, TDouble> updateDouble)
         where TFloat : struct, IFusedUpdate<float>
         where TDouble : struct, IFusedUpdate<double>
     {
         var kernel = Prepare(bucket, stateKeys);
         StateTensors.CountFusedStep(bucket, foundInf, steps =>
-            kernel.Run(gradScale, foundInf, i => updateFloat(StateTensors.Value(steps[i])), i => updateDouble(StateTensors.Value(steps[i]))));
+            kernel.Run(gradScale, foundInf, i => updateFloat(i, StateTensors.Value(steps[i])), i => updateDouble(i, StateTensors.Value(steps[i]))));
     }
 
     private static CpuFused.FusedRun Prepare(StepBatch bucket, string?[] stateKeys)

@@ -253,9 +253,7 @@ internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unm
         _negativeLr = CpuFused.Scalar<T>(-o.Lr);
         _centered = o.Centered;
         _useMomentum = o.Momentum > 0;
-        // ATen's lerp with a scalar weight w: start + w * (end - start) for |w| < 0.5, else end - (end - start) * (1 - w).
-        _lerpFromStart = T.Abs(_oneMinusAlpha) < CpuFused.Scalar<T>(0.5);
-        _lerpWeight = _lerpFromStart ? _oneMinusAlpha : T.One - _oneMinusAlpha;
+        (_lerpFromStart, _lerpWeight) = CpuFused.LerpWeight<T>(1 - o.Alpha);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -269,7 +267,7 @@ internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unm
         if (_centered)
         {
             var gradAvg = CpuFused.Load(at.S2);
-            gradAvg = _lerpFromStart ? gradAvg + (g - gradAvg) * _lerpWeight : g - (g - gradAvg) * _lerpWeight;
+            gradAvg = CpuFused.Lerp(gradAvg, g, _lerpWeight, _lerpFromStart);
             CpuFused.Store(at.S2, gradAvg);
             avg = Vector.SquareRoot(squareAvg + (-gradAvg) * gradAvg);
         }

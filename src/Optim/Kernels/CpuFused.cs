@@ -205,6 +205,21 @@ internal static unsafe class CpuFused
     public static T Scalar<T>(double value) where T : unmanaged =>
         typeof(T) == typeof(float) ? (T)(object)(float)value : (T)(object)value;
 
+    /// <summary>
+    /// ATen's lerp with a scalar weight w, rounded to <typeparamref name="T"/> first: whether it runs from the start
+    /// (|w| &lt; 0.5) and the factor it multiplies by (w, or 1 - w from the end); see <see cref="Lerp"/>.
+    /// </summary>
+    public static (bool FromStart, T Factor) LerpWeight<T>(double weight) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        var w = Scalar<T>(weight);
+        return T.Abs(w) < Scalar<T>(0.5) ? (true, w) : (false, T.One - w);
+    }
+
+    /// <summary>ATen's lerp: <c>start + w * (end - start)</c> from the start, <c>end - (end - start) * (1 - w)</c> from the end.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> Lerp<T>(Vector<T> start, Vector<T> end, T factor, bool fromStart) where T : unmanaged =>
+        fromStart ? start + (end - start) * factor : end - (end - start) * factor;
+
     /// <summary>The lanes at <paramref name="p"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<T> Load<T>(T* p) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(p);

@@ -101,6 +101,53 @@ public class CpuFusedTests(ITestOutputHelper output)
         }
     }
 
+    // No fused multiply-add and no scalar tail: where an element sits in a flat buffer does not change its bits, so
+    // flat mode gives the per-parameter fused path's bits exactly (ATen's fused kernels are only close, FlatTests).
+    [Theory]
+    [MemberData(nameof(CSharpFusedNames))]
+    public void Flat_buffers_give_the_per_parameter_bits(string algorithm)
+    {
+        var sizes = new long[] { 13, 1, 70, 8 };
+        List<Tensor> Run(bool flat)
+        {
+            var gen = new Generator(5);
+            var ps = sizes.Select(n => new Parameter(torch.randn(n, generator: gen))).ToList();
+            var grads = Enumerable.Range(0, 3).Select(_ => sizes.Select(n => torch.randn(n, generator: gen)).ToList()).ToList();
+            using var opt = Algorithms.Create(Algorithms.Get(algorithm), ps, Implementation.Fused, flat: flat);
+            foreach (var step in grads)
+            {
+                for (var i = 0; i < ps.Count; i++)
+                {
+                    if (ps[i].grad is { } g) g.copy_(step[i]);
+                    else ps[i].grad = step[i].clone();
+                }
+                Algorithms.Step(opt);
+            }
+            return ps.Select(p => p.detach().clone()).Concat(ps.SelectMany(p => opt.State[p].Values.Select(t => t.clone()))).ToList();
+        }
+        var plain = Run(false);
+        var flat = Run(true);
+        flat.Should().HaveCount(plain.Count);
+        for (var i = 0; i < plain.Count; i++) Trajectories.BitwiseEqual(flat[i], plain[i]).Should().BeTrue($"{algorithm}: tensor {i}");
+    }
+
+    // Rprop's update only multiplies, compares, selects and clamps: no rounding differs from the for-loop's.
+    public static TheoryData<string, string> RpropCases() => GoldenFile.Cases(GoldenFile.Stepwise.Where(f => f.Algorithm == "Rprop"));
+
+    [Theory]
+    [MemberData(nameof(RpropCases))]
+    public void Rprop_fused_gives_the_for_loops_bits(string file, string id)
+    {
+        var c = GoldenCase.Get(file, id);
+        List<double[][]> Run(Implementation impl)
+        {
+            var ps = c.MakeParameters();
+            using var opt = c.Create(ps, impl);
+            return c.Run(ps, opt);
+        }
+        Trajectories.ShouldBeBitwise(Run(Implementation.Fused), Run(Implementation.ForLoop));
+    }
+
     [Theory]
     [MemberData(nameof(CSharpFusedNames))]
     public void Tensors_it_cannot_serve_are_refused_naming_the_parameter(string algorithm)

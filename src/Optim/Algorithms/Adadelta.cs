@@ -195,10 +195,8 @@ internal readonly unsafe struct AdadeltaUpdate<T> : IFusedUpdate<T> where T : un
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Update(in Streams<T> at)
     {
-        var p = CpuFused.Load(at.Param);
-        var g = _gradient.Of(CpuFused.Load(at.Grad), ref p);
-        var squareAvg = CpuFused.Load(at.S0) * _rho + g * _oneMinusRho * g;
-        CpuFused.Store(at.S0, squareAvg);
+        var g = _gradient.Of(at, out var p);
+        var squareAvg = CpuFused.SquareAverage(at.S0, g, _rho, _oneMinusRho);
         var eps = new Vector<T>(_eps);
         var std = Vector.SquareRoot(squareAvg + eps);
         var accDelta = CpuFused.Load(at.S1);

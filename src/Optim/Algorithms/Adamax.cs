@@ -211,10 +211,8 @@ internal readonly unsafe struct AdamaxUpdate<T> : IFusedUpdate<T> where T : unma
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Update(in Streams<T> at)
     {
-        var p = CpuFused.Load(at.Param);
-        var g = _gradient.Of(CpuFused.Load(at.Grad), ref p);
-        var expAvg = CpuFused.Lerp(CpuFused.Load(at.S0), g, _beta1Weight, _lerpFromStart);
-        CpuFused.Store(at.S0, expAvg);
+        var g = _gradient.Of(at, out var p);
+        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
         var expInf = Vector.Max(CpuFused.Load(at.S1) * _beta2, Vector.Abs(g) + new Vector<T>(_eps));
         CpuFused.Store(at.S1, expInf);
         CpuFused.Store(at.Param, p + expAvg / expInf * _negativeClr);

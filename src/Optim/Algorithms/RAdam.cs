@@ -280,12 +280,9 @@ internal readonly unsafe struct RAdamUpdate<T> : IFusedUpdate<T> where T : unman
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Update(in Streams<T> at)
     {
-        var p = CpuFused.Load(at.Param);
-        var g = _gradient.Of(CpuFused.Load(at.Grad), ref p);
-        var expAvg = CpuFused.Lerp(CpuFused.Load(at.S0), g, _beta1Weight, _lerpFromStart);
-        CpuFused.Store(at.S0, expAvg);
-        var expAvgSq = CpuFused.Load(at.S1) * _beta2 + g * _oneMinusBeta2 * g;
-        CpuFused.Store(at.S1, expAvgSq);
+        var g = _gradient.Of(at, out var p);
+        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
+        var expAvgSq = CpuFused.SquareAverage(at.S1, g, _beta2, _oneMinusBeta2);
         var scaled = expAvg / new Vector<T>(_biasCorrection1) * _lr;
         if (_rectified)
         {

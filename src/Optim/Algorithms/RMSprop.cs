@@ -259,16 +259,12 @@ internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unm
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Update(in Streams<T> at)
     {
-        var p = CpuFused.Load(at.Param);
-        var g = _gradient.Of(CpuFused.Load(at.Grad), ref p);
-        var squareAvg = CpuFused.Load(at.S0) * _alpha + g * _oneMinusAlpha * g;
-        CpuFused.Store(at.S0, squareAvg);
+        var g = _gradient.Of(at, out var p);
+        var squareAvg = CpuFused.SquareAverage(at.S0, g, _alpha, _oneMinusAlpha);
         Vector<T> avg;
         if (_centered)
         {
-            var gradAvg = CpuFused.Load(at.S2);
-            gradAvg = CpuFused.Lerp(gradAvg, g, _lerpWeight, _lerpFromStart);
-            CpuFused.Store(at.S2, gradAvg);
+            var gradAvg = CpuFused.LerpInPlace(at.S2, g, _lerpWeight, _lerpFromStart);
             avg = Vector.SquareRoot(squareAvg + (-gradAvg) * gradAvg);
         }
         else

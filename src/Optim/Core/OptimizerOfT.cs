@@ -99,7 +99,7 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     protected virtual void FusedStep(TOptions options, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
         throw new NotSupportedException($"{GetType().Name} has no fused kernel.");
 
-    /// <summary>Whether ATen has a fused kernel for this algorithm.</summary>
+    /// <summary>Whether the algorithm has a fused kernel: ATen's, or this library's C# CPU kernel (see <see cref="AlgorithmInfo.FusedKernelIsCSharp"/>).</summary>
     protected virtual bool HasFusedKernel => false;
 
     /// <summary>

@@ -52,8 +52,8 @@ internal interface IFusedUpdate<T> where T : unmanaged
 
 /// <summary>
 /// The machinery of this library's single-pass CPU kernels, for algorithms ATen has no fused kernel for: each tensor's
-/// memory walked once, in chunks split across cores, by an <see cref="IFusedUpdate{T}"/> over vector lanes; the tail
-/// of a tensor shorter than a vector runs the same vector code over a padded copy. Element-wise and made of IEEE
+/// memory walked once, in chunks split across cores, by an <see cref="IFusedUpdate{T}"/> over vector lanes; the last
+/// elements, too few to fill a vector, run the same vector code over a padded copy. Element-wise and made of IEEE
 /// operations only (no fused multiply-add), so the bits do not depend on the thread count or the chunking.
 /// Like ATen's fused CPU kernels, it takes <c>grad_scale</c> (the gradient is divided by it and written back) and
 /// <c>found_inf</c> (1 skips the update).
@@ -109,7 +109,7 @@ internal static unsafe class CpuFused
             for (var i = 0; i < tensors.Length; i++)
             {
                 var (pointers, count) = tensors[i];
-                if (isDouble) Apply<double, TDouble>(updateDouble(i), pointers, count, scale is { } s ? s : null, threads);
+                if (isDouble) Apply<double, TDouble>(updateDouble(i), pointers, count, scale, threads);
                 else Apply<float, TFloat>(updateFloat(i), pointers, count, scale, threads);
             }
         }
@@ -220,6 +220,27 @@ internal static unsafe class CpuFused
     public static Vector<T> Lerp<T>(Vector<T> start, Vector<T> end, T factor, bool fromStart) where T : unmanaged =>
         fromStart ? start + (end - start) * factor : end - (end - start) * factor;
 
+    /// <summary>
+    /// <c>avg.mul_(decay).addcmul_(grad, grad, value=1 - decay)</c> at <paramref name="avg"/>, written back and returned:
+    /// the running average of squared gradients most algorithms keep.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> SquareAverage<T>(T* avg, Vector<T> grad, T decay, T oneMinusDecay) where T : unmanaged
+    {
+        var updated = Load(avg) * decay + grad * oneMinusDecay * grad;
+        Store(avg, updated);
+        return updated;
+    }
+
+    /// <summary><c>start.lerp_(end, w)</c> at <paramref name="start"/> (see <see cref="Lerp"/>), written back and returned.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> LerpInPlace<T>(T* start, Vector<T> end, T factor, bool fromStart) where T : unmanaged
+    {
+        var updated = Lerp(Load(start), end, factor, fromStart);
+        Store(start, updated);
+        return updated;
+    }
+
     /// <summary>The lanes at <paramref name="p"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<T> Load<T>(T* p) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(p);
@@ -249,10 +270,15 @@ internal readonly struct FusedGradient<T> where T : unmanaged, INumberBase<T>
         _decayFactor = CpuFused.Scalar<T>(1 - lr * weightDecay);
     }
 
-    /// <summary>The gradient the update uses; <paramref name="param"/> is scaled in place for decoupled decay.</summary>
+    /// <summary>
+    /// The gradient the update uses, from the lanes at <paramref name="at"/>; <paramref name="param"/> gets the
+    /// parameter's lanes (scaled for decoupled decay).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public Vector<T> Of(Vector<T> grad, ref Vector<T> param)
+    public unsafe Vector<T> Of(in Streams<T> at, out Vector<T> param)
     {
+        param = CpuFused.Load(at.Param);
+        var grad = CpuFused.Load(at.Grad);
         if (_maximize) grad = -grad;
         if (_coupled) grad += param * _weightDecay;
         else if (_decoupled) param *= _decayFactor;

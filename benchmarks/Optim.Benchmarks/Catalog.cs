@@ -204,7 +204,7 @@ public static class Catalog
             : "defaults";
 
     /// <summary>
-    /// Whether the cell exists: the fused path where ATen has the kernel (<see cref="AlgorithmInfo.HasFusedKernel"/>), the
+    /// Whether the cell exists: the fused path where there is a fused kernel (<see cref="AlgorithmInfo.HasFusedKernel"/>), the
     /// foreach path where the algorithm has one, the built-in where TorchSharp has the algorithm, auto where the
     /// algorithm has a choice of paths.
     /// </summary>

@@ -23,6 +23,7 @@ namespace Optim.Benchmarks;
 /// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>);
 /// <c>--flat-costs</c> what flat mode's checks cost per step (see <see cref="FlatCosts"/>).
 /// <c>--device cuda</c> runs the quick harness on a GPU (see <see cref="BenchDevice"/>).
+/// <c>--simd [--rounds N]</c>: the C# fused kernels against ATen's for-loop and the copy bound (see <see cref="SimdBench"/>).
 /// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
 /// </summary>
 internal static class Program
@@ -54,6 +55,13 @@ internal static class Program
         if (rest.Contains("--flat-costs"))
         {
             FlatCosts.Run(args.Contains("--shape") ? selection.Shapes[0] : Shape.Parse("2000x100"), Console.WriteLine);
+            return 0;
+        }
+        if (rest.Contains("--simd"))
+        {
+            var roundsAt = Array.IndexOf(rest, "--rounds");
+            var rounds = roundsAt >= 0 && roundsAt + 1 < rest.Length ? int.Parse(rest[roundsAt + 1], System.Globalization.CultureInfo.InvariantCulture) : 7;
+            SimdBench.Run(selection.Algorithms, rounds, Console.WriteLine);
             return 0;
         }
         if (rest.Contains("--kernel-costs"))

@@ -77,13 +77,6 @@ public class AdadeltaTests
     [InlineData(false, true)]
     public void Converges_on_linear_regression(bool contiguous, bool withScheduler) =>
         LinearRegression.ShouldConverge(ps => new Adadelta(ps, lr: 20), contiguous, withScheduler, factor: 2);
-
-    [Fact]
-    public void Fused_is_an_error_naming_the_algorithm()
-    {
-        var act = () => new Adadelta(new[] { new Parameter(torch.ones(1)) }, implementation: Implementation.Fused);
-        act.Should().Throw<NotSupportedException>().WithMessage("ATen has no fused Adadelta kernel*");
-    }
 }
 
 public class AdamaxTests

@@ -158,16 +158,6 @@ public sealed class NAdamRAdamRpropTests : IDisposable
     [Theory]
     [InlineData("NAdam")]
     [InlineData("RAdam")]
-    [InlineData("Rprop")]
-    public void Fused_is_refused_naming_the_algorithm(string algorithm)
-    {
-        var act = () => Algorithms.Create(algorithm, new[] { new Parameter(torch.ones(2)) }, Implementation.Fused);
-        act.Should().Throw<NotSupportedException>().Where(e => e.Message.Contains($"fused {algorithm} kernel", StringComparison.Ordinal));
-    }
-
-    [Theory]
-    [InlineData("NAdam")]
-    [InlineData("RAdam")]
     public void OneCycleLR_drives_the_betas(string algorithm)
     {
         var p = new Parameter(torch.ones(2));

@@ -1,5 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -46,7 +48,7 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<AdadeltaOptions> Info { get; } = AlgorithmInfo.Of<Adadelta, AdadeltaOptions>("Adadelta", g => new Adadelta(g),
-        torchSharpLayout: new AdadeltaTorchSharpLayout());
+        hasFusedKernel: true, torchSharpLayout: new AdadeltaTorchSharpLayout());
 
     /// <summary>Creates Adadelta over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adadelta</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -111,6 +113,17 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
     /// <inheritdoc/>
     protected override void MultiTensorStep(AdadeltaOptions o, StepBatch bucket) => MultiTensor(bucket, o);
 
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(AdadeltaOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        CSharpFused.Step(bucket, new[] { StateKeys.SquareAvg, StateKeys.AccDelta }, gradScale, foundInf,
+            new AdadeltaUpdate<float>(o), new AdadeltaUpdate<double>(o));
+
     // PyTorch's _single_tensor_adadelta.
     private static void SingleTensor(StepBatch batch, AdadeltaOptions o)
     {
@@ -159,6 +172,38 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
         Aten.ForeachAddcmul_(accDeltas, deltas, deltas, 1 - o.Rho);
 
         Aten.ForeachAdd_(bucket.Params, deltas, -o.Lr);
+    }
+}
+
+/// <summary>
+/// One element of <see cref="Adadelta"/>'s for-loop update, in one pass (ATen has no fused Adadelta): its operations in
+/// its order, each rounded to <typeparamref name="T"/>. Streams: S0 square_avg, S1 acc_delta.
+/// </summary>
+internal readonly unsafe struct AdadeltaUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly FusedGradient<T> _gradient;
+    private readonly T _rho, _oneMinusRho, _eps, _negativeLr;
+
+    public AdadeltaUpdate(AdadeltaOptions o)
+    {
+        _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
+        _rho = CpuFused.Scalar<T>(o.Rho);
+        _oneMinusRho = CpuFused.Scalar<T>(1 - o.Rho);
+        _eps = CpuFused.Scalar<T>(o.Eps);
+        _negativeLr = CpuFused.Scalar<T>(-o.Lr);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var g = _gradient.Of(at, out var p);
+        var squareAvg = CpuFused.SquareAverage(at.S0, g, _rho, _oneMinusRho);
+        var eps = new Vector<T>(_eps);
+        var std = Vector.SquareRoot(squareAvg + eps);
+        var accDelta = CpuFused.Load(at.S1);
+        var delta = Vector.SquareRoot(accDelta + eps) / std * g;
+        CpuFused.Store(at.S1, accDelta * _rho + delta * _oneMinusRho * delta);
+        CpuFused.Store(at.Param, p + delta * _negativeLr);
     }
 }
 

@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -54,7 +56,7 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<AdamaxOptions> Info { get; } = AlgorithmInfo.Of<Adamax, AdamaxOptions>("Adamax", g => new Adamax(g),
-        torchSharpLayout: new AdamaxTorchSharpLayout());
+        hasFusedKernel: true, torchSharpLayout: new AdamaxTorchSharpLayout());
 
     /// <summary>Creates Adamax over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Adamax</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -127,6 +129,17 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
     /// <inheritdoc/>
     protected override void MultiTensorStep(AdamaxOptions o, StepBatch bucket) => MultiTensor(bucket, o);
 
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(AdamaxOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        CSharpFused.Step(bucket, new[] { StateKeys.ExpAvg, StateKeys.ExpInf }, gradScale, foundInf,
+            (_, step) => new AdamaxUpdate<float>(o, step), (_, step) => new AdamaxUpdate<double>(o, step));
+
     // PyTorch's _single_tensor_adamax (not differentiable: torch.maximum, not cat + amax; same values).
     private static void SingleTensor(StepBatch batch, AdamaxOptions o)
     {
@@ -173,6 +186,37 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
 
         var stepSizes = steps.Select(s => o.Lr / (1 - Math.Pow(o.Beta1, StateTensors.Value(s))) * -1).ToList();
         Aten.ForeachAddcdiv_(bucket.Params, expAvgs, expInfs, stepSizes);
+    }
+}
+
+/// <summary>
+/// One element of <see cref="Adamax"/>'s for-loop update, in one pass (ATen has no fused Adamax): its operations in its
+/// order, each rounded to <typeparamref name="T"/>, with <c>lr / (1 - β1^t)</c> computed in double as Python does and
+/// rounded once. Streams: S0 exp_avg, S1 exp_inf.
+/// </summary>
+internal readonly unsafe struct AdamaxUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly FusedGradient<T> _gradient;
+    private readonly T _beta1Weight, _beta2, _eps, _negativeClr;
+    private readonly bool _lerpFromStart;
+
+    public AdamaxUpdate(AdamaxOptions o, double step)
+    {
+        _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
+        (_lerpFromStart, _beta1Weight) = CpuFused.LerpWeight<T>(1 - o.Beta1);
+        _beta2 = CpuFused.Scalar<T>(o.Beta2);
+        _eps = CpuFused.Scalar<T>(o.Eps);
+        _negativeClr = CpuFused.Scalar<T>(-(o.Lr / (1 - Math.Pow(o.Beta1, step))));
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var g = _gradient.Of(at, out var p);
+        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
+        var expInf = Vector.Max(CpuFused.Load(at.S1) * _beta2, Vector.Abs(g) + new Vector<T>(_eps));
+        CpuFused.Store(at.S1, expInf);
+        CpuFused.Store(at.Param, p + expAvg / expInf * _negativeClr);
     }
 }
 

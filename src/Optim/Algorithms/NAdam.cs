@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -66,7 +68,7 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     /// where its for-loop takes <c>sqrt(exp_avg_sq / bias_correction2)</c>, so the two differ in the last bit.
     /// </summary>
     public static AlgorithmInfo<NAdamOptions> Info { get; } =
-        AlgorithmInfo.Of<NAdam, NAdamOptions>("NAdam", g => new NAdam(g), foreachMatchesForLoop: false,
+        AlgorithmInfo.Of<NAdam, NAdamOptions>("NAdam", g => new NAdam(g), foreachMatchesForLoop: false, hasFusedKernel: true,
             torchSharpLayout: new NAdamTorchSharpLayout());
 
     /// <summary>Creates NAdam over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.NAdam</c>, then PyTorch's.</summary>
@@ -160,6 +162,28 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     /// <inheritdoc/>
     protected override void MultiTensorStep(NAdamOptions o, StepBatch bucket) => MultiTensor(bucket, o);
 
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(NAdamOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        CSharpFused.Step(bucket, new[] { StateKeys.ExpAvg, StateKeys.ExpAvgSq }, gradScale, foundInf,
+            (i, step) => new NAdamUpdate<float>(o, Scalars(o, bucket.States[i], step)), (i, step) => new NAdamUpdate<double>(o, Scalars(o, bucket.States[i], step)));
+
+    // The for-loop's scalars of one step, mu_product advanced as it advances it: 1 - β2^t and the two addcdiv values.
+    private static (double BiasCorrection2, double GradValue, double ExpAvgValue) Scalars(NAdamOptions o, ParameterState state, double step)
+    {
+        var mu = Mu(o, step);
+        var muNext = Mu(o, step + 1);
+        var muProduct = state[StateKeys.MuProduct];
+        muProduct.mul_(mu);
+        var muProductValue = StateTensors.Value(muProduct);
+        return (1 - Math.Pow(o.Beta2, step), -o.Lr * (1.0 - mu) / (1.0 - muProductValue), -o.Lr * muNext / (1.0 - muProductValue * muNext));
+    }
+
     // PyTorch's _single_tensor_nadam (real params, capturable=False, differentiable=False).
     private static void SingleTensor(StepBatch batch, NAdamOptions o)
     {
@@ -229,6 +253,41 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
 
         Aten.ForeachAddcdiv_(bucket.Params, grads, expAvgSqSqrt, stepSizeGrads);
         Aten.ForeachAddcdiv_(bucket.Params, expAvgs, expAvgSqSqrt, stepSizeExpAvg);
+    }
+}
+
+/// <summary>
+/// One element of <see cref="NAdam"/>'s for-loop update, in one pass (ATen has no fused NAdam): its operations in its
+/// order, each rounded to <typeparamref name="T"/>, with the step's scalars (computed in double as Python does) rounded
+/// once. Streams: S0 exp_avg, S1 exp_avg_sq.
+/// </summary>
+internal readonly unsafe struct NAdamUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly FusedGradient<T> _gradient;
+    private readonly T _beta1Weight, _beta2, _oneMinusBeta2, _eps, _biasCorrection2, _gradValue, _expAvgValue;
+    private readonly bool _lerpFromStart;
+
+    public NAdamUpdate(NAdamOptions o, (double BiasCorrection2, double GradValue, double ExpAvgValue) step)
+    {
+        _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay, o.DecoupledWeightDecay);
+        (_lerpFromStart, _beta1Weight) = CpuFused.LerpWeight<T>(1 - o.Beta1);
+        _beta2 = CpuFused.Scalar<T>(o.Beta2);
+        _oneMinusBeta2 = CpuFused.Scalar<T>(1 - o.Beta2);
+        _eps = CpuFused.Scalar<T>(o.Eps);
+        _biasCorrection2 = CpuFused.Scalar<T>(step.BiasCorrection2);
+        _gradValue = CpuFused.Scalar<T>(step.GradValue);
+        _expAvgValue = CpuFused.Scalar<T>(step.ExpAvgValue);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var g = _gradient.Of(at, out var p);
+        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
+        var expAvgSq = CpuFused.SquareAverage(at.S1, g, _beta2, _oneMinusBeta2);
+        var denom = Vector.SquareRoot(expAvgSq / new Vector<T>(_biasCorrection2)) + new Vector<T>(_eps);
+        p += g / denom * _gradValue;
+        CpuFused.Store(at.Param, p + expAvg / denom * _expAvgValue);
     }
 }
 

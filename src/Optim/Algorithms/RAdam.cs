@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -59,7 +61,7 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     /// differ in the last bits.
     /// </summary>
     public static AlgorithmInfo<RAdamOptions> Info { get; } =
-        AlgorithmInfo.Of<RAdam, RAdamOptions>("RAdam", g => new RAdam(g), foreachMatchesForLoop: false,
+        AlgorithmInfo.Of<RAdam, RAdamOptions>("RAdam", g => new RAdam(g), foreachMatchesForLoop: false, hasFusedKernel: true,
             torchSharpLayout: new RAdamTorchSharpLayout());
 
     /// <summary>Creates RAdam over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.RAdam</c>, then PyTorch's.</summary>
@@ -155,6 +157,27 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
     /// <inheritdoc/>
     protected override void MultiTensorStep(RAdamOptions o, StepBatch bucket) => MultiTensor(bucket, o);
 
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(RAdamOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf)
+    {
+        var rhoInf = RhoInf(o);
+        CSharpFused.Step(bucket, new[] { StateKeys.ExpAvg, StateKeys.ExpAvgSq }, gradScale, foundInf,
+            (_, step) => new RAdamUpdate<float>(o, Scalars(o, rhoInf, step)), (_, step) => new RAdamUpdate<double>(o, Scalars(o, rhoInf, step)));
+    }
+
+    // The for-loop's Python-float scalars of one step: 1 - β1^t, (1 - β2^t) ** 0.5, and r_t where ρ_t > 5 (else null).
+    private static (double BiasCorrection1, double BiasCorrection2Sqrt, double? Rect) Scalars(RAdamOptions o, double rhoInf, double step)
+    {
+        var rhoT = RhoT(o, rhoInf, step);
+        return (1 - Math.Pow(o.Beta1, step), Math.Pow(1 - Math.Pow(o.Beta2, step), 0.5), rhoT > 5.0 ? Rect(rhoT, rhoInf) : null);
+    }
+
     // PyTorch's _single_tensor_radam (real params, capturable=False, differentiable=False).
     private static void SingleTensor(StepBatch batch, RAdamOptions o)
     {
@@ -227,6 +250,47 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
         Aten.ForeachReciprocal_(buffer);
         Aten.ForeachAdd_(buffer, unrectStepSize);
         Aten.ForeachAddcmul_(bucket.Params, expAvgs, buffer);
+    }
+}
+
+/// <summary>
+/// One element of <see cref="RAdam"/>'s for-loop update, in one pass (ATen has no fused RAdam): its operations in its
+/// order, each rounded to <typeparamref name="T"/>, with the step's scalars (computed in double as Python does) rounded
+/// once. Streams: S0 exp_avg, S1 exp_avg_sq.
+/// </summary>
+internal readonly unsafe struct RAdamUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly FusedGradient<T> _gradient;
+    private readonly T _beta1Weight, _beta2, _oneMinusBeta2, _eps, _lr, _biasCorrection1, _biasCorrection2Sqrt, _rect;
+    private readonly bool _rectified, _lerpFromStart;
+
+    public RAdamUpdate(RAdamOptions o, (double BiasCorrection1, double BiasCorrection2Sqrt, double? Rect) step)
+    {
+        _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay, o.DecoupledWeightDecay);
+        (_lerpFromStart, _beta1Weight) = CpuFused.LerpWeight<T>(1 - o.Beta1);
+        _beta2 = CpuFused.Scalar<T>(o.Beta2);
+        _oneMinusBeta2 = CpuFused.Scalar<T>(1 - o.Beta2);
+        _eps = CpuFused.Scalar<T>(o.Eps);
+        _lr = CpuFused.Scalar<T>(o.Lr);
+        _biasCorrection1 = CpuFused.Scalar<T>(step.BiasCorrection1);
+        _biasCorrection2Sqrt = CpuFused.Scalar<T>(step.BiasCorrection2Sqrt);
+        _rectified = step.Rect is not null;
+        _rect = CpuFused.Scalar<T>(step.Rect ?? 0);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var g = _gradient.Of(at, out var p);
+        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
+        var expAvgSq = CpuFused.SquareAverage(at.S1, g, _beta2, _oneMinusBeta2);
+        var scaled = expAvg / new Vector<T>(_biasCorrection1) * _lr;
+        if (_rectified)
+        {
+            var adaptiveLr = Vector<T>.One / (Vector.SquareRoot(expAvgSq) + new Vector<T>(_eps)) * _biasCorrection2Sqrt;
+            scaled = scaled * adaptiveLr * _rect;
+        }
+        CpuFused.Store(at.Param, p - scaled);
     }
 }
 

@@ -1,6 +1,8 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -58,7 +60,7 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<RMSpropOptions> Info { get; } = AlgorithmInfo.Of<RMSprop, RMSpropOptions>("RMSprop", g => new RMSprop(g),
-        torchSharpLayout: new RMSpropTorchSharpLayout());
+        hasFusedKernel: true, torchSharpLayout: new RMSpropTorchSharpLayout());
 
     /// <summary>Creates RMSprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.RMSProp</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -134,6 +136,16 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 
     /// <inheritdoc/>
     protected override void MultiTensorStep(RMSpropOptions o, StepBatch bucket) => MultiTensor(bucket, o);
+
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(RMSpropOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        Fused(bucket, o, gradScale, foundInf);
 
     // PyTorch's _single_tensor_rmsprop.
     private static void SingleTensor(StepBatch batch, RMSpropOptions o)
@@ -212,6 +224,64 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
         else
         {
             Aten.ForeachAddcdiv_(bucket.Params, grads, avg, -o.Lr);
+        }
+    }
+
+    // The for-loop's update in one pass over memory (CpuFused; ATen has no fused RMSprop).
+    private static void Fused(StepBatch bucket, RMSpropOptions o, Tensor? gradScale, Tensor? foundInf) =>
+        CSharpFused.Step(bucket, new[] { StateKeys.SquareAvg, o.Momentum > 0 ? StateKeys.MomentumBuffer : null, o.Centered ? StateKeys.GradAvg : null },
+            gradScale, foundInf, new RMSpropUpdate<float>(o), new RMSpropUpdate<double>(o));
+}
+
+/// <summary>
+/// One element of <see cref="RMSprop"/>'s for-loop update, in one pass: the same operations in the same order, each
+/// rounded to <typeparamref name="T"/> as ATen rounds each op's result, the hyperparameters rounded once to
+/// <typeparamref name="T"/> (ATen's scalar arguments). Streams: S0 square_avg, S1 momentum_buffer, S2 grad_avg.
+/// </summary>
+internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly FusedGradient<T> _gradient;
+    private readonly T _alpha, _oneMinusAlpha, _eps, _momentum, _negativeLr, _lerpWeight;
+    private readonly bool _centered, _useMomentum, _lerpFromStart;
+
+    public RMSpropUpdate(RMSpropOptions o)
+    {
+        _alpha = CpuFused.Scalar<T>(o.Alpha);
+        _oneMinusAlpha = CpuFused.Scalar<T>(1 - o.Alpha);
+        _eps = CpuFused.Scalar<T>(o.Eps);
+        _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
+        _momentum = CpuFused.Scalar<T>(o.Momentum);
+        _negativeLr = CpuFused.Scalar<T>(-o.Lr);
+        _centered = o.Centered;
+        _useMomentum = o.Momentum > 0;
+        (_lerpFromStart, _lerpWeight) = CpuFused.LerpWeight<T>(1 - o.Alpha);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var g = _gradient.Of(at, out var p);
+        var squareAvg = CpuFused.SquareAverage(at.S0, g, _alpha, _oneMinusAlpha);
+        Vector<T> avg;
+        if (_centered)
+        {
+            var gradAvg = CpuFused.LerpInPlace(at.S2, g, _lerpWeight, _lerpFromStart);
+            avg = Vector.SquareRoot(squareAvg + (-gradAvg) * gradAvg);
+        }
+        else
+        {
+            avg = Vector.SquareRoot(squareAvg);
+        }
+        avg += new Vector<T>(_eps);
+        if (_useMomentum)
+        {
+            var buf = CpuFused.Load(at.S1) * _momentum + g / avg;
+            CpuFused.Store(at.S1, buf);
+            CpuFused.Store(at.Param, p + buf * _negativeLr);
+        }
+        else
+        {
+            CpuFused.Store(at.Param, p + g / avg * _negativeLr);
         }
     }
 }

@@ -1,5 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using Optim.Validation;
 using TorchSharp.Modules;
@@ -59,7 +61,7 @@ public sealed class Rprop : Optimizer<RpropOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<RpropOptions> Info { get; } = AlgorithmInfo.Of<Rprop, RpropOptions>("Rprop", g => new Rprop(g),
-        torchSharpLayout: new RpropTorchSharpLayout());
+        hasFusedKernel: true, torchSharpLayout: new RpropTorchSharpLayout());
 
     /// <summary>Creates Rprop over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.Rprop</c>.</summary>
     /// <param name="parameters">The parameters to optimize.</param>
@@ -139,6 +141,16 @@ public sealed class Rprop : Optimizer<RpropOptions>
     /// <inheritdoc/>
     protected override void MultiTensorStep(RpropOptions o, StepBatch bucket) => MultiTensor(bucket, o);
 
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(RpropOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        CSharpFused.Step(bucket, new[] { StateKeys.Prev, StateKeys.StepSize }, gradScale, foundInf, new RpropUpdate<float>(o), new RpropUpdate<double>(o));
+
     // PyTorch's _single_tensor_rprop (real params, capturable=False, differentiable=False).
     private static void SingleTensor(StepBatch batch, RpropOptions o)
     {
@@ -199,6 +211,46 @@ public sealed class Rprop : Optimizer<RpropOptions>
 
         var gradSigns = grads.Select(g => g.sign()).ToList();
         Aten.ForeachAddcmul_(bucket.Params, gradSigns, stepSizes, -1);
+    }
+}
+
+/// <summary>
+/// One element of <see cref="Rprop"/>'s for-loop update, in one pass (ATen has no fused Rprop): the sign of
+/// <c>grad * prev</c> turned into a factor, the clamped step size, the gradient zeroed where the sign flipped, then
+/// <c>param -= sign(grad) * step_size</c>. Only products, comparisons and selections: the for-loop's bits. Streams:
+/// S0 prev, S1 step_size.
+/// </summary>
+internal readonly unsafe struct RpropUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T _etaplus, _etaminus, _minStep, _maxStep;
+    private readonly bool _maximize;
+
+    public RpropUpdate(RpropOptions o)
+    {
+        _etaplus = CpuFused.Scalar<T>(o.Etaplus);
+        _etaminus = CpuFused.Scalar<T>(o.Etaminus);
+        _minStep = CpuFused.Scalar<T>(o.MinStep);
+        _maxStep = CpuFused.Scalar<T>(o.MaxStep);
+        _maximize = o.Maximize;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var g = CpuFused.Load(at.Grad);
+        if (_maximize) g = -g;
+        var product = g * CpuFused.Load(at.S0);
+        var zero = Vector<T>.Zero;
+        var factor = Vector.ConditionalSelect(Vector.GreaterThan(product, zero), new Vector<T>(_etaplus),
+            Vector.ConditionalSelect(Vector.LessThan(product, zero), new Vector<T>(_etaminus), Vector<T>.One));
+        // clamp_(min, max): min(max(x, min), max).
+        var stepSize = Vector.Min(Vector.Max(CpuFused.Load(at.S1) * factor, new Vector<T>(_minStep)), new Vector<T>(_maxStep));
+        CpuFused.Store(at.S1, stepSize);
+        g = Vector.ConditionalSelect(Vector.Equals(factor, new Vector<T>(_etaminus)), zero, g);
+        var sign = Vector.ConditionalSelect(Vector.GreaterThan(g, zero), Vector<T>.One,
+            Vector.ConditionalSelect(Vector.LessThan(g, zero), -Vector<T>.One, zero));
+        CpuFused.Store(at.Param, CpuFused.Load(at.Param) + -sign * stepSize);
+        CpuFused.Store(at.S0, g);
     }
 }
 

@@ -43,8 +43,18 @@ public abstract class AlgorithmInfo
     /// <summary>The options a group gets from the constructor's defaults.</summary>
     public abstract OptimizerOptions DefaultOptions { get; }
 
-    /// <summary>Whether ATen has a fused kernel for it (<see cref="Implementation.Fused"/> is accepted).</summary>
+    /// <summary>
+    /// Whether it has a fused kernel (<see cref="Implementation.Fused"/> is accepted): ATen's, or for an algorithm ATen
+    /// has none for, this library's single-pass C# CPU kernel (<see cref="FusedKernelIsCSharp"/>).
+    /// </summary>
     public bool HasFusedKernel { get; }
+
+    /// <summary>
+    /// Whether its fused kernel is this library's C# CPU kernel rather than ATen's: it then serves contiguous float32
+    /// and float64 CPU tensors only (no CUDA, float16 or bfloat16), and rounds like ATen's fused kernels do, a few ulp
+    /// off the for-loop.
+    /// </summary>
+    public abstract bool FusedKernelIsCSharp { get; }
 
     /// <summary>Whether it has a foreach path (<see cref="Implementation.Foreach"/> is accepted).</summary>
     public bool HasForeach { get; }
@@ -137,6 +147,7 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
 {
     private readonly Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> _create;
     private TOptions? _defaults;
+    private bool? _fusedKernelIsCSharp;
 
     internal AlgorithmInfo(string name, Type optimizerType, Func<IEnumerable<ParamGroupSpec<TOptions>>, Optimizer<TOptions>> create,
         bool hasFusedKernel, bool foreachMatchesForLoop, bool hasForeach, ITorchSharpLayout? torchSharpLayout, bool requiresClosure,
@@ -155,14 +166,28 @@ public sealed class AlgorithmInfo<TOptions> : AlgorithmInfo where TOptions : Opt
     {
         get
         {
-            if (_defaults is null)
-            {
-                // A matrix: every algorithm takes one (Muon takes nothing else).
-                using var probe = _create(new[] { new ParamGroupSpec<TOptions>(new[] { new Parameter(TorchSharp.torch.zeros(1, 1)) }) });
-                _defaults = probe.Defaults;
-            }
-            return _defaults;
+            if (_defaults is null) Probe();
+            return _defaults!;
         }
+    }
+
+    /// <inheritdoc/>
+    public override bool FusedKernelIsCSharp
+    {
+        get
+        {
+            if (_fusedKernelIsCSharp is null) Probe();
+            return _fusedKernelIsCSharp!.Value;
+        }
+    }
+
+    // What only an instance says: its defaults and which fused kernel it runs.
+    private void Probe()
+    {
+        // A matrix: every algorithm takes one (Muon takes nothing else).
+        using var probe = _create(new[] { new ParamGroupSpec<TOptions>(new[] { new Parameter(TorchSharp.torch.zeros(1, 1)) }) });
+        _defaults = probe.Defaults;
+        _fusedKernelIsCSharp = HasFusedKernel && probe.FusedKernelIsCSharp;
     }
 
     /// <inheritdoc/>

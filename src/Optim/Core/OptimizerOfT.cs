@@ -100,8 +100,16 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     protected virtual void FusedStep(TOptions options, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
         throw new NotSupportedException($"{GetType().Name} has no fused kernel.");
 
-    /// <summary>Whether ATen has a fused kernel for this algorithm.</summary>
+    /// <summary>Whether the algorithm has a fused kernel: ATen's, or this library's C# CPU kernel (see <see cref="AlgorithmInfo.FusedKernelIsCSharp"/>).</summary>
     protected virtual bool HasFusedKernel => false;
+
+    /// <summary>
+    /// Whether the fused path is this library's C# CPU kernel (Kernels/CpuFused) rather than ATen's: it then serves
+    /// contiguous float32 and float64 CPU tensors only.
+    /// </summary>
+    private protected virtual bool FusedByThisLibrary => false;
+
+    internal bool FusedKernelIsCSharp => FusedByThisLibrary;
 
     /// <summary>
     /// Whether the foreach path gives the for-loop's bits on CPU (true unless PyTorch's own foreach orders the ops
@@ -505,13 +513,15 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     }
 
     // ATen's fused CPU kernels index raw memory: they silently miscompute non-contiguous tensors.
-    private static bool IsFusable(Tensor p) =>
-        p.dtype is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16
-        && p.device_type is DeviceType.CPU or DeviceType.CUDA
-        && p.is_contiguous();
+    private bool IsFusable(Tensor p) => FusedByThisLibrary
+        ? CpuFused.Serves(p)
+        : p.dtype is ScalarType.Float32 or ScalarType.Float64 or ScalarType.Float16 or ScalarType.BFloat16
+            && p.device_type is DeviceType.CPU or DeviceType.CUDA
+            && p.is_contiguous();
 
     private ArgumentException NotFusable(string name, Tensor p, string argument = nameof(Implementation)) => new(
-        $"{GetType().Name}'s fused kernel cannot serve parameter '{name}' ({p.dtype} on {p.device}): it takes contiguous float32, float64, float16 or bfloat16 tensors (and gradients) on CPU or CUDA.",
+        $"{GetType().Name}'s fused kernel cannot serve parameter '{name}' ({p.dtype} on {p.device}{(p.is_contiguous() ? "" : ", not contiguous")}): it takes "
+        + (FusedByThisLibrary ? CpuFused.Takes : "contiguous float32, float64, float16 or bfloat16 tensors (and gradients) on CPU or CUDA") + ".",
         argument);
 
     /// <inheritdoc/>

@@ -29,7 +29,7 @@ public class GradScalerTests
     public static TheoryData<string, Implementation, ScalarType> Cases()
     {
         var data = new TheoryData<string, Implementation, ScalarType>();
-        foreach (var dtype in new[] { ScalarType.Float16, ScalarType.BFloat16 })
+        foreach (var dtype in new[] { ScalarType.Float16, ScalarType.BFloat16, ScalarType.Float32 })
         {
             // A closure-driven algorithm (LBFGS) is refused by the scaler, as in PyTorch: see
             // Closure_driven_algorithms_of_the_catalog_are_refused_with_PyTorchs_message.
@@ -39,6 +39,8 @@ public class GradScalerTests
                 foreach (var impl in new[] { Implementation.ForLoop, Implementation.Foreach, Implementation.Fused })
                 {
                     if (impl == Implementation.Fused && !Algorithms.Get(name).HasFusedKernel) continue;
+                    // A C# fused kernel takes float32 and float64 only: its script runs in float32, every other in the half types.
+                    if (dtype == ScalarType.Float32 != (impl == Implementation.Fused && Algorithms.Get(name).FusedKernelIsCSharp)) continue;
                     data.Add(name, impl, dtype);
                 }
             }

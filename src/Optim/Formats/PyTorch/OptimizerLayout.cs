@@ -76,6 +76,10 @@ internal static class OptimizerLayout
                         var implementation = (Implementation)value!;
                         py.Set("foreach", implementation switch { Implementation.Foreach => true, Implementation.ForLoop => false, _ => null });
                         if (Fused.Contains(type)) py.Set("fused", implementation == Implementation.Fused ? true : null);
+                        // PyTorch's groups of the others have no fused key. Optim's C# fused kernel for them is written as
+                        // fused=True, which PyTorch keeps and ignores: the choice survives a round trip, and the other
+                        // paths' files stay exactly PyTorch's.
+                        else if (implementation == Implementation.Fused) py.Set("fused", true);
                         break;
                     default:
                         py.Set(name, ToPython(value));

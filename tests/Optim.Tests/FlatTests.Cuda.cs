@@ -11,8 +11,20 @@ namespace Optim.Tests;
 // Flat mode on CUDA (skipped where there is no GPU): the same comparisons as on the CPU, and buffers per device.
 public partial class FlatTests
 {
+    // A C# fused kernel serves the CPU only (CpuFusedTests).
+    public static TheoryData<string, Implementation> CudaDenseAlgorithmsAndPaths()
+    {
+        var data = new TheoryData<string, Implementation>();
+        foreach (var row in DenseAlgorithmsAndPaths())
+        {
+            var (algorithm, impl) = ((string)row[0], (Implementation)row[1]);
+            if (impl != Implementation.Fused || !Algorithms.Get(algorithm).FusedKernelIsCSharp) data.Add(algorithm, impl);
+        }
+        return data;
+    }
+
     [CudaTheory]
-    [MemberData(nameof(DenseAlgorithmsAndPaths))]
+    [MemberData(nameof(CudaDenseAlgorithmsAndPaths))]
     public void On_CUDA_training_by_backward_matches_the_same_path(string algorithm, Implementation impl) =>
         TrainingByBackwardMatchesTheSamePath(algorithm, impl, CUDA);
 

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 using System.Linq;
 using Optim.Amp;
@@ -67,6 +68,18 @@ public class CudaAmpTests
             Unscale(cuda).Should().Be(cpuScale, "the same found_inf");
             cpuScale.Should().Be(poisoned ? 512 : 1024);
             for (var i = 0; i < cpu.Count; i++) Trajectories.BitwiseEqual(cuda[i].grad!, cpu[i].grad!).Should().BeTrue($"gradient {i}");
+        }
+    }
+
+    // The C# fused kernels read CPU memory: on CUDA, asking for them is refused before anything moves.
+    [CudaFact]
+    public void The_CSharp_fused_kernels_are_refused_on_CUDA()
+    {
+        foreach (var algorithm in AlgorithmCatalog.All.Where(a => a.FusedKernelIsCSharp))
+        {
+            using var p = new Parameter(torch.ones(3, device: torch.CUDA));
+            var act = () => algorithm.Create(new[] { p }, new[] { new KeyValuePair<string, object?>("implementation", Implementation.Fused) });
+            act.Should().Throw<ArgumentException>($"{algorithm.Name}").WithMessage("*fused kernel cannot serve parameter*CPU*");
         }
     }
 

@@ -171,15 +171,15 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
     /// <inheritdoc/>
     protected override void FusedStep(NAdamOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
         CSharpFused.Step(bucket, new[] { StateKeys.ExpAvg, StateKeys.ExpAvgSq }, gradScale, foundInf,
-            (i, step) => new NAdamUpdate<float>(o, Scalars(o, bucket.States[i], step)), (i, step) => new NAdamUpdate<double>(o, Scalars(o, bucket.States[i], step)));
+            (i, step) => new NAdamUpdate<float>(o, StepScalars(o, bucket.States[i], step)), (i, step) => new NAdamUpdate<double>(o, StepScalars(o, bucket.States[i], step)));
 
     // The for-loop's scalars of one step, mu_product advanced as it advances it: 1 - β2^t and the two addcdiv values.
-    private static (double BiasCorrection2, double GradValue, double ExpAvgValue) Scalars(NAdamOptions o, ParameterState state, double step)
+    private static (double BiasCorrection2, double GradValue, double ExpAvgValue) StepScalars(NAdamOptions o, ParameterState state, double step)
     {
         var mu = Mu(o, step);
         var muNext = Mu(o, step + 1);
         var muProduct = state[StateKeys.MuProduct];
-        muProduct.mul_(mu);
+        muProduct.mul_(S(mu));
         var muProductValue = StateTensors.Value(muProduct);
         return (1 - Math.Pow(o.Beta2, step), -o.Lr * (1.0 - mu) / (1.0 - muProductValue), -o.Lr * muNext / (1.0 - muProductValue * muNext));
     }

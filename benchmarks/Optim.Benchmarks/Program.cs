@@ -21,7 +21,8 @@ namespace Optim.Benchmarks;
 /// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it). <c>--clip</c> measures
 /// gradient clipping instead (<see cref="ClipBenchmark"/>).
 /// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>);
-/// <c>--flat-costs</c> what flat mode's checks cost per step (see <see cref="FlatCosts"/>).
+/// <c>--flat-costs</c> what flat mode's checks cost per step (see <see cref="FlatCosts"/>); <c>--flat-slices [--sizes N,M]</c>
+/// how the slice size of flat mode's op-by-op paths moves a step (see <see cref="FlatSlicing"/>).
 /// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
 /// </summary>
 internal static class Program
@@ -45,6 +46,11 @@ internal static class Program
         if (rest.Contains("--flat-costs"))
         {
             FlatCosts.Run(args.Contains("--shape") ? selection.Shapes[0] : Shape.Parse("2000x100"), Console.WriteLine);
+            return 0;
+        }
+        if (rest.Contains("--flat-slices"))
+        {
+            FlatSlicing.Run(selection, rest, Console.WriteLine);
             return 0;
         }
         if (rest.Contains("--kernel-costs"))

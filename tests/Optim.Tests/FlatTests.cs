@@ -23,9 +23,20 @@ public class FlatTests
     private static int FlatSteps(Optimizer opt) =>
         (int)opt.GetType().GetProperty("FlatStepCount", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(opt)!;
 
+    // How many slices the sliced flat steps ran over.
+    private static int FlatSlices(Optimizer opt) =>
+        (int)opt.GetType().GetProperty("FlatSliceCount", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(opt)!;
+
+    // Cuts the optimizer's CPU buffers into slices of this many elements on the for-loop and foreach paths (the
+    // default cuts only buffers far larger than any test's).
+    internal static void SliceFlatBuffers(Optimizer opt, long elements) =>
+        opt.GetType().GetProperty("FlatSliceElements", BindingFlags.NonPublic | BindingFlags.Instance)!.SetValue(opt, elements);
+
     // Every golden case (gradients assigned by the test each step, some missing), on every path: flat gives the bits of
     // the same path without flat buffers; the fused kernels over one long tensor round their vector tails as they
-    // round a short tensor's, so they are compared within the fused tolerance of PathParityTests.
+    // round a short tensor's, so they are compared within the fused tolerance of PathParityTests. The for-loop and
+    // foreach paths step the buffers in slices of 4 elements (the cases' 18 elements: slices that cut across parameters,
+    // and a shorter last one), as they step large buffers by default.
     [Theory]
     [MemberData(nameof(Cases))]
     public void Flat_matches_the_same_path_on_every_golden_case(string file, string id)
@@ -36,7 +47,9 @@ public class FlatTests
             var options = c.Hyperparameters().Append(new KeyValuePair<string, object?>("implementation", impl)).ToList();
             var flatParams = c.MakeParameters();
             using var flat = c.Info.Create(flatParams, options, flat: true);
+            SliceFlatBuffers(flat, 4);
             var actual = c.Run(flatParams, flat);
+            if (impl != Implementation.Fused && FlatSteps(flat) > 0) FlatSlices(flat).Should().BeGreaterThan(FlatSteps(flat), "the buffers were stepped in slices");
             var plainParams = c.MakeParameters();
             using var plain = c.Info.Create(plainParams, options);
             var expected = c.Run(plainParams, plain);

@@ -42,6 +42,9 @@ internal sealed class FlatBuffer : IDisposable
     // Whether every gradient was the buffer's view when last checked or re-aliased.
     private bool _gradsAliased;
 
+    // The buffer cut into slices for the CPU's op-by-op paths, kept from step to step while FlatState's tensors stay.
+    private FlatSlices? _slices;
+
     /// <summary>Flattens <paramref name="parameters"/> (one device and dtype, none empty) into a new buffer.</summary>
     public FlatBuffer(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, string description)
     {
@@ -232,6 +235,7 @@ internal sealed class FlatBuffer : IDisposable
     /// </summary>
     public void AliasState(Dictionary<Parameter, ParameterState> states, StateSchema schema, Action<ParameterState>? initialize)
     {
+        DropSlices();
         FlatState.Clear();
         _distributed.Clear();
         foreach (var fan in _fans.Values) fan.Dispose();
@@ -275,6 +279,8 @@ internal sealed class FlatBuffer : IDisposable
     /// </summary>
     public void SyncAfterStep()
     {
+        // Slices whose state the step replaced hold the step's own tensors until cut again: free them now.
+        if (_slices is not null && !_slices.IsCurrent(_slices.SliceElements)) DropSlices();
         var changed = false;
         foreach (var (key, tensor) in FlatState)
         {
@@ -304,9 +310,24 @@ internal sealed class FlatBuffer : IDisposable
         return true;
     }
 
+    /// <summary>
+    /// The buffer cut into slices of <paramref name="sliceElements"/> (see <see cref="FlatSlices"/>), cut again when
+    /// <see cref="FlatState"/>'s tensors or the size changed.
+    /// </summary>
+    public FlatSlices Slices(long sliceElements)
+    {
+        if (_slices is null || !_slices.IsCurrent(sliceElements))
+        {
+            DropSlices();
+            _slices = new FlatSlices(Flat, Grads, FlatState, sliceElements, $"flat buffer ({Description})");
+        }
+        return _slices;
+    }
+
     /// <summary>Frees the buffer's own tensors; the parameters, gradients and states keep the memory they view.</summary>
     public void Dispose()
     {
+        DropSlices();
         FlatState.Clear();
         foreach (var fan in _fans.Values) fan.Dispose();
         _fans.Clear();
@@ -339,6 +360,12 @@ internal sealed class FlatBuffer : IDisposable
             _aliasedStates[i]!.IsInitialized = true;
             _aliasedVersions[i] = _aliasedStates[i]!.Version;
         }
+    }
+
+    private void DropSlices()
+    {
+        _slices?.Dispose();
+        _slices = null;
     }
 
     private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;

@@ -76,6 +76,15 @@ public abstract partial class Optimizer<TOptions>
     /// <summary>How many group steps ran as flat steps (for tests: the flat path was taken, not the per-parameter one).</summary>
     internal int FlatStepCount { get; private set; }
 
+    /// <summary>
+    /// Elements per slice where a CPU buffer steps slice by slice on the for-loop and foreach paths (see
+    /// <see cref="FlatSlices"/>); a buffer of at most this many elements steps whole. Tests set it small.
+    /// </summary>
+    internal long FlatSliceElements { get; set; } = FlatSlices.DefaultElements;
+
+    /// <summary>How many slices the sliced flat steps ran over (for tests: slicing was exercised).</summary>
+    internal int FlatSliceCount { get; private set; }
+
     /// <summary>Group <paramref name="g"/>'s flat buffers, or null (for tests).</summary>
     internal IReadOnlyList<FlatBuffer>? FlatBuffersOf(int g) => g < _flatBuffers.Count ? _flatBuffers[g] : null;
 
@@ -158,20 +167,33 @@ public abstract partial class Optimizer<TOptions>
                 // PlanFlatSteps found the states gatherable; only whether they are yet to be created matters here.
                 buffer.AliasState(_state, StateSchema, buffer.HasNoState(_state) ? state => InitializeState(options, buffer.Flat, state) : null);
             }
-            var batch = new StepBatch();
-            batch.Add(buffer.Flat, buffer.Grads, buffer.FlatState, $"flat buffer ({buffer.Description})");
-            switch (FlatPath(options.Implementation, buffer.Flat))
+            var path = FlatPath(options.Implementation, buffer.Flat);
+            if (path != Implementation.Fused && buffer.Flat.device_type == DeviceType.CPU && buffer.Numel > FlatSliceElements)
             {
-                case Implementation.ForLoop:
-                    SingleTensorStep(options, batch);
-                    break;
-                case Implementation.Foreach:
-                    MultiTensorStep(options, batch);
-                    break;
-                default:
-                    var device = buffer.Flat.device;
-                    FusedStep(options, batch, AsKernelScalar(GradScale, device), AsKernelScalar(FoundInf, device));
-                    break;
+                var slices = buffer.Slices(FlatSliceElements);
+                slices.Begin();
+                if (path == Implementation.ForLoop) SingleTensorStep(options, slices.Batch);
+                else foreach (var one in slices.One) MultiTensorStep(options, one);
+                slices.End();
+                FlatSliceCount += slices.Batch.Count;
+            }
+            else
+            {
+                var batch = new StepBatch();
+                batch.Add(buffer.Flat, buffer.Grads, buffer.FlatState, $"flat buffer ({buffer.Description})");
+                switch (path)
+                {
+                    case Implementation.ForLoop:
+                        SingleTensorStep(options, batch);
+                        break;
+                    case Implementation.Foreach:
+                        MultiTensorStep(options, batch);
+                        break;
+                    default:
+                        var device = buffer.Flat.device;
+                        FusedStep(options, batch, AsKernelScalar(GradScale, device), AsKernelScalar(FoundInf, device));
+                        break;
+                }
             }
             buffer.SyncAfterStep();
         }

@@ -72,10 +72,16 @@ public class FlatTests
     [MemberData(nameof(DenseAlgorithmsAndPaths))]
     public void Training_by_backward_matches_the_same_path(string algorithm, Implementation impl)
     {
-        var info = Algorithms.Get(algorithm);
+        // Whole buffers, then slices of 5 elements (the model's 23: slices across parameters, a shorter last one).
+        foreach (var slice in new long?[] { null, 5 }) TrainsAsTheSamePath(Algorithms.Get(algorithm), impl, slice);
+    }
+
+    private static void TrainsAsTheSamePath(AlgorithmInfo info, Implementation impl, long? slice)
+    {
         // Muon takes matrices only: its model has no biases.
         var (flatModel, flatParams) = Model(seed: 7, bias: !info.RequiresMatrices);
         using var flat = Algorithms.Create(info, flatParams, impl, flat: true);
+        if (slice is { } elements) SliceFlatBuffers(flat, elements);
         var (plainModel, plainParams) = Model(seed: 7, bias: !info.RequiresMatrices);
         using var plain = Algorithms.Create(info, plainParams, impl, flat: false);
 
@@ -89,6 +95,7 @@ public class FlatTests
         StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
         if (info.RequiresClosure || info.Name is "Adafactor" or "Muon") FlatSteps(flat).Should().Be(0, "its update is not element-wise");
         else FlatSteps(flat).Should().Be(6);
+        FlatSlices(flat).Should().Be(slice is null || impl == Implementation.Fused ? 0 : FlatSteps(flat) * 5, "the 23 elements in slices of 5");
     }
 
     // TorchSharp's Module.zero_grad() sets every gradient to null: backward then makes new gradients, which the step
@@ -493,8 +500,13 @@ public class FlatLeakTests
     public void A_flat_step_keeps_the_native_tensor_count_flat(string algorithm, Implementation impl)
     {
         var info = Algorithms.Get(algorithm);
-        var ps = new[] { new Parameter(randn(Algorithms.Shape(info, 10))), new Parameter(randn(3, 3)), new Parameter(randn(Algorithms.Shape(info))) };
-        using var opt = Algorithms.Create(info, ps, impl, flat: true);
-        LeakTests.LiveTensorsAfter(opt, ps, 200).Should().Be(0);
+        // Whole buffers, then slices of 7 elements.
+        foreach (var slice in new long?[] { null, 7 })
+        {
+            var ps = new[] { new Parameter(randn(Algorithms.Shape(info, 10))), new Parameter(randn(3, 3)), new Parameter(randn(Algorithms.Shape(info))) };
+            using var opt = Algorithms.Create(info, ps, impl, flat: true);
+            if (slice is { } elements) FlatTests.SliceFlatBuffers(opt, elements);
+            LeakTests.LiveTensorsAfter(opt, ps, 200).Should().Be(0, $"slices of {slice?.ToString() ?? "the whole buffer"}");
+        }
     }
 }

@@ -235,7 +235,6 @@ internal sealed class FlatBuffer : IDisposable
     /// </summary>
     public void AliasState(Dictionary<Parameter, ParameterState> states, StateSchema schema, Action<ParameterState>? initialize)
     {
-        DropSlices();
         FlatState.Clear();
         _distributed.Clear();
         foreach (var fan in _fans.Values) fan.Dispose();
@@ -269,6 +268,7 @@ internal sealed class FlatBuffer : IDisposable
             _aliasedStates[i] = s;
         }
         Distribute();
+        _slices?.CutState();
         ScalarsStale = false;
         _stateAliased = true;
     }
@@ -279,8 +279,6 @@ internal sealed class FlatBuffer : IDisposable
     /// </summary>
     public void SyncAfterStep()
     {
-        // Slices whose state the step replaced hold the step's own tensors until cut again: free them now.
-        if (_slices is not null && !_slices.IsCurrent(_slices.SliceElements)) DropSlices();
         var changed = false;
         foreach (var (key, tensor) in FlatState)
         {
@@ -292,6 +290,8 @@ internal sealed class FlatBuffer : IDisposable
             if (_fans.TryGetValue(key, out var fan)) fan.copy_(tensor);
         }
         if (changed) Distribute();
+        // Slices whose state the step replaced hold the step's own tensors: they view the new state from now on.
+        if (_slices is not null && !_slices.IsCurrent()) _slices.CutState();
     }
 
     /// <summary>
@@ -316,10 +316,14 @@ internal sealed class FlatBuffer : IDisposable
     /// </summary>
     public FlatSlices Slices(long sliceElements)
     {
-        if (_slices is null || !_slices.IsCurrent(sliceElements))
+        if (_slices is null || _slices.SliceElements != sliceElements)
         {
             DropSlices();
             _slices = new FlatSlices(Flat, Grads, FlatState, sliceElements, $"flat buffer ({Description})");
+        }
+        else if (!_slices.IsCurrent())
+        {
+            _slices.CutState();
         }
         return _slices;
     }
@@ -327,7 +331,6 @@ internal sealed class FlatBuffer : IDisposable
     /// <summary>Frees the buffer's own tensors; the parameters, gradients and states keep the memory they view.</summary>
     public void Dispose()
     {
-        DropSlices();
         FlatState.Clear();
         foreach (var fan in _fans.Values) fan.Dispose();
         _fans.Clear();

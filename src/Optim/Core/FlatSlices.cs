@@ -26,9 +26,11 @@ internal sealed class FlatSlices : IDisposable
     public const long DefaultElements = 1 << 18;
 
     private readonly ParameterState _flatState;
+    private readonly long[] _starts;
+    private readonly long[] _lengths;
 
-    // FlatState's entries when the slices were cut: the slices view these tensors.
-    private readonly KeyValuePair<string, Tensor>[] _cutFrom;
+    // FlatState's entries when the state was last cut: the slices' states view these tensors.
+    private KeyValuePair<string, Tensor>[] _cutFrom = Array.Empty<KeyValuePair<string, Tensor>>();
 
     // Per scalar key of FlatState: one element per slice, each slice's state a 0-dim view of its element.
     private readonly Dictionary<string, Tensor> _fans = new();
@@ -38,36 +40,33 @@ internal sealed class FlatSlices : IDisposable
     private readonly int[] _versions;
     private readonly Tensor[][] _views;
 
-    private StepBatch[]? _single;
+    private StepBatch[]? _one;
 
-    /// <summary>Cuts <paramref name="flat"/>, <paramref name="grads"/> and <paramref name="flatState"/> into slices of <paramref name="sliceElements"/> (the last one shorter).</summary>
+    /// <summary>
+    /// Cuts <paramref name="flat"/> and <paramref name="grads"/> into slices of <paramref name="sliceElements"/> (the
+    /// last one shorter), and <paramref name="flatState"/> as it is now (see <see cref="CutState"/>).
+    /// </summary>
     public FlatSlices(Parameter flat, Tensor grads, ParameterState flatState, long sliceElements, string description)
     {
         _flatState = flatState;
-        _cutFrom = flatState.ToArray();
         SliceElements = sliceElements;
         var numel = flat.numel();
         var count = (int)((numel + sliceElements - 1) / sliceElements);
+        _starts = new long[count];
+        _lengths = new long[count];
         _versions = new int[count];
         _views = new Tensor[count][];
-        foreach (var (key, tensor) in _cutFrom)
-        {
-            if (tensor.ndim == 0) _fans[key] = empty(count, tensor.dtype, tensor.device).DetachFromDisposeScope();
-        }
         for (var s = 0; s < count; s++)
         {
-            var start = s * sliceElements;
-            var length = Math.Min(sliceElements, numel - start);
-            var state = new ParameterState();
-            _views[s] = Array.ConvertAll(_cutFrom, e => e.Value.ndim == 0 ? _fans[e.Key].select(0, s) : e.Value.narrow(0, start, length));
-            for (var k = 0; k < _cutFrom.Length; k++) state.Set(_cutFrom[k].Key, _views[s][k]);
-            state.IsInitialized = true;
-            _versions[s] = state.Version;
-            // The views outlive any dispose scope the caller has open, as the buffer does.
-            var parameter = new Parameter(flat.narrow(0, start, length), requires_grad: false);
+            _starts[s] = s * sliceElements;
+            _lengths[s] = Math.Min(sliceElements, numel - _starts[s]);
+            // The views outlive any dispose scope the caller has open, as the buffer does. The slices of the
+            // parameters and gradients are cut once: the buffer's memory never moves.
+            var parameter = new Parameter(flat.narrow(0, _starts[s], _lengths[s]), requires_grad: false);
             parameter.DetachFromDisposeScope();
-            Batch.Add(parameter, grads.narrow(0, start, length).DetachFromDisposeScope(), state, $"{description}, slice {s}");
+            Batch.Add(parameter, grads.narrow(0, _starts[s], _lengths[s]).DetachFromDisposeScope(), new ParameterState(), $"{description}, slice {s}");
         }
+        CutState();
     }
 
     /// <summary>The elements of every slice but the last.</summary>
@@ -77,17 +76,17 @@ internal sealed class FlatSlices : IDisposable
     public StepBatch Batch { get; } = new();
 
     /// <summary>The same slices, one batch each: what foreach steps, one call per slice.</summary>
-    public IReadOnlyList<StepBatch> One => _single ??= Enumerable.Range(0, Batch.Count).Select(s =>
+    public IReadOnlyList<StepBatch> One => _one ??= Enumerable.Range(0, Batch.Count).Select(s =>
     {
         var one = new StepBatch();
         one.Add(Batch.Params[s], Batch.Grads[s], Batch.States[s], Batch.Names[s]);
         return one;
     }).ToArray();
 
-    /// <summary>Whether the slices still view the buffer's state as it is now, cut to <paramref name="sliceElements"/>.</summary>
-    public bool IsCurrent(long sliceElements)
+    /// <summary>Whether the slices' states still view the buffer's state as it is now.</summary>
+    public bool IsCurrent()
     {
-        if (sliceElements != SliceElements || _flatState.Count != _cutFrom.Length) return false;
+        if (_flatState.Count != _cutFrom.Length) return false;
         var i = 0;
         foreach (var (key, tensor) in _flatState)
         {
@@ -95,6 +94,29 @@ internal sealed class FlatSlices : IDisposable
             i++;
         }
         return true;
+    }
+
+    /// <summary>
+    /// Makes every slice's state views of the buffer's state as it is now: like-parameter tensors by slice, scalars
+    /// through a fan (what the slices held before is freed).
+    /// </summary>
+    public void CutState()
+    {
+        _cutFrom = _flatState.ToArray();
+        DisposeFans();
+        foreach (var (key, tensor) in _cutFrom)
+        {
+            if (tensor.ndim == 0) _fans[key] = empty(Batch.Count, tensor.dtype, tensor.device).DetachFromDisposeScope();
+        }
+        for (var s = 0; s < Batch.Count; s++)
+        {
+            var state = Batch.States[s];
+            state.Clear();
+            _views[s] = Array.ConvertAll(_cutFrom, e => e.Value.ndim == 0 ? _fans[e.Key].select(0, s) : e.Value.narrow(0, _starts[s], _lengths[s]));
+            for (var k = 0; k < _cutFrom.Length; k++) state.Set(_cutFrom[k].Key, _views[s][k]);
+            state.IsInitialized = true;
+            _versions[s] = state.Version;
+        }
     }
 
     /// <summary>Before a step: every slice's scalars take the buffer's values.</summary>
@@ -105,7 +127,8 @@ internal sealed class FlatSlices : IDisposable
 
     /// <summary>
     /// After a step: the buffer's scalars take the slices' (which must agree), and state the step created or replaced
-    /// in the slices is gathered into the buffer's (then the slices are no longer <see cref="IsCurrent"/>).
+    /// in the slices is gathered into the buffer's (then the slices are no longer <see cref="IsCurrent"/> until
+    /// <see cref="CutState"/>).
     /// </summary>
     /// <exception cref="InvalidOperationException">The slices' state came apart: the update was not element-wise.</exception>
     public void End()
@@ -133,6 +156,11 @@ internal sealed class FlatSlices : IDisposable
             Batch.Params[s].Dispose();
             Batch.Grads[s].Dispose();
         }
+        DisposeFans();
+    }
+
+    private void DisposeFans()
+    {
         foreach (var fan in _fans.Values) fan.Dispose();
         _fans.Clear();
     }

@@ -22,7 +22,10 @@ namespace Optim;
 /// </remarks>
 internal sealed class FlatSlices : IDisposable
 {
-    /// <summary>Elements per slice unless a test asks for others: chosen by measurement (docs/benchmarks.md).</summary>
+    /// <summary>
+    /// Elements per slice unless a test asks for others, chosen by measurement (docs/benchmarks.md): 1 MiB of fp32 per
+    /// tensor, so that an op's operands and result stay in cache for the next op.
+    /// </summary>
     public const long DefaultElements = 1 << 18;
 
     private readonly ParameterState _flatState;

@@ -145,7 +145,7 @@ internal sealed class FlatSlices : IDisposable
             if (!_flatState.TryGetValue(key, out var scalar) || !ReferenceEquals(scalar, CutTensor(key))) continue;
             using var scope = NewDisposeScope();
             var first = fan[0];
-            if (!fan.eq(first).all().item<bool>()) throw Apart(key);
+            if (!fan.isclose(first, rtol: 0, atol: 0, nanEqual: true).all().item<bool>()) throw Apart(key);
             scalar.copy_(first);
         }
     }
@@ -181,7 +181,7 @@ internal sealed class FlatSlices : IDisposable
             if (k >= 0 && slices.Select((t, s) => ReferenceEquals(t, _views[s][k])).All(same => same)) continue;
             if (tensor.ndim == 0)
             {
-                if (slices.Any(t => t.ndim != 0 || StateTensors.Value(t) != StateTensors.Value(tensor))) throw Apart(key);
+                if (slices.Any(t => t.ndim != 0 || !StateTensors.Value(t).Equals(StateTensors.Value(tensor)))) throw Apart(key);
                 _flatState.Set(key, tensor.clone());
             }
             else

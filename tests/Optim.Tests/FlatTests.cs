@@ -149,6 +149,41 @@ public class FlatTests
         StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
     }
 
+    // The default slice size: a buffer of 400,000 elements steps in two slices (262,144 and the rest) on the for-loop
+    // and foreach paths, with the bits and state of the same path without flat buffers; NAdam's scalar state
+    // (step, mu_product) advances once per step, not once per slice.
+    [Theory]
+    [InlineData(Implementation.ForLoop)]
+    [InlineData(Implementation.Foreach)]
+    public void A_large_buffer_steps_in_slices_with_the_same_bits(Implementation impl)
+    {
+        Parameter[] Parameters()
+        {
+            manual_seed(11);
+            return new[] { new Parameter(randn(250_000)), new Parameter(randn(300, 500)) };
+        }
+        var flatParams = Parameters();
+        var plainParams = Parameters();
+        using var flat = new NAdam(flatParams, weight_decay: 0.01, implementation: impl, flat: true);
+        using var plain = new NAdam(plainParams, weight_decay: 0.01, implementation: impl);
+        for (var s = 0; s < 3; s++)
+        {
+            manual_seed(20 + s);
+            foreach (var (f, p) in flatParams.Zip(plainParams))
+            {
+                using var g = randn_like(p);
+                using (var fg = f.grad) fg!.copy_(g);
+                p.grad = g.clone();
+            }
+            flat.step();
+            plain.step();
+        }
+        FlatSlices(flat).Should().Be(2 * FlatSteps(flat)).And.BeGreaterThan(0);
+        ParametersShouldMatch(flatParams, plainParams, bitwise: true);
+        StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: true);
+        StateTensors.Value(flat.State[flatParams[0]][StateKeys.Step]).Should().Be(3);
+    }
+
     [Fact]
     public void Zero_grad_zeroes_the_buffer_and_keeps_every_gradient_a_view()
     {

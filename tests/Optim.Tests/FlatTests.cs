@@ -184,6 +184,37 @@ public class FlatTests
         StateTensors.Value(flat.State[flatParams[0]][StateKeys.Step]).Should().Be(3);
     }
 
+    // Slices step their own copies of the scalar state, which an element-wise update advances alike; an update whose
+    // scalar depends on the data is caught, not averaged away or taken from the first slice.
+    [Fact]
+    public void Slices_whose_scalars_disagree_after_a_step_are_an_error()
+    {
+        var ps = new[] { new Parameter(randn(10)), new Parameter(randn(3)) };
+        using var opt = new ScalarFromData(ps);
+        SliceFlatBuffers(opt, 4);
+        var step = () => opt.step();
+        step.Should().Throw<InvalidOperationException>().WithMessage("*slices of a flat buffer disagree on state 'step'*");
+    }
+
+    // Claims an element-wise update but sets its step count to the number of elements it was given.
+    private sealed class ScalarFromData : Optimizer<RMSpropOptions>
+    {
+        public ScalarFromData(IEnumerable<Parameter> parameters) : base(Groups.Single<RMSpropOptions>(parameters), new RMSpropOptions()) =>
+            UseFlatParameters(true);
+
+        protected override StateSchema StateSchema { get; } = new StateSchema().Step(StateKeys.Step);
+
+        protected override void InitializeState(RMSpropOptions options, Parameter parameter, ParameterState state) =>
+            state.Set(StateKeys.Step, StateTensors.NewStep());
+
+        protected override void SingleTensorStep(RMSpropOptions options, StepBatch batch)
+        {
+            for (var i = 0; i < batch.Count; i++) batch.States[i][StateKeys.Step].fill_(batch.Params[i].numel());
+        }
+
+        protected override void MultiTensorStep(RMSpropOptions options, StepBatch bucket) => SingleTensorStep(options, bucket);
+    }
+
     [Fact]
     public void Zero_grad_zeroes_the_buffer_and_keeps_every_gradient_a_view()
     {

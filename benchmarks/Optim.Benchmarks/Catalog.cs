@@ -271,10 +271,17 @@ public static class Catalog
             StepPath.Flat when algorithm.HasFusedKernel => Implementation.Fused,
             _ => Implementation.Auto,
         };
+        return Create(algorithm, impl, path == StepPath.Flat, parameters);
+    }
+
+    /// <summary>Ours on <paramref name="impl"/>, with flat buffers or not, over <paramref name="parameters"/> (the cell's options).</summary>
+    public static Optimizer Create(AlgorithmInfo algorithm, Implementation impl, bool flat, IReadOnlyList<Parameter> parameters)
+    {
+        ArgumentNullException.ThrowIfNull(algorithm);
         // An algorithm with one path of its own (Muon) has no implementation option: its for-loop cell is that path.
         var options = (Profile(algorithm).Options ?? Array.Empty<KeyValuePair<string, object?>>())
             .Concat(algorithm.HasImplementations ? new[] { new KeyValuePair<string, object?>("implementation", impl) } : []);
-        return algorithm.Create(parameters, options, flat: path == StepPath.Flat);
+        return algorithm.Create(parameters, options, flat);
     }
 
     /// <summary>Table label of a path.</summary>

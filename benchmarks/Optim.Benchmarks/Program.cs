@@ -21,7 +21,8 @@ namespace Optim.Benchmarks;
 /// time the measurements must fit in, default 150; budgets shrink on a slow machine to meet it). <c>--clip</c> measures
 /// gradient clipping instead (<see cref="ClipBenchmark"/>).
 /// <c>--kernel-costs</c> prints what one call through the ATen bridge costs (see <see cref="KernelCosts"/>);
-/// <c>--flat-costs</c> what flat mode's checks cost per step (see <see cref="FlatCosts"/>).
+/// <c>--flat-costs</c> what flat mode's checks cost per step (see <see cref="FlatCosts"/>); <c>--flat-slices [--sizes N,M]</c>
+/// how the slice size of flat mode's op-by-op paths moves a step (see <see cref="FlatSlicing"/>).
 /// <c>--device cuda</c> runs the quick harness on a GPU (see <see cref="BenchDevice"/>).
 /// <c>--simd [--rounds N]</c>: the C# fused kernels against ATen's for-loop and the copy bound (see <see cref="SimdBench"/>).
 /// <c>--checkpoint-big [--parameters N]</c>: saves and loads an Adam checkpoint of more than 2 GiB (<see cref="CheckpointBig"/>).
@@ -62,6 +63,11 @@ internal static class Program
             var roundsAt = Array.IndexOf(rest, "--rounds");
             var rounds = roundsAt >= 0 && roundsAt + 1 < rest.Length ? int.Parse(rest[roundsAt + 1], System.Globalization.CultureInfo.InvariantCulture) : 7;
             SimdBench.Run(selection.Algorithms, rounds, Console.WriteLine);
+            return 0;
+        }
+        if (rest.Contains("--flat-slices"))
+        {
+            FlatSlicing.Run(selection, rest, Console.WriteLine);
             return 0;
         }
         if (rest.Contains("--kernel-costs"))

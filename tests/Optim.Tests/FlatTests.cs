@@ -23,9 +23,20 @@ public partial class FlatTests
     private static int FlatSteps(Optimizer opt) =>
         (int)opt.GetType().GetProperty("FlatStepCount", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(opt)!;
 
+    // How many slices the sliced flat steps ran over.
+    private static int FlatSlices(Optimizer opt) =>
+        (int)opt.GetType().GetProperty("FlatSliceCount", BindingFlags.NonPublic | BindingFlags.Instance)!.GetValue(opt)!;
+
+    // Cuts the optimizer's CPU buffers into slices of this many elements on the for-loop and foreach paths (the
+    // default cuts only buffers far larger than any test's).
+    internal static void SliceFlatBuffers(Optimizer opt, long elements) =>
+        opt.GetType().GetProperty("FlatSliceElements", BindingFlags.NonPublic | BindingFlags.Instance)!.SetValue(opt, elements);
+
     // Every golden case (gradients assigned by the test each step, some missing), on every path: flat gives the bits of
     // the same path without flat buffers; the fused kernels over one long tensor round their vector tails as they
-    // round a short tensor's, so they are compared within the fused tolerance of PathParityTests.
+    // round a short tensor's, so they are compared within the fused tolerance of PathParityTests. The for-loop and
+    // foreach paths step the buffers in slices of 4 elements (the cases' 18 elements: slices that cut across parameters,
+    // and a shorter last one), as they step large buffers by default.
     [Theory]
     [MemberData(nameof(Cases))]
     public void Flat_matches_the_same_path_on_every_golden_case(string file, string id)
@@ -36,7 +47,9 @@ public partial class FlatTests
             var options = c.Hyperparameters().Append(new KeyValuePair<string, object?>("implementation", impl)).ToList();
             var flatParams = c.MakeParameters();
             using var flat = c.Info.Create(flatParams, options, flat: true);
+            SliceFlatBuffers(flat, 4);
             var actual = c.Run(flatParams, flat);
+            if (impl != Implementation.Fused && FlatSteps(flat) > 0) FlatSlices(flat).Should().BeGreaterThan(FlatSteps(flat), "the buffers were stepped in slices");
             var plainParams = c.MakeParameters();
             using var plain = c.Info.Create(plainParams, options);
             var expected = c.Run(plainParams, plain);
@@ -63,7 +76,12 @@ public partial class FlatTests
     // The model on `device` (the CPU when null) before the optimizers are made.
     private static void TrainingByBackwardMatchesTheSamePath(string algorithm, Implementation impl, Device? device)
     {
-        var info = Algorithms.Get(algorithm);
+        // Whole buffers, then slices of 5 elements (the model's 23: slices across parameters, a shorter last one).
+        foreach (var slice in new long?[] { null, 5 }) TrainsAsTheSamePath(Algorithms.Get(algorithm), impl, slice, device);
+    }
+
+    private static void TrainsAsTheSamePath(AlgorithmInfo info, Implementation impl, long? slice, Device? device)
+    {
         (TwoLayers Model, List<Parameter> Parameters) Make()
         {
             // Muon takes matrices only: its model has no biases.
@@ -74,6 +92,7 @@ public partial class FlatTests
         }
         var (flatModel, flatParams) = Make();
         using var flat = Algorithms.Create(info, flatParams, impl, flat: true);
+        if (slice is { } elements) SliceFlatBuffers(flat, elements);
         var (plainModel, plainParams) = Make();
         using var plain = Algorithms.Create(info, plainParams, impl, flat: false);
         var deviceType = device?.type ?? DeviceType.CPU;
@@ -89,6 +108,9 @@ public partial class FlatTests
         StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
         if (info.RequiresClosure || info.Name is "Adafactor" or "Muon") FlatSteps(flat).Should().Be(0, "its update is not element-wise");
         else FlatSteps(flat).Should().Be(6);
+        // Only the CPU's op-by-op paths slice.
+        var sliced = slice is not null && impl != Implementation.Fused && deviceType == DeviceType.CPU;
+        FlatSlices(flat).Should().Be(sliced ? FlatSteps(flat) * 5 : 0, "the 23 elements in slices of 5");
     }
 
     // TorchSharp's Module.zero_grad() sets every gradient to null: backward then makes new gradients, which the step
@@ -140,6 +162,72 @@ public partial class FlatTests
         }
         ParametersShouldMatch(flatParams, plainParams, bitwise: impl != Implementation.Fused);
         StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: impl != Implementation.Fused);
+    }
+
+    // The default slice size: a buffer of 400,000 elements steps in two slices (262,144 and the rest) on the for-loop
+    // and foreach paths, with the bits and state of the same path without flat buffers; NAdam's scalar state
+    // (step, mu_product) advances once per step, not once per slice.
+    [Theory]
+    [InlineData(Implementation.ForLoop)]
+    [InlineData(Implementation.Foreach)]
+    public void A_large_buffer_steps_in_slices_with_the_same_bits(Implementation impl)
+    {
+        Parameter[] Parameters()
+        {
+            manual_seed(11);
+            return new[] { new Parameter(randn(250_000)), new Parameter(randn(300, 500)) };
+        }
+        var flatParams = Parameters();
+        var plainParams = Parameters();
+        using var flat = new NAdam(flatParams, weight_decay: 0.01, implementation: impl, flat: true);
+        using var plain = new NAdam(plainParams, weight_decay: 0.01, implementation: impl);
+        for (var s = 0; s < 3; s++)
+        {
+            manual_seed(20 + s);
+            foreach (var (f, p) in flatParams.Zip(plainParams))
+            {
+                using var g = randn_like(p);
+                using (var fg = f.grad) fg!.copy_(g);
+                p.grad = g.clone();
+            }
+            flat.step();
+            plain.step();
+        }
+        FlatSlices(flat).Should().Be(2 * FlatSteps(flat)).And.BeGreaterThan(0);
+        ParametersShouldMatch(flatParams, plainParams, bitwise: true);
+        StatesShouldMatch(flat, flatParams, plain, plainParams, bitwise: true);
+        StateTensors.Value(flat.State[flatParams[0]][StateKeys.Step]).Should().Be(3);
+    }
+
+    // Slices step their own copies of the scalar state, which an element-wise update advances alike; an update whose
+    // scalar depends on the data is caught, not averaged away or taken from the first slice.
+    [Fact]
+    public void Slices_whose_scalars_disagree_after_a_step_are_an_error()
+    {
+        var ps = new[] { new Parameter(randn(10)), new Parameter(randn(3)) };
+        using var opt = new ScalarFromData(ps);
+        SliceFlatBuffers(opt, 4);
+        var step = () => opt.step();
+        step.Should().Throw<InvalidOperationException>().WithMessage("*slices of a flat buffer disagree on state 'step'*");
+    }
+
+    // Claims an element-wise update but sets its step count to the number of elements it was given.
+    private sealed class ScalarFromData : Optimizer<RMSpropOptions>
+    {
+        public ScalarFromData(IEnumerable<Parameter> parameters) : base(Groups.Single<RMSpropOptions>(parameters), new RMSpropOptions()) =>
+            UseFlatParameters(true);
+
+        protected override StateSchema StateSchema { get; } = new StateSchema().Step(StateKeys.Step);
+
+        protected override void InitializeState(RMSpropOptions options, Parameter parameter, ParameterState state) =>
+            state.Set(StateKeys.Step, StateTensors.NewStep());
+
+        protected override void SingleTensorStep(RMSpropOptions options, StepBatch batch)
+        {
+            for (var i = 0; i < batch.Count; i++) batch.States[i][StateKeys.Step].fill_(batch.Params[i].numel());
+        }
+
+        protected override void MultiTensorStep(RMSpropOptions options, StepBatch bucket) => SingleTensorStep(options, bucket);
     }
 
     [Fact]
@@ -622,8 +710,13 @@ public class FlatLeakTests
     public void A_flat_step_keeps_the_native_tensor_count_flat(string algorithm, Implementation impl)
     {
         var info = Algorithms.Get(algorithm);
-        var ps = new[] { new Parameter(randn(Algorithms.Shape(info, 10))), new Parameter(randn(3, 3)), new Parameter(randn(Algorithms.Shape(info))) };
-        using var opt = Algorithms.Create(info, ps, impl, flat: true);
-        LeakTests.LiveTensorsAfter(opt, ps, 200).Should().Be(0);
+        // Whole buffers, then slices of 7 elements.
+        foreach (var slice in new long?[] { null, 7 })
+        {
+            var ps = new[] { new Parameter(randn(Algorithms.Shape(info, 10))), new Parameter(randn(3, 3)), new Parameter(randn(Algorithms.Shape(info))) };
+            using var opt = Algorithms.Create(info, ps, impl, flat: true);
+            if (slice is { } elements) FlatTests.SliceFlatBuffers(opt, elements);
+            LeakTests.LiveTensorsAfter(opt, ps, 200).Should().Be(0, $"slices of {slice?.ToString() ?? "the whole buffer"}");
+        }
     }
 }

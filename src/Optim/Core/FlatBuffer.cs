@@ -47,6 +47,9 @@ internal sealed class FlatBuffer : IDisposable
 
     private bool _directGradientReads = TensorMemory.DirectGradientReads;
 
+    // The buffer cut into slices for the CPU's op-by-op paths, kept from step to step while FlatState's tensors stay.
+    private FlatSlices? _slices;
+
     /// <summary>Flattens <paramref name="parameters"/> (one device and dtype, none empty) into a new buffer.</summary>
     public FlatBuffer(IReadOnlyList<Parameter> parameters, IReadOnlyList<string> names, string description)
     {
@@ -288,6 +291,7 @@ internal sealed class FlatBuffer : IDisposable
             _aliasedStates[i] = s;
         }
         Distribute();
+        _slices?.CutState();
         ScalarsStale = false;
         _stateAliased = true;
     }
@@ -309,6 +313,8 @@ internal sealed class FlatBuffer : IDisposable
             if (_fans.TryGetValue(key, out var fan)) fan.copy_(tensor);
         }
         if (changed) Distribute();
+        // Slices whose state the step replaced hold the step's own tensors: they view the new state from now on.
+        if (_slices is not null && !_slices.IsCurrent()) _slices.CutState();
     }
 
     /// <summary>
@@ -325,6 +331,24 @@ internal sealed class FlatBuffer : IDisposable
         }
         ScalarsStale = false;
         return true;
+    }
+
+    /// <summary>
+    /// The buffer cut into slices of <paramref name="sliceElements"/> (see <see cref="FlatSlices"/>), cut again when
+    /// <see cref="FlatState"/>'s tensors or the size changed.
+    /// </summary>
+    public FlatSlices Slices(long sliceElements)
+    {
+        if (_slices is null || _slices.SliceElements != sliceElements)
+        {
+            DropSlices();
+            _slices = new FlatSlices(Flat, Grads, FlatState, sliceElements, $"flat buffer ({Description})");
+        }
+        else if (!_slices.IsCurrent())
+        {
+            _slices.CutState();
+        }
+        return _slices;
     }
 
     /// <summary>Frees the buffer's own tensors; the parameters, gradients and states keep the memory they view.</summary>
@@ -363,6 +387,12 @@ internal sealed class FlatBuffer : IDisposable
             _aliasedStates[i]!.IsInitialized = true;
             _aliasedVersions[i] = _aliasedStates[i]!.Version;
         }
+    }
+
+    private void DropSlices()
+    {
+        _slices?.Dispose();
+        _slices = null;
     }
 
     private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;

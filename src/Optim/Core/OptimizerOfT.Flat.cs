@@ -16,8 +16,10 @@ public abstract partial class Optimizer<TOptions>
     /// <summary>
     /// Whether the optimizer keeps its parameters flat (the constructors' <c>flat</c> argument): each group's parameters
     /// of one device and dtype are views of one contiguous buffer, their gradients views of another and their state
-    /// views of flat state tensors, so a step runs each kernel once per buffer. The path (<see cref="Implementation"/>)
-    /// still picks the kernels; the numbers are those of the same path without flat buffers. A group steps per
+    /// views of flat state tensors, so a step runs each kernel once per buffer (on the CPU, the for-loop's and foreach's
+    /// ops run over a large buffer a cache-sized slice at a time, so that each op finds its operands in cache). The path
+    /// (<see cref="Implementation"/>) still picks the kernels; the numbers are those of the same path without flat
+    /// buffers. A group steps per
     /// parameter, as without the buffer, while a parameter has no gradient, and an algorithm whose update is not
     /// element-wise (<see cref="Adafactor"/>, <see cref="LBFGS"/>) always does.
     /// </summary>
@@ -75,6 +77,15 @@ public abstract partial class Optimizer<TOptions>
 
     /// <summary>How many group steps ran as flat steps (for tests: the flat path was taken, not the per-parameter one).</summary>
     internal int FlatStepCount { get; private set; }
+
+    /// <summary>
+    /// Elements per slice where a CPU buffer steps slice by slice on the for-loop and foreach paths (see
+    /// <see cref="FlatSlices"/>); a buffer of at most this many elements steps whole. Tests set it small.
+    /// </summary>
+    internal long FlatSliceElements { get; set; } = FlatSlices.DefaultElements;
+
+    /// <summary>How many slices the sliced flat steps ran over (for tests: slicing was exercised).</summary>
+    internal int FlatSliceCount { get; private set; }
 
     /// <summary>Group <paramref name="g"/>'s flat buffers, or null (for tests).</summary>
     internal IReadOnlyList<FlatBuffer>? FlatBuffersOf(int g) => g < _flatBuffers.Count ? _flatBuffers[g] : null;
@@ -158,23 +169,44 @@ public abstract partial class Optimizer<TOptions>
                 // PlanFlatSteps found the states gatherable; only whether they are yet to be created matters here.
                 buffer.AliasState(_state, StateSchema, buffer.HasNoState(_state) ? state => InitializeState(options, buffer.Flat, state) : null);
             }
-            var batch = new StepBatch();
-            batch.Add(buffer.Flat, buffer.Grads, buffer.FlatState, $"flat buffer ({buffer.Description})");
-            switch (FlatPath(options.Implementation, buffer.Flat))
+            var path = FlatPath(options.Implementation, buffer.Flat);
+            // On the CPU an op over a large buffer streams it through memory, and the next op streams it again: the
+            // op-by-op paths step it a cache-sized slice at a time. ATen's fused kernels make one pass already.
+            if (path != Implementation.Fused && buffer.Flat.device_type == DeviceType.CPU && buffer.Numel > FlatSliceElements)
             {
-                case Implementation.ForLoop:
-                    SingleTensorStep(options, batch);
-                    break;
-                case Implementation.Foreach:
-                    MultiTensorStep(options, batch);
-                    break;
-                default:
-                    var device = buffer.Flat.device;
-                    FusedStep(options, batch, AsKernelScalar(GradScale, device), AsKernelScalar(FoundInf, device));
-                    break;
+                StepInSlices(options, buffer.Slices(FlatSliceElements), path);
+            }
+            else
+            {
+                var batch = new StepBatch();
+                batch.Add(buffer.Flat, buffer.Grads, buffer.FlatState, $"flat buffer ({buffer.Description})");
+                switch (path)
+                {
+                    case Implementation.ForLoop:
+                        SingleTensorStep(options, batch);
+                        break;
+                    case Implementation.Foreach:
+                        MultiTensorStep(options, batch);
+                        break;
+                    default:
+                        var device = buffer.Flat.device;
+                        FusedStep(options, batch, AsKernelScalar(GradScale, device), AsKernelScalar(FoundInf, device));
+                        break;
+                }
             }
             buffer.SyncAfterStep();
         }
+    }
+
+    // The for-loop steps the slices as it steps parameters, one after the other; foreach runs once per slice (one
+    // foreach call over every slice would run each op over all of them before the next op, as over the whole buffer).
+    private void StepInSlices(TOptions options, FlatSlices slices, Implementation path)
+    {
+        slices.Begin();
+        if (path == Implementation.ForLoop) SingleTensorStep(options, slices.Batch);
+        else foreach (var one in slices.One) MultiTensorStep(options, one);
+        slices.End();
+        FlatSliceCount += slices.Batch.Count;
     }
 
     // The path over one buffer: what the group asks for; Auto is the for-loop on CPU (the same bits as foreach over

@@ -666,10 +666,20 @@ public partial class FlatTests
         }
     }
 
+    // The weights come from the seed's own generator, not the global one, which tests running alongside also draw
+    // from (a flat model and its plain twin must start equal).
     private static (TwoLayers Model, List<Parameter> Parameters) Model(int seed, bool bias = true)
     {
-        manual_seed(seed);
         var model = new TwoLayers(bias);
+        using var generator = new Generator((ulong)seed);
+        using (no_grad())
+        {
+            foreach (var p in model.parameters())
+            {
+                using var values = rand(p.shape, generator: generator).sub_(0.5);
+                p.copy_(values);
+            }
+        }
         return (model, model.parameters().ToList());
     }
 

@@ -210,12 +210,16 @@ public static class Catalog
     /// </summary>
     public static bool HasPath(AlgorithmInfo algorithm, StepPath path) => path switch
     {
-        StepPath.Fused => algorithm.HasFusedKernel,
+        StepPath.Fused => FusedHere(algorithm),
         StepPath.Foreach => algorithm.HasForeach,
         StepPath.BuiltIn => HasBuiltIn(algorithm),
         StepPath.ForLoop => true,
         _ => algorithm.HasImplementations, // auto: one path of its own (Muon) is its for-loop cell alone
     };
+
+    // Whether the algorithm has a fused kernel on the measured device: the C# kernels serve the CPU only.
+    private static bool FusedHere(AlgorithmInfo algorithm) =>
+        algorithm.HasFusedKernel && (!algorithm.FusedKernelIsCSharp || BenchDevice.Current.type == DeviceType.CPU);
 
     // Whether the row's built-in accepts the options (TorchSharp's Adagrad has no maximize, for example); asked once.
     private static bool HasBuiltIn(AlgorithmInfo algorithm)
@@ -268,7 +272,7 @@ public static class Catalog
             StepPath.ForLoop => Implementation.ForLoop,
             StepPath.Foreach => Implementation.Foreach,
             StepPath.Fused => Implementation.Fused,
-            StepPath.Flat when algorithm.HasFusedKernel => Implementation.Fused,
+            StepPath.Flat when FusedHere(algorithm) => Implementation.Fused,
             _ => Implementation.Auto,
         };
         return Create(algorithm, impl, path == StepPath.Flat, parameters);

@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using Optim.Kernels;
 using static TorchSharp.torch;
 
@@ -21,6 +22,7 @@ internal static class CSharpFused
     {
         var kernel = Prepare(bucket, stateKeys);
         StateTensors.CountFusedStep(bucket, foundInf, _ => kernel.Run(gradScale, foundInf, _ => updateFloat, _ => updateDouble));
+        MarkModified(bucket, stateKeys, gradScale);
     }
 
     /// <summary>
@@ -38,6 +40,24 @@ internal static class CSharpFused
         var kernel = Prepare(bucket, stateKeys);
         StateTensors.CountFusedStep(bucket, foundInf, steps =>
             kernel.Run(gradScale, foundInf, i => updateFloat(i, StateTensors.Value(steps[i])), i => updateDouble(i, StateTensors.Value(steps[i]))));
+        MarkModified(bucket, stateKeys, gradScale);
+    }
+
+    // The kernel writes memory directly, which autograd's version counters do not see: count the change as ATen's fused
+    // kernels (in-place ops on every argument) do, so that a backward through a graph that saved a parameter before the
+    // step fails as PyTorch's does instead of using the new values silently. The gradients change only when unscaled.
+    private static void MarkModified(StepBatch bucket, string?[] stateKeys, Tensor? gradScale)
+    {
+        var written = new List<Tensor>(bucket.Params);
+        foreach (var state in bucket.States)
+        {
+            foreach (var key in stateKeys)
+            {
+                if (key is not null && state.Get(key) is { } t) written.Add(t);
+            }
+        }
+        if (gradScale is not null) written.AddRange(bucket.Grads);
+        Aten.MarkModified_(written);
     }
 
     private static CpuFused.FusedRun Prepare(StepBatch bucket, string?[] stateKeys)

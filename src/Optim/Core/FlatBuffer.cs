@@ -354,6 +354,7 @@ internal sealed class FlatBuffer : IDisposable
     /// <summary>Frees the buffer's own tensors; the parameters, gradients and states keep the memory they view.</summary>
     public void Dispose()
     {
+        DropSlices();
         foreach (var view in _gradViews) view?.Dispose();
         FlatState.Clear();
         foreach (var fan in _fans.Values) fan.Dispose();

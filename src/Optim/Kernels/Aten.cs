@@ -177,6 +177,10 @@ public static class Aten
         def foreach_sign_(self: List[Tensor]):
             torch._foreach_sign_(self)
 
+        def mark_modified_(self: List[Tensor]):
+            for t in self:
+                t.view(-1).narrow(0, 0, 0).zero_()
+
         # ---- Muon (TorchSharp's addmm takes float32 beta and alpha) ----
         def addmm(self: Tensor, mat1: Tensor, mat2: Tensor, beta: float, alpha: float) -> Tensor:
             return torch.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
@@ -685,6 +689,17 @@ public static class Aten
     {
         if (IsEmpty(self, nameof(self))) return;
         Invoke("foreach_sign_", (object)List(self, nameof(self)));
+    }
+
+    /// <summary>
+    /// Counts an in-place change of every tensor of <paramref name="self"/> (contiguous) in autograd's version counter,
+    /// as an ATen in-place op does, without touching an element: for kernels that write tensors' memory directly, so
+    /// that a backward through a graph that saved one of them before the change refuses, as PyTorch's does.
+    /// </summary>
+    internal static void MarkModified_(IReadOnlyList<Tensor> self)
+    {
+        if (IsEmpty(self, nameof(self))) return;
+        Invoke("mark_modified_", (object)List(self, nameof(self)));
     }
     /// <summary>
     /// <c>self._values()</c> of a sparse COO tensor: its values as stored (uncoalesced ones keep repeated indices'

@@ -39,8 +39,8 @@ public static class Scalars
     [ThreadStatic]
     private static int _next;
 
-    /// <summary>The integer 1, as the <c>alpha</c> or <c>value</c> TorchSharp's shorter overloads pass; never disposed.</summary>
-    public static Scalar One { get; } = 1L.ToScalar();
+    /// <summary>The integer 1, as the <c>alpha</c> or <c>value</c> TorchSharp's shorter overloads pass; never disposed (internal: a user's Dispose would break every op that passes it; use <c>S(1L)</c>).</summary>
+    internal static Scalar One { get; } = 1L.ToScalar();
 
     /// <summary>A double Scalar for the op it is passed to (a Python float in PyTorch).</summary>
     public static Scalar S(double value) => Keep(value.ToScalar());

@@ -95,7 +95,7 @@ internal static class TensorMemory
         try
         {
             using var scope = NewDisposeScope();
-            var buffer = zeros(8);
+            var buffer = zeros(8, ScalarType.Float32);
             var view = buffer.narrow(0, 2, 3);
             var sameMemory = buffer.narrow(0, 2, 3);
             var parameter = new TorchSharp.Modules.Parameter(zeros(3));

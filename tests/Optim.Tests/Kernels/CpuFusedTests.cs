@@ -148,6 +148,26 @@ public class CpuFusedTests(ITestOutputHelper output)
         Trajectories.ShouldBeBitwise(Run(Implementation.Fused), Run(Implementation.ForLoop));
     }
 
+    // The kernel writes memory directly; autograd must still see the parameter as changed, as after ATen's in-place
+    // ops: a backward through a graph that saved the parameter before the step is refused on both paths, not silently
+    // computed with the new values.
+    [Theory]
+    [MemberData(nameof(CSharpFusedNames))]
+    public void A_backward_through_a_graph_saved_before_the_step_is_refused_as_on_the_for_loop(string algorithm)
+    {
+        foreach (var impl in new[] { Implementation.ForLoop, Implementation.Fused })
+        {
+            using var scope = NewDisposeScope();
+            var w = new Parameter(torch.randn(5));
+            using var opt = Algorithms.Get(algorithm).Create(new[] { w }, new[] { new KeyValuePair<string, object?>("implementation", impl) });
+            var loss = (w * w).sum();
+            w.grad = torch.ones(5);
+            opt.step();
+            var act = () => loss.backward();
+            act.Should().Throw<Exception>($"{impl}").WithMessage("*modified by an inplace operation*");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(CSharpFusedNames))]
     public void Tensors_it_cannot_serve_are_refused_naming_the_parameter(string algorithm)

@@ -1,5 +1,7 @@
 using System.Collections.Generic;
 using System.Linq;
+using System.Numerics;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp;
 using TorchSharp.Modules;
@@ -52,14 +54,15 @@ public sealed record ASGDOptions : OptimizerOptions
 /// <c>mu</c> are 0-dim tensors of PyTorch's scalar dtype (float32 unless the default dtype is float64), so their values
 /// are rounded to it as in PyTorch. PyTorch's foreach ASGD computes differently from its for-loop (the decay and the
 /// gradient step in one <c>addcmul</c>, <c>eta</c> with float32 tensor ops), and so does ours: the two paths differ in the
-/// last bits, and <see cref="Implementation.Auto"/> runs the for-loop on CPU. ATen has no fused ASGD kernel.
+/// last bits, and <see cref="Implementation.Auto"/> runs the for-loop on CPU. ATen has no fused ASGD kernel:
+/// <see cref="Implementation.Fused"/> runs this library's single-pass C# CPU kernel of the for-loop's update.
 /// </summary>
 public sealed class ASGD : Optimizer<ASGDOptions>
 {
     /// <summary>The algorithm's catalog entry.</summary>
     public static AlgorithmInfo<ASGDOptions> Info { get; } =
         AlgorithmInfo.Of<ASGD, ASGDOptions>("ASGD", g => new ASGD(g), foreachMatchesForLoop: false,
-            torchSharpLayout: new ASGDTorchSharpLayout());
+            hasFusedKernel: true, torchSharpLayout: new ASGDTorchSharpLayout());
 
     /// <summary>
     /// Creates ASGD over <paramref name="parameters"/>; arguments as TorchSharp's <c>torch.optim.ASGD</c>, but
@@ -140,6 +143,34 @@ public sealed class ASGD : Optimizer<ASGDOptions>
     /// <inheritdoc/>
     protected override void MultiTensorStep(ASGDOptions o, StepBatch bucket) => MultiTensor(bucket, o);
 
+    /// <inheritdoc/>
+    protected override bool HasFusedKernel => Info.HasFusedKernel;
+
+    /// <inheritdoc/>
+    private protected override bool FusedByThisLibrary => true;
+
+    /// <inheritdoc/>
+    protected override void FusedStep(ASGDOptions o, StepBatch bucket, Tensor? gradScale, Tensor? foundInf) =>
+        CSharpFused.Step(bucket, new[] { StateKeys.Ax }, gradScale, foundInf,
+            (i, step) => new ASGDUpdate<float>(o, StepScalars(o, bucket.States[i], step)), (i, step) => new ASGDUpdate<double>(o, StepScalars(o, bucket.States[i], step)));
+
+    // The eta and mu this step uses (the state's values), then the state advanced to the next step's, as the for-loop does.
+    private static (double Eta, double Mu) StepScalars(ASGDOptions o, ParameterState state, double step)
+    {
+        var eta = state[StateKeys.Eta];
+        var mu = state[StateKeys.Mu];
+        var used = (StateTensors.Value(eta), StateTensors.Value(mu));
+        AdvanceEtaAndMu(o, eta, mu, step);
+        return used;
+    }
+
+    // eta = lr / (1 + lambd * lr * step) ** alpha and mu = 1 / max(1, step - t0), Python floats copied into the 0-dim state.
+    private static void AdvanceEtaAndMu(ASGDOptions o, Tensor eta, Tensor mu, double step)
+    {
+        eta.fill_(S(AsDefaultDtype(o.Lr / System.Math.Pow(1 + o.Lambd * o.Lr * step, o.Alpha))));
+        mu.fill_(S(AsDefaultDtype(1 / PythonMaxOfOne(step - o.T0))));
+    }
+
     // PyTorch's _single_tensor_asgd (not capturable).
     private static void SingleTensor(StepBatch batch, ASGDOptions o)
     {
@@ -165,9 +196,7 @@ public sealed class ASGD : Optimizer<ASGDOptions>
             if (StateTensors.Value(mu) != 1) ax.add_(param.sub(ax).mul_(mu), One);
             else ax.copy_(param);
 
-            var step = StateTensors.Value(stepT);
-            eta.fill_(S(AsDefaultDtype(o.Lr / System.Math.Pow(1 + o.Lambd * o.Lr * step, o.Alpha))));
-            mu.fill_(S(AsDefaultDtype(1 / PythonMaxOfOne(step - o.T0))));
+            AdvanceEtaAndMu(o, eta, mu, StateTensors.Value(stepT));
         }
     }
 
@@ -211,6 +240,37 @@ public sealed class ASGD : Optimizer<ASGDOptions>
 
     // Python's max(1, x): x only when x > 1 (so a NaN gives 1, where Math.Max would give NaN).
     private static double PythonMaxOfOne(double x) => x > 1 ? x : 1;
+}
+
+/// <summary>
+/// One element of <see cref="ASGD"/>'s for-loop update, in one pass (ATen has no fused ASGD): its operations in its
+/// order, each rounded to <typeparamref name="T"/>, with the step's eta and mu (the state's values) rounded once.
+/// Stream: S0 ax.
+/// </summary>
+internal readonly unsafe struct ASGDUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly FusedGradient<T> _gradient;
+    private readonly T _decay, _negativeEta, _mu;
+    private readonly bool _average;
+
+    public ASGDUpdate(ASGDOptions o, (double Eta, double Mu) step)
+    {
+        _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
+        _decay = CpuFused.Scalar<T>(1 - o.Lambd * step.Eta);
+        _negativeEta = CpuFused.Scalar<T>(-step.Eta);
+        _mu = CpuFused.Scalar<T>(step.Mu);
+        _average = step.Mu != 1;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public void Update(in Streams<T> at)
+    {
+        var g = _gradient.Of(at, out var p);
+        p = p * _decay + g * _negativeEta;
+        CpuFused.Store(at.Param, p);
+        // ax.add_(param.sub(ax).mul(mu)) while averaging, ax.copy_(param) while mu is 1.
+        CpuFused.Store(at.S0, _average ? CpuFused.Load(at.S0) + (p - CpuFused.Load(at.S0)) * _mu : p);
+    }
 }
 
 /// <summary>

@@ -168,6 +168,37 @@ public class CpuFusedTests(ITestOutputHelper output)
         }
     }
 
+    // ASGD's eta and mu are scalar state the kernel's factory advances once per parameter and step: they must follow
+    // the for-loop's bits, through the switch from copying the parameter into ax (mu = 1) to averaging (t0 = 2).
+    [Theory]
+    [InlineData(ScalarType.Float32)]
+    [InlineData(ScalarType.Float64)]
+    public void ASGD_eta_mu_and_step_advance_as_in_the_for_loop(ScalarType dtype)
+    {
+        List<Dictionary<string, Tensor>> Run(Implementation impl)
+        {
+            var gen = new Generator(3);
+            var ps = new[] { 17L, 1 }.Select(n => new Parameter(torch.randn(n, dtype: dtype, generator: gen))).ToList();
+            using var opt = new ASGD(ps, lr: 0.05, lambd: 0.01, t0: 2, weight_decay: 0.01, implementation: impl);
+            for (var step = 0; step < 6; step++)
+            {
+                foreach (var p in ps) p.grad = torch.randn(p.shape, dtype: dtype, generator: gen);
+                opt.step();
+            }
+            return ps.Select(p => opt.State[p].ToDictionary(kv => kv.Key, kv => kv.Value.to(ScalarType.Float64))).ToList();
+        }
+        var fused = Run(Implementation.Fused);
+        var loop = Run(Implementation.ForLoop);
+        for (var i = 0; i < loop.Count; i++)
+        {
+            foreach (var key in new[] { "step", "eta", "mu" })
+                fused[i][key].item<double>().Should().Be(loop[i][key].item<double>(), $"{key} of parameter {i}");
+            loop[i]["mu"].item<double>().Should().BeLessThan(1, "the run reaches the averaging branch");
+            var (atol, rtol) = dtype == ScalarType.Float32 ? (1e-6, 1e-5) : (1e-14, 1e-13);
+            fused[i]["ax"].allclose(loop[i]["ax"], rtol, atol).Should().BeTrue($"ax of parameter {i}");
+        }
+    }
+
     [Theory]
     [MemberData(nameof(CSharpFusedNames))]
     public void Tensors_it_cannot_serve_are_refused_naming_the_parameter(string algorithm)

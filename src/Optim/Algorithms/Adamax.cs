@@ -214,7 +214,7 @@ internal readonly unsafe struct AdamaxUpdate<T> : IFusedUpdate<T> where T : unma
     {
         var g = _gradient.Of(at, out var p);
         var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
-        var expInf = Vector.Max(CpuFused.Load(at.S1) * _beta2, Vector.Abs(g) + new Vector<T>(_eps));
+        var expInf = CpuFused.Maximum(CpuFused.Load(at.S1) * _beta2, Vector.Abs(g) + new Vector<T>(_eps));
         CpuFused.Store(at.S1, expInf);
         CpuFused.Store(at.Param, p + expAvg / expInf * _negativeClr);
     }

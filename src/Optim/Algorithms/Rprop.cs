@@ -244,7 +244,7 @@ internal readonly unsafe struct RpropUpdate<T> : IFusedUpdate<T> where T : unman
         var factor = Vector.ConditionalSelect(Vector.GreaterThan(product, zero), new Vector<T>(_etaplus),
             Vector.ConditionalSelect(Vector.LessThan(product, zero), new Vector<T>(_etaminus), Vector<T>.One));
         // clamp_(min, max): min(max(x, min), max).
-        var stepSize = Vector.Min(Vector.Max(CpuFused.Load(at.S1) * factor, new Vector<T>(_minStep)), new Vector<T>(_maxStep));
+        var stepSize = CpuFused.Minimum(CpuFused.Maximum(CpuFused.Load(at.S1) * factor, new Vector<T>(_minStep)), new Vector<T>(_maxStep));
         CpuFused.Store(at.S1, stepSize);
         g = Vector.ConditionalSelect(Vector.Equals(factor, new Vector<T>(_etaminus)), zero, g);
         var sign = Vector.ConditionalSelect(Vector.GreaterThan(g, zero), Vector<T>.One,

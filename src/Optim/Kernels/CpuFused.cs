@@ -241,6 +241,19 @@ internal static unsafe class CpuFused
         return updated;
     }
 
+    /// <summary>
+    /// <c>torch.maximum</c>: NaN in either operand gives NaN. <see cref="Vector.Max{T}(Vector{T}, Vector{T})"/> alone
+    /// does not promise that (its NaN handling has differed between .NET versions and instruction sets).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> Maximum<T>(Vector<T> a, Vector<T> b) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector.ConditionalSelect(Vector.Equals(a, a) & Vector.Equals(b, b), Vector.Max(a, b), a + b);
+
+    /// <summary><c>torch.minimum</c>: NaN in either operand gives NaN (see <see cref="Maximum{T}"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector<T> Minimum<T>(Vector<T> a, Vector<T> b) where T : unmanaged, IFloatingPointIeee754<T> =>
+        Vector.ConditionalSelect(Vector.Equals(a, a) & Vector.Equals(b, b), Vector.Min(a, b), a + b);
+
     /// <summary>The lanes at <paramref name="p"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<T> Load<T>(T* p) where T : unmanaged => Unsafe.ReadUnaligned<Vector<T>>(p);

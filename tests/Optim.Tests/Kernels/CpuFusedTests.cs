@@ -199,6 +199,23 @@ public class CpuFusedTests(ITestOutputHelper output)
         }
     }
 
+    // Adamax's max and Rprop's clamp keep a NaN as torch.maximum and clamp do, whatever Vector.Max does with one.
+    [Fact]
+    public void Maximum_and_minimum_give_NaN_for_a_NaN_in_either_operand_as_torch_does()
+    {
+        var a = new float[System.Numerics.Vector<float>.Count];
+        var b = new float[a.Length];
+        (a[0], b[0], a[1], b[1], a[2], b[2]) = (float.NaN, 1, 1, float.NaN, 2, 3);
+        var (va, vb) = (new System.Numerics.Vector<float>(a), new System.Numerics.Vector<float>(b));
+        foreach (var result in new[] { CpuFused.Maximum(va, vb), CpuFused.Minimum(va, vb) })
+        {
+            float.IsNaN(result[0]).Should().BeTrue();
+            float.IsNaN(result[1]).Should().BeTrue();
+        }
+        CpuFused.Maximum(va, vb)[2].Should().Be(3);
+        CpuFused.Minimum(va, vb)[2].Should().Be(2);
+    }
+
     [Theory]
     [MemberData(nameof(CSharpFusedNames))]
     public void Tensors_it_cannot_serve_are_refused_naming_the_parameter(string algorithm)

@@ -404,7 +404,12 @@ internal sealed class FlatBuffer : IDisposable
         states.TryGetValue(_parameters[i], out var s) && s.IsInitialized ? s : null;
 
     // The region of parameter i in a flat tensor, shaped as the parameter.
-    private Tensor ViewOf(Tensor flat, int i) => flat.narrow(0, _offsets[i], _numels[i]).view(_parameters[i].shape);
+    private Tensor ViewOf(Tensor flat, int i)
+    {
+        // The narrow is only a step to the view: its wrapper is freed here, not left to the finalizer.
+        using var region = flat.narrow(0, _offsets[i], _numels[i]);
+        return region.view(_parameters[i].shape);
+    }
 
     // Whether parameter i's gradient is the view of Grads it was given: read directly, the same tensor (not one that
     // replaced it; set_ and resize_ move a tensor without changing its identity, which CheckGradients looks for);

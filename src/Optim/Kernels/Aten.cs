@@ -177,9 +177,11 @@ public static class Aten
         def foreach_sign_(self: List[Tensor]):
             torch._foreach_sign_(self)
 
+        # set_ to itself changes nothing but counts as an in-place change: one op per tensor, where an empty view's
+        # zero_ took three (view, narrow, zero_) in the interpreter.
         def mark_modified_(self: List[Tensor]):
             for t in self:
-                t.view(-1).narrow(0, 0, 0).zero_()
+                t.set_(t)
 
         # ---- Muon (TorchSharp's addmm takes float32 beta and alpha) ----
         def addmm(self: Tensor, mat1: Tensor, mat2: Tensor, beta: float, alpha: float) -> Tensor:
@@ -692,7 +694,7 @@ public static class Aten
     }
 
     /// <summary>
-    /// Counts an in-place change of every tensor of <paramref name="self"/> (contiguous) in autograd's version counter,
+    /// Counts an in-place change of every tensor of <paramref name="self"/> in autograd's version counter,
     /// as an ATen in-place op does, without touching an element: for kernels that write tensors' memory directly, so
     /// that a backward through a graph that saved one of them before the change refuses, as PyTorch's does.
     /// </summary>

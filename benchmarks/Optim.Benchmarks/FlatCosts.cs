@@ -19,20 +19,22 @@ public static class FlatCosts
     private const int Rounds = 200;
 
     /// <summary>Measures and prints.</summary>
-    public static void Run(Shape shape, Action<string> log)
+    public static void Run(AlgorithmInfo algorithm, Shape shape, Action<string> log)
     {
+        ArgumentNullException.ThrowIfNull(algorithm);
         ArgumentNullException.ThrowIfNull(log);
+        var path = algorithm.HasFusedKernel ? Implementation.Fused : Implementation.Auto;
         log($"ATen threads: {torch.get_num_threads()}; shape {shape.Display}; medians of {Rounds}, the two ways interleaved");
         log($"direct gradient reads available: {TensorMemory.DirectGradientReads}");
         using var workload = new Workload(shape);
-        var parameters = workload.NewParameters(Adam.Info);
-        using (var flat = new Adam(parameters, implementation: Implementation.Fused, flat: true))
+        var parameters = workload.NewParameters(algorithm);
+        using (var flat = Catalog.Create(algorithm, path, true, parameters))
         {
             var buffer = flat.FlatBuffersOf(0)![0];
             var ways = new[] { true, false };
             foreach (var (what, action) in new (string, Action)[]
             {
-                ("flat Adam (fused) step", () => flat.step()),
+                ($"flat {algorithm.Name} ({path}) step", () => flat.step()),
                 ($"  of which the checks of {shape.Tensors} parameters and gradients", () => buffer.CheckGradients((_, _, _) => { })),
                 ("flat zero_grad (checks every gradient)", () => flat.zero_grad()),
             })
@@ -45,11 +47,14 @@ public static class FlatCosts
             var reads = new (string, Action)[]
             {
                 ("THSTensor_data (an address)", () => Array.ForEach(parameters, p => TensorMemory.DataPointer(p))),
+                ("an address read in place (TensorImpl's storage and offset)", () => Array.ForEach(parameters, p => TensorMemory.DirectDataPointer(p, sizeof(float)))),
+                ("the whole quick check (both addresses and the gradient's identity, read in place and prefetched)", () => buffer.AllInPlace()),
                 ("THSTensor_grad + THSTensor_data + THSTensor_dispose (a gradient's address through a handle)", () => Array.ForEach(parameters, p => TensorMemory.GradDataPointer(p))),
                 ("c10::TensorImpl::grad + the identity (a gradient's identity, direct)", () => Array.ForEach(parameters, p => TensorMemory.GradIdentity(p))),
             };
-            if (!TensorMemory.DirectGradientReads) reads = reads[..2];
+            if (!TensorMemory.DirectGradientReads) reads = new[] { reads[0], reads[3] };
             var perRead = Interleaved(reads.Select(r => r.Item2).ToArray());
+            // Each read runs right after the others in a round, so it finds the objects in cache: warm costs.
             for (var r = 0; r < reads.Length; r++)
                 log(FormattableString.Invariant($"  per parameter, {reads[r].Item1}: {perRead[r] * 1e6 / parameters.Length:F1} ns"));
         }
@@ -57,8 +62,8 @@ public static class FlatCosts
 
         var one = new[] { new Parameter(torch.randn(shape.Parameters)) };
         one[0].grad = torch.randn(shape.Parameters);
-        using (var single = new Adam(one, implementation: Implementation.Fused))
-            log(FormattableString.Invariant($"fused Adam over one tensor of {shape.Parameters:N0} floats: {Median(() => single.step()):F3} ms"));
+        using (var single = Catalog.Create(algorithm, path, false, one))
+            log(FormattableString.Invariant($"{algorithm.Name} ({path}) over one tensor of {shape.Parameters:N0} floats: {Median(() => single.step()):F3} ms"));
         Workload.Free(one);
         using var probe = new CopyProbe(shape.Parameters);
         log(FormattableString.Invariant($"one copy of {shape.Parameters:N0} floats: {Median(() => probe.Time()):F3} ms"));
@@ -67,7 +72,7 @@ public static class FlatCosts
         {
             var ps = Enumerable.Range(0, tensors).Select(_ => new Parameter(torch.randn(100))).ToArray();
             foreach (var p in ps) p.grad = torch.randn(100);
-            using var opt = new Adam(ps, implementation: Implementation.Fused, flat: true);
+            using var opt = Catalog.Create(algorithm, path, true, ps);
             for (var i = 0; i < 5; i++) opt.step();
             var before = GC.GetAllocatedBytesForCurrentThread();
             for (var i = 0; i < Rounds; i++) opt.step();
@@ -79,7 +84,7 @@ public static class FlatCosts
     // The actions' medians, each round running every action once, so that load from other processes hits all alike.
     private static double[] Interleaved(Action[] actions)
     {
-        for (var i = 0; i < 5; i++) Array.ForEach(actions, a => a());
+        Warm(() => Array.ForEach(actions, a => a()));
         var ms = actions.Select(_ => new double[Rounds]).ToArray();
         for (var i = 0; i < Rounds; i++)
         {
@@ -93,9 +98,16 @@ public static class FlatCosts
         return ms.Select(Stats.Median).ToArray();
     }
 
+    // Half a second of warm-up: long enough for the JIT to have optimized the code measured, as in a training run.
+    private static void Warm(Action action)
+    {
+        var start = Stopwatch.GetTimestamp();
+        for (var i = 0; i < 5 || Stopwatch.GetElapsedTime(start).TotalSeconds < 0.5; i++) action();
+    }
+
     private static double Median(Action action)
     {
-        for (var i = 0; i < 5; i++) action();
+        Warm(action);
         var ms = new double[Rounds];
         for (var i = 0; i < Rounds; i++)
         {

@@ -55,7 +55,7 @@ internal static class Program
         }
         if (rest.Contains("--flat-costs"))
         {
-            FlatCosts.Run(args.Contains("--shape") ? selection.Shapes[0] : Shape.Parse("2000x100"), Console.WriteLine);
+            FlatCosts.Run(args.Contains("--algorithm") ? selection.Algorithms[0] : Adam.Info, args.Contains("--shape") ? selection.Shapes[0] : Shape.Parse("2000x100"), Console.WriteLine);
             return 0;
         }
         if (rest.Contains("--simd"))

@@ -367,6 +367,41 @@ public partial class FlatTests
         TensorMemory.DirectGradientReads.Should().BeTrue();
     }
 
+    // A step first reads every parameter's and gradient's fields in place, prefetched a few parameters ahead, and only
+    // where something differs goes through them one by one. Each change it must notice is made here at a parameter deep
+    // into a long list (past the prefetch ring's wrap) and at the first and last; had the quick read missed one, the step
+    // would have run on the buffer as it was.
+    [Theory]
+    [InlineData(0)]
+    [InlineData(77)]
+    [InlineData(99)]
+    public void The_quick_check_notices_every_change_at_any_parameter(int at)
+    {
+        if (!TensorMemory.DirectGradientReads) return;
+        var changes = new (string What, Action<List<Parameter>> Change)[]
+        {
+            ("a gradient assigned", ps => ps[at].grad = ones_like(ps[at])),
+            ("a gradient released", ps => ps[at].grad = null),
+            ("the parameter set_ to another tensor", ps => { using (no_grad()) ps[at].set_(randn(ps[at].shape)); }),
+            ("the parameter set_ to another parameter's memory in the buffer", ps => { using (no_grad()) ps[at].set_(ps[(at + 1) % ps.Count]); }),
+            ("the gradient view set_ to other memory", ps => { using var g = ps[at].grad!; g.set_(zeros(g.shape)); }),
+            ("the gradient view set_ to another gradient's memory in the buffer", ps => { using var g = ps[at].grad!; using var other = ps[(at + 1) % ps.Count].grad!; g.set_(other); }),
+            ("the parameter disposed", ps => ps[at].Dispose()),
+        };
+        foreach (var (what, change) in changes)
+        {
+            var ps = Enumerable.Range(0, 100).Select(i => new Parameter(randn(3 + i % 5))).ToList();
+            using var opt = new SGD(ps, lr: 0.1, flat: true);
+            var buffer = BuffersOf(opt).Single();
+            buffer.AllInPlace().Should().BeTrue($"nothing changed yet ({what})");
+            opt.step();
+            buffer.AllInPlace().Should().BeTrue($"a step changes nothing it checks ({what})");
+            change(ps);
+            buffer.AllInPlace().Should().BeFalse(what);
+            foreach (var p in ps.Where(p => !p.IsInvalid)) p.Dispose();
+        }
+    }
+
     [Fact]
     public void A_gradient_that_does_not_fit_is_refused_before_anything_changes()
     {
@@ -625,8 +660,7 @@ public partial class FlatTests
         }
     }
 
-    private static IReadOnlyList<FlatBuffer> BuffersOf(Optimizer opt) =>
-        (IReadOnlyList<FlatBuffer>)opt.GetType().GetMethod("FlatBuffersOf", BindingFlags.NonPublic | BindingFlags.Instance)!.Invoke(opt, new object[] { 0 })!;
+    private static IReadOnlyList<FlatBuffer> BuffersOf(Optimizer opt) => opt.FlatBuffersOf(0)!;
 
     private static void SetDirectGradientReads(Optimizer opt, bool direct)
     {

@@ -1,6 +1,7 @@
 using System;
 using System.Collections.Generic;
 using System.Linq;
+using System.Runtime.CompilerServices;
 using Optim.Kernels;
 using TorchSharp.Modules;
 using static TorchSharp.torch;
@@ -47,6 +48,9 @@ internal sealed class FlatBuffer : IDisposable
 
     private bool _directGradientReads = TensorMemory.DirectGradientReads;
 
+    // The dtype's size in bytes, for the direct address reads.
+    private readonly int _elementSize;
+
     // The buffer cut into slices for the CPU's op-by-op paths, kept from step to step while FlatState's tensors stay.
     private FlatSlices? _slices;
 
@@ -78,6 +82,7 @@ internal sealed class FlatBuffer : IDisposable
         var first = _parameters[0];
         // The buffers outlive any dispose scope the caller (or a step) has open.
         var buffer = empty(total, first.dtype, first.device).DetachFromDisposeScope();
+        _elementSize = (int)buffer.ElementSize;
         Grads = zeros(total, first.dtype, first.device).DetachFromDisposeScope();
         for (var i = 0; i < count; i++)
         {
@@ -105,9 +110,9 @@ internal sealed class FlatBuffer : IDisposable
     }
 
     /// <summary>
-    /// Whether gradients are recognised through <see cref="TensorMemory.GradIdentity"/> (the default where its self-test
-    /// passed) rather than by reading each one's address through a new handle; can only be switched off (tests and
-    /// benchmarks compare the two).
+    /// Whether gradients are recognised through <see cref="TensorMemory.GradIdentity"/> and addresses read in place
+    /// (<see cref="TensorMemory.DirectDataPointer(Tensor, int)"/>), the default where their self-test passed, rather than through
+    /// libtorch's accessors and a new handle per gradient; can only be switched off (tests and benchmarks compare the two).
     /// </summary>
     internal bool DirectGradientReads
     {
@@ -152,6 +157,7 @@ internal sealed class FlatBuffer : IDisposable
     /// <exception cref="InvalidOperationException">A parameter was disposed, moved or converted after flattening.</exception>
     public bool CheckGradients(Action<Parameter, Tensor, string> checkGradient)
     {
+        if (AllInPlace()) return true;
         var complete = true;
         for (var i = 0; i < _parameters.Length; i++)
         {
@@ -159,14 +165,14 @@ internal sealed class FlatBuffer : IDisposable
             if (p.IsInvalid)
                 throw new InvalidOperationException(
                     $"parameter '{_names[i]}' has been disposed. TorchSharp's Module.to(dtype) replaces a module's parameters; create the optimizer after converting the module.");
-            if (TensorMemory.DataPointer(p) != _parameterData[i])
+            if (DataPointer(p) != _parameterData[i])
                 throw new InvalidOperationException(
                     $"parameter '{_names[i]}' no longer lies in the optimizer's flat buffer ({Description}): it was moved, converted or re-set (module.to(...), set_) after the optimizer flattened it. Move or convert the module before creating the optimizer.");
             if (GradIsView(i))
             {
                 // The view, but moved in place since it was made (set_, resize_): perhaps before the last zero_grad,
                 // which then zeroed the buffer, not it. Its values cannot be trusted, and the step has not begun.
-                if (_directGradientReads && TensorMemory.DataPointer(_gradViews[i]!) != _gradData[i])
+                if (_directGradientReads && DataPointer(_gradViews[i]!) != _gradData[i])
                     throw new InvalidOperationException(
                         $"the gradient of parameter '{_names[i]}' was moved in place (set_ or resize_ on the view of the optimizer's flat buffer ({Description}) that flat mode made its gradient). Assign a new tensor to the parameter's grad instead.");
                 continue;
@@ -195,13 +201,20 @@ internal sealed class FlatBuffer : IDisposable
     public void ZeroGrads()
     {
         Grads.zero_();
+        if (AllInPlace()) return;
         for (var i = 0; i < _parameters.Length; i++)
         {
             if (!_parameters[i].IsInvalid && !GradIsView(i)) AliasGrad(i);
         }
     }
 
+    /// <summary>
+    /// <see cref="StateIsAliased"/> as the step's plan found it (nothing changes the states between the plan and the step).
+    /// </summary>
+    public bool StateAliasedWhenPlanned { get; set; }
+
     /// <summary>Whether the parameters' states are still the views this buffer handed out (nothing replaced or reloaded).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public bool StateIsAliased()
     {
         if (!_stateAliased) return false;
@@ -410,6 +423,49 @@ internal sealed class FlatBuffer : IDisposable
         using var region = flat.narrow(0, _offsets[i], _numels[i]);
         return region.view(_parameters[i].shape);
     }
+
+    // What CheckGradients checks, read only, where the direct reads hold: true when every parameter lies where the buffer
+    // put it and every gradient is still its view, unmoved (the usual case, and then there is nothing to do); false sends
+    // CheckGradients through its per-parameter loop, which finds what changed. The reads are a chain of dependent cache
+    // misses per parameter (handle, TensorImpl, autograd metadata), so each link is prefetched a few parameters ahead.
+    // Compiled fully optimized at once: the first steps of a run would otherwise take it unoptimized, at twice the cost.
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    internal bool AllInPlace()
+    {
+        if (!_directGradientReads) return false;
+        const int Ahead = 8;
+        var count = _parameters.Length;
+        // Each parameter's handle, read once (TorchSharp's getter is a call): a ring of the handles in flight.
+        Span<IntPtr> handles = stackalloc IntPtr[4 * Ahead];
+        const int Mask = 4 * Ahead - 1;
+        for (var i = -2 * Ahead; i < count; i++)
+        {
+            var far = i + 2 * Ahead;
+            if (far < count)
+            {
+                // The views are held, so their identities stay theirs: their fields are read without their handles.
+                var p = _parameters[far];
+                if (p.IsInvalid || _gradViews[far] is null) return false;
+                handles[far & Mask] = p.Handle;
+                TensorMemory.PrefetchHandle(handles[far & Mask]);
+                TensorMemory.PrefetchImpl(_gradIdentities[far]);
+            }
+            var near = i + Ahead;
+            if (near >= 0 && near < count) TensorMemory.PrefetchImpl(TensorMemory.IdentityOf(handles[near & Mask]));
+            var nearer = i + Ahead / 2;
+            if (nearer >= 0 && nearer < count) TensorMemory.PrefetchAutogradMeta(TensorMemory.IdentityOf(handles[nearer & Mask]));
+            if (i < 0) continue;
+            var impl = TensorMemory.IdentityOf(handles[i & Mask]);
+            if (TensorMemory.DirectDataPointer(impl, _elementSize) != _parameterData[i]
+                || TensorMemory.DirectGradIdentity(impl) != _gradIdentities[i]
+                || TensorMemory.DirectDataPointer(_gradIdentities[i], _elementSize) != _gradData[i])
+                return false;
+        }
+        return true;
+    }
+
+    // A tensor's address (TensorMemory.DataPointer), read in place where the direct reads hold.
+    private IntPtr DataPointer(Tensor t) => _directGradientReads ? TensorMemory.DirectDataPointer(t, _elementSize) : TensorMemory.DataPointer(t);
 
     // Whether parameter i's gradient is the view of Grads it was given: read directly, the same tensor (not one that
     // replaced it; set_ and resize_ move a tensor without changing its identity, which CheckGradients looks for);

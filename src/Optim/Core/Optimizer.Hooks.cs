@@ -1,4 +1,5 @@
 using System;
+using System.Collections.Generic;
 using System.Threading;
 using static TorchSharp.torch;
 
@@ -105,6 +106,9 @@ public abstract partial class Optimizer
 
     /// <summary>The algorithm's step, with the closure the pre-hooks settled on.</summary>
     private protected abstract Tensor? StepCore(Func<Tensor>? closure);
+
+    /// <summary>Group <paramref name="g"/>'s flat buffers, or null where it has none (for tests and benchmarks).</summary>
+    internal abstract IReadOnlyList<FlatBuffer>? FlatBuffersOf(int g);
 
     /// <summary>The state dict, before the post-hooks (also what internal readers use to map ids to groups).</summary>
     internal abstract OptimizerStateDict StateDictCore();

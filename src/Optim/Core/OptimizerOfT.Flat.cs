@@ -88,7 +88,7 @@ public abstract partial class Optimizer<TOptions>
     internal int FlatSliceCount { get; private set; }
 
     /// <summary>Group <paramref name="g"/>'s flat buffers, or null (for tests).</summary>
-    internal IReadOnlyList<FlatBuffer>? FlatBuffersOf(int g) => g < _flatBuffers.Count ? _flatBuffers[g] : null;
+    internal override IReadOnlyList<FlatBuffer>? FlatBuffersOf(int g) => g < _flatBuffers.Count ? _flatBuffers[g] : null;
 
     // Which groups take the flat step: every buffer's parameters in place, every gradient present (foreign ones are
     // adopted here), no master weights, and state that is flat or can be gathered. Checks everything a step checks
@@ -110,7 +110,8 @@ public abstract partial class Optimizer<TOptions>
             if (!ready) continue;
             foreach (var buffer in buffers)
             {
-                if (buffer.StateIsAliased())
+                buffer.StateAliasedWhenPlanned = buffer.StateIsAliased();
+                if (buffer.StateAliasedWhenPlanned)
                 {
                     // Per-parameter steps advanced the parameters' scalar views: take them back if they still agree.
                     if (buffer.ScalarsStale && !buffer.TakeBackScalars())
@@ -164,7 +165,7 @@ public abstract partial class Optimizer<TOptions>
         var options = _groups[g].Options;
         foreach (var buffer in FlatBuffersOf(g)!)
         {
-            if (!buffer.StateIsAliased())
+            if (!buffer.StateAliasedWhenPlanned)
             {
                 // PlanFlatSteps found the states gatherable; only whether they are yet to be created matters here.
                 buffer.AliasState(_state, StateSchema, buffer.HasNoState(_state) ? state => InitializeState(options, buffer.Flat, state) : null);

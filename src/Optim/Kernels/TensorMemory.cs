@@ -1,5 +1,6 @@
 using System;
 using System.Collections.Generic;
+using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using TorchSharp;
 using static TorchSharp.torch;
@@ -14,6 +15,9 @@ internal static class TensorMemory
 {
     [DllImport("LibTorchSharp")]
     private static extern IntPtr THSStorage_data_ptr(IntPtr tensor);
+
+    [DllImport("LibTorchSharp")]
+    private static extern long THSTensor_storage_offset(IntPtr tensor);
 
     // A flat step calls these per parameter: each returns at once and never calls back, blocks or throws across the
     // boundary (libtorch errors are caught on the native side), so the GC transition is skipped.
@@ -38,11 +42,25 @@ internal static class TensorMemory
     [SuppressGCTransition]
     private static extern IntPtr TensorImpl_grad(IntPtr tensorImpl);
 
+    // Where a dense c10::TensorImpl keeps its storage (an intrusive pointer to the c10::StorageImpl) and its storage offset
+    // (in elements), and where the StorageImpl keeps its data pointer: libtorch 2.x's layout (the refcounted base's
+    // vtable pointer and two counts come first). THSTensor_data reads the same fields through data_ptr(), whose
+    // copy-on-write and access checks cost about as much as the rest of a flat step's checks together. Verified by the
+    // self-test below against the exported accessors before any use.
+    private const int ImplStorage = 16;
+    private const int ImplStorageOffset = 152;
+    private const int StorageData = 16;
+
+    // Where it keeps its autograd metadata (a unique pointer, null for a tensor that never took part in autograd), and
+    // where torch::autograd::AutogradMeta keeps the gradient (an at::Tensor: one TensorImpl pointer).
+    private const int ImplAutogradMeta = 24;
+    private const int AutogradMetaGrad = 40;
+
     private static bool? _available;
 
     /// <summary>
-    /// Whether <see cref="GradIdentity"/> may read gradients directly: <c>c10::TensorImpl::grad()</c> is found, and the
-    /// startup self-test found what the direct reads rely on.
+    /// Whether <see cref="GradIdentity"/> and <see cref="DirectDataPointer(Tensor, int)"/> may read tensors in place:
+    /// <c>c10::TensorImpl::grad()</c> is found, and the startup self-test found what the direct reads rely on.
     /// </summary>
     public static bool DirectGradientReads { get; } = DirectReadsHold();
 
@@ -53,12 +71,86 @@ internal static class TensorMemory
     public static IntPtr DataPointer(Tensor t) => THSTensor_data(t.Handle);
 
     /// <summary>
+    /// <see cref="DataPointer"/> read in place from the tensor's fields (storage's data plus offset times
+    /// <paramref name="elementSize"/>, the tensor's element size in bytes): no call into native code. Only where
+    /// <see cref="DirectGradientReads"/>, and only for dense tensors; zero for a tensor without storage.
+    /// </summary>
+    public static IntPtr DirectDataPointer(Tensor t, int elementSize) => DirectDataPointer(Identity(t), elementSize);
+
+    /// <summary><see cref="DirectDataPointer(Tensor, int)"/> of the tensor whose <see cref="Identity"/> is <paramref name="impl"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static IntPtr DirectDataPointer(IntPtr impl, int elementSize)
+    {
+        var storage = Word(impl + ImplStorage);
+        return storage == IntPtr.Zero ? IntPtr.Zero : Word(storage + StorageData) + (nint)(Int64(impl + ImplStorageOffset) * elementSize);
+    }
+
+    /// <summary>
+    /// Starts loading what <see cref="IdentityOf"/> reads (the handle's <c>at::Tensor</c>) into the cache: a hint, never a
+    /// fault, whatever the address holds.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void PrefetchHandle(IntPtr handle) => Prefetch((void*)handle);
+
+    /// <summary>
+    /// Starts loading what <see cref="DirectDataPointer(Tensor, int)"/> and <see cref="GradIdentity"/> read from the TensorImpl at
+    /// <paramref name="impl"/> (an <see cref="Identity"/>): its first cache line (storage, autograd metadata) and the one
+    /// with the storage offset.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void PrefetchImpl(IntPtr impl)
+    {
+        Prefetch((void*)impl);
+        Prefetch((void*)(impl + ImplStorageOffset));
+    }
+
+    /// <summary>
+    /// Starts loading the autograd metadata of the TensorImpl at <paramref name="impl"/>, which <see cref="GradIdentity"/>
+    /// reads; the impl's first line should be in cache already (<see cref="PrefetchImpl"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static unsafe void PrefetchAutogradMeta(IntPtr impl)
+    {
+        var meta = Word(impl + ImplAutogradMeta);
+        Prefetch((void*)(meta + AutogradMetaGrad));
+    }
+
+    /// <summary>
+    /// <see cref="GradIdentity"/> of the tensor whose <see cref="Identity"/> is <paramref name="impl"/>, read in place from
+    /// its autograd metadata without a call; <see cref="IntPtr.Zero"/> where it has no autograd metadata (then it has no
+    /// gradient). Only where <see cref="DirectGradientReads"/>.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static IntPtr DirectGradIdentity(IntPtr impl)
+    {
+        var meta = Word(impl + ImplAutogradMeta);
+        return meta == IntPtr.Zero ? IntPtr.Zero : Word(meta + AutogradMetaGrad);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe IntPtr Word(IntPtr address) => *(IntPtr*)address;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe long Int64(IntPtr address) => *(long*)address;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void Prefetch(void* address)
+    {
+        if (System.Runtime.Intrinsics.X86.Sse.IsSupported) System.Runtime.Intrinsics.X86.Sse.Prefetch0(address);
+    }
+
+    /// <summary>
     /// The tensor's identity: the address of the TensorImpl its native handle refers to. A TorchSharp handle is an
     /// <c>at::Tensor*</c>, and an <c>at::Tensor</c> is a single <c>intrusive_ptr&lt;TensorImpl&gt;</c> (PyTorch keeps
     /// that layout fixed: it is how tensors cross its C++/Python boundary); handles to the same tensor share it.
     /// Stable only while a reference to the tensor is held (a freed TensorImpl's address can be reused).
     /// </summary>
-    public static IntPtr Identity(Tensor t) => Marshal.ReadIntPtr(t.Handle);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static IntPtr Identity(Tensor t) => Word(t.Handle);
+
+    /// <summary><see cref="Identity"/> of the tensor whose TorchSharp handle is <paramref name="handle"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static IntPtr IdentityOf(IntPtr handle) => Word(handle);
 
     /// <summary>
     /// The address of the first element of the parameter's gradient, or <see cref="IntPtr.Zero"/> when it has none.
@@ -88,8 +180,9 @@ internal static class TensorMemory
     // static undefined tensor).
     private static IntPtr GradReference(Tensor tensor) => TensorImpl_grad(Identity(tensor));
 
-    // The direct reads rely on at::Tensor being one TensorImpl pointer and on TensorImpl::grad() returning the autograd
-    // metadata's gradient: checked once, against THSTensor_data and TorchSharp's own handles, on known tensors.
+    // The direct reads rely on at::Tensor being one TensorImpl pointer, on TensorImpl::grad() returning the autograd
+    // metadata's gradient and on the field offsets above: checked once, against libtorch's exported accessors and
+    // TorchSharp's own handles, on known tensors. Any mismatch turns every direct read off.
     private static bool DirectReadsHold()
     {
         try
@@ -108,9 +201,14 @@ internal static class TensorMemory
                 && THSTensor_data(grad) == DataPointer(view) && DataPointer(view) == DataPointer(buffer) + 2 * sizeof(float);
             parameter.grad = sameMemory;
             holds &= GradIdentity(parameter) == Identity(sameMemory);
+            // DirectGradIdentity's fields: the autograd metadata's gradient lies where TensorImpl::grad() said (compared
+            // as addresses before anything is read through them), and a tensor outside autograd has no metadata.
+            holds = holds && Word(Identity(parameter) + ImplAutogradMeta) + AutogradMetaGrad == GradReference(parameter)
+                && Word(Identity(buffer) + ImplAutogradMeta) == IntPtr.Zero
+                && DirectGradIdentity(Identity(parameter)) == Identity(sameMemory);
             parameter.grad = null;
-            holds &= GradIdentity(parameter) == none;
-            return holds;
+            holds = holds && GradIdentity(parameter) == none && DirectGradIdentity(Identity(parameter)) == none;
+            return holds && LayoutHolds();
         }
 #pragma warning disable CA1031 // Any failure of the self-test means the direct reads are not to be trusted; the fallback is exact.
         catch (Exception)
@@ -118,6 +216,41 @@ internal static class TensorMemory
         {
             return false;
         }
+    }
+
+    // DirectDataPointer's fields, checked on tensors of several dtypes and offsets, views, and a parameter moved by set_
+    // (as flat mode moves them). The storage field is compared between tensors before it is followed: views of one
+    // buffer share it, other tensors do not, and the offset field holds each view's offset.
+    private static bool LayoutHolds()
+    {
+        using var scope = NewDisposeScope();
+        var floats = zeros(4096, ScalarType.Float32);
+        var doubles = zeros(64, ScalarType.Float64);
+        var bytes = zeros(300, ScalarType.Int8);
+        var probes = new[]
+        {
+            floats, floats.narrow(0, 1237, 5), floats.narrow(0, 3001, 17).view(1, 17), doubles.narrow(0, 41, 3), bytes.narrow(0, 257, 2),
+        };
+        foreach (var t in probes)
+        {
+            if (Marshal.ReadInt64(Identity(t) + ImplStorageOffset) != THSTensor_storage_offset(t.Handle)) return false;
+        }
+        IntPtr StorageOf(Tensor t) => Marshal.ReadIntPtr(Identity(t) + ImplStorage);
+        if (StorageOf(probes[1]) != StorageOf(floats) || StorageOf(probes[2]) != StorageOf(floats)
+            || StorageOf(doubles) == StorageOf(floats) || StorageOf(bytes) == StorageOf(floats) || StorageOf(bytes) == StorageOf(doubles))
+            return false;
+        foreach (var t in probes)
+        {
+            if (Marshal.ReadIntPtr(StorageOf(t) + StorageData) != THSStorage_data_ptr(t.Handle)
+                || DirectDataPointer(t, (int)t.ElementSize) != THSTensor_data(t.Handle))
+                return false;
+        }
+        var parameter = new TorchSharp.Modules.Parameter(zeros(5));
+        var before = DirectDataPointer(parameter, sizeof(float));
+        if (before != THSTensor_data(parameter.Handle)) return false;
+        using (no_grad()) parameter.set_(probes[1]);
+        var after = DirectDataPointer(parameter, sizeof(float));
+        return after != before && after == THSTensor_data(parameter.Handle) && after == THSTensor_data(probes[1].Handle);
     }
 
     /// <summary>

@@ -386,6 +386,8 @@ public partial class FlatTests
             ("the parameter set_ to another parameter's memory in the buffer", ps => { using (no_grad()) ps[at].set_(ps[(at + 1) % ps.Count]); }),
             ("the gradient view set_ to other memory", ps => { using var g = ps[at].grad!; g.set_(zeros(g.shape)); }),
             ("the gradient view set_ to another gradient's memory in the buffer", ps => { using var g = ps[at].grad!; using var other = ps[(at + 1) % ps.Count].grad!; g.set_(other); }),
+            ("the gradient view set_ to an empty view at its own address", ps => { using var g = ps[at].grad!; using var empty = g.flatten().narrow(0, 0, 0); g.set_(empty); }),
+            ("the parameter set_ to an empty view at its own address", ps => { using (no_grad()) { using var empty = ps[at].flatten().narrow(0, 0, 0); ps[at].set_(empty); } }),
             ("the parameter disposed", ps => ps[at].Dispose()),
         };
         foreach (var (what, change) in changes)
@@ -399,6 +401,55 @@ public partial class FlatTests
             change(ps);
             buffer.AllInPlace().Should().BeFalse(what);
             foreach (var p in ps.Where(p => !p.IsInvalid)) p.Dispose();
+        }
+        // A disposed buffer forgets the views it freed: nothing reads them afterwards.
+        var last = Enumerable.Range(0, 40).Select(_ => new Parameter(randn(3))).ToList();
+        var disposed = new SGD(last, lr: 0.1, flat: true);
+        var lastBuffer = BuffersOf(disposed).Single();
+        disposed.Dispose();
+        lastBuffer.AllInPlace().Should().BeFalse("the buffer was disposed");
+        foreach (var p in last) p.Dispose();
+    }
+
+    // A gradient view or a parameter emptied in place keeps its first address: the step must still refuse it, as
+    // libtorch's data_ptr() (null for an empty tensor) made it do, and leave the parameters as they were.
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void Emptying_a_gradient_view_or_a_parameter_in_place_is_an_error(bool direct)
+    {
+        foreach (var gradient in new[] { true, false })
+        {
+            var ps = new[] { new Parameter(randn(4)), new Parameter(randn(2, 3)) };
+            using var opt = new SGD(ps, lr: 0.1, flat: true);
+            SetDirectGradientReads(opt, direct);
+            foreach (var p in ps) p.grad = ones_like(p);
+            opt.step();
+            var before = ps.Select(p => p.detach().clone()).ToList();
+            if (gradient)
+            {
+                using var g = ps[1].grad!;
+                using var empty = g.flatten().narrow(0, 0, 0);
+                g.set_(empty);
+            }
+            else
+            {
+                using var _ = no_grad();
+                using var empty = ps[1].flatten().narrow(0, 0, 0);
+                ps[1].set_(empty);
+            }
+            var act = () => opt.step();
+            if (gradient && !direct)
+            {
+                // Read through handles, the emptied view shows as another tensor, which does not fit: refused as such.
+                act.Should().Throw<InvalidOperationException>().WithMessage("*gradient*");
+            }
+            else
+            {
+                act.Should().Throw<InvalidOperationException>().WithMessage(gradient ? "*was moved in place*" : "*no longer lies in the optimizer's flat buffer*");
+            }
+            Trajectories.BitwiseEqual(ps[0], before[0]).Should().BeTrue(gradient ? "the gradient view was emptied" : "the parameter was emptied");
+            foreach (var p in ps) p.Dispose();
         }
     }
 

@@ -368,7 +368,13 @@ internal sealed class FlatBuffer : IDisposable
     public void Dispose()
     {
         DropSlices();
-        foreach (var view in _gradViews) view?.Dispose();
+        // Forgotten as well as freed: a check after this must not read the views' freed TensorImpls.
+        for (var i = 0; i < _gradViews.Length; i++)
+        {
+            _gradViews[i]?.Dispose();
+            _gradViews[i] = null;
+            _gradIdentities[i] = IntPtr.Zero;
+        }
         FlatState.Clear();
         foreach (var fan in _fans.Values) fan.Dispose();
         _fans.Clear();

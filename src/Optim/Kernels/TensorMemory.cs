@@ -19,6 +19,9 @@ internal static class TensorMemory
     [DllImport("LibTorchSharp")]
     private static extern long THSTensor_storage_offset(IntPtr tensor);
 
+    [DllImport("LibTorchSharp")]
+    private static extern long THSTensor_numel(IntPtr tensor);
+
     // A flat step calls these per parameter: each returns at once and never calls back, blocks or throws across the
     // boundary (libtorch errors are caught on the native side), so the GC transition is skipped.
     [DllImport("LibTorchSharp")]
@@ -42,13 +45,14 @@ internal static class TensorMemory
     [SuppressGCTransition]
     private static extern IntPtr TensorImpl_grad(IntPtr tensorImpl);
 
-    // Where a dense c10::TensorImpl keeps its storage (an intrusive pointer to the c10::StorageImpl) and its storage offset
-    // (in elements), and where the StorageImpl keeps its data pointer: libtorch 2.x's layout (the refcounted base's
-    // vtable pointer and two counts come first). THSTensor_data reads the same fields through data_ptr(), whose
-    // copy-on-write and access checks cost about as much as the rest of a flat step's checks together. Verified by the
-    // self-test below against the exported accessors before any use.
+    // Where a dense c10::TensorImpl keeps its storage (an intrusive pointer to the c10::StorageImpl), its storage offset
+    // and its element count, and where the StorageImpl keeps its data pointer: the layout of the libtorch TorchSharp
+    // 0.107 ships (2.10; the refcounted base's vtable pointer and two counts come first). THSTensor_data reads the same
+    // fields through data_ptr(), whose copy-on-write and access checks cost about as much as the rest of a flat step's
+    // checks together. Verified by the self-test below against the exported accessors before any use.
     private const int ImplStorage = 16;
     private const int ImplStorageOffset = 152;
+    private const int ImplNumel = 160;
     private const int StorageData = 16;
 
     // Where it keeps its autograd metadata (a unique pointer, null for a tensor that never took part in autograd), and
@@ -72,8 +76,9 @@ internal static class TensorMemory
 
     /// <summary>
     /// <see cref="DataPointer"/> read in place from the tensor's fields (storage's data plus offset times
-    /// <paramref name="elementSize"/>, the tensor's element size in bytes): no call into native code. Only where
-    /// <see cref="DirectGradientReads"/>, and only for dense tensors; zero for a tensor without storage.
+    /// <paramref name="elementSize"/>, the tensor's element size in bytes): no call into native code. Zero, as
+    /// <c>data_ptr()</c> gives, for a tensor without elements or without storage. Only where
+    /// <see cref="DirectGradientReads"/>.
     /// </summary>
     public static IntPtr DirectDataPointer(Tensor t, int elementSize) => DirectDataPointer(Identity(t), elementSize);
 
@@ -82,7 +87,9 @@ internal static class TensorMemory
     public static IntPtr DirectDataPointer(IntPtr impl, int elementSize)
     {
         var storage = Word(impl + ImplStorage);
-        return storage == IntPtr.Zero ? IntPtr.Zero : Word(storage + StorageData) + (nint)(Int64(impl + ImplStorageOffset) * elementSize);
+        return storage == IntPtr.Zero || Int64(impl + ImplNumel) == 0
+            ? IntPtr.Zero
+            : Word(storage + StorageData) + (nint)(Int64(impl + ImplStorageOffset) * elementSize);
     }
 
     /// <summary>
@@ -218,9 +225,11 @@ internal static class TensorMemory
         }
     }
 
-    // DirectDataPointer's fields, checked on tensors of several dtypes and offsets, views, and a parameter moved by set_
-    // (as flat mode moves them). The storage field is compared between tensors before it is followed: views of one
-    // buffer share it, other tensors do not, and the offset field holds each view's offset.
+    // DirectDataPointer's fields, checked on tensors of several dtypes, offsets and sizes, views, and a parameter moved by
+    // set_ (as flat mode moves them). The offset and count fields are compared with the exported accessors. No accessor
+    // exports the StorageImpl's address, so the storage field is recognised by how it is shared before it is followed:
+    // views of one buffer and a tensor set_ to another share it, other tensors do not (the other field shared by views,
+    // the version counter, is not shared after set_).
     private static bool LayoutHolds()
     {
         using var scope = NewDisposeScope();
@@ -230,13 +239,18 @@ internal static class TensorMemory
         var probes = new[]
         {
             floats, floats.narrow(0, 1237, 5), floats.narrow(0, 3001, 17).view(1, 17), doubles.narrow(0, 41, 3), bytes.narrow(0, 257, 2),
+            floats.narrow(0, 99, 0),
         };
         foreach (var t in probes)
         {
-            if (Marshal.ReadInt64(Identity(t) + ImplStorageOffset) != THSTensor_storage_offset(t.Handle)) return false;
+            if (Marshal.ReadInt64(Identity(t) + ImplStorageOffset) != THSTensor_storage_offset(t.Handle)
+                || Marshal.ReadInt64(Identity(t) + ImplNumel) != THSTensor_numel(t.Handle))
+                return false;
         }
         IntPtr StorageOf(Tensor t) => Marshal.ReadIntPtr(Identity(t) + ImplStorage);
-        if (StorageOf(probes[1]) != StorageOf(floats) || StorageOf(probes[2]) != StorageOf(floats)
+        var reSet = zeros(3, ScalarType.Float64);
+        using (no_grad()) reSet.set_(doubles);
+        if (StorageOf(probes[1]) != StorageOf(floats) || StorageOf(probes[2]) != StorageOf(floats) || StorageOf(reSet) != StorageOf(doubles)
             || StorageOf(doubles) == StorageOf(floats) || StorageOf(bytes) == StorageOf(floats) || StorageOf(bytes) == StorageOf(doubles))
             return false;
         foreach (var t in probes)

@@ -22,6 +22,7 @@ public class TensorMemoryTests
             floats, floats.narrow(0, 9_999, 1), floats.narrow(0, 4_321, 1_000).view(10, 100), floats.narrow(0, 6, 100).view(10, 10).t(),
             zeros(77, ScalarType.Float64).narrow(0, 13, 7), zeros(300, ScalarType.Int16).narrow(0, 299, 1),
             zeros(50, ScalarType.BFloat16).narrow(0, 33, 2), zeros(9, ScalarType.Bool).narrow(0, 5, 3), randn(3, 4)[1],
+            floats.narrow(0, 77, 0), empty(0),
         };
         var moved = new Parameter(zeros(5));
         using (no_grad()) moved.set_(floats.narrow(0, 8_765, 5));

@@ -800,6 +800,16 @@ public partial class FlatTests
 [Collection(nameof(LeakTests))]
 public class FlatLeakTests
 {
+    // The first flat optimizer of a process runs the direct reads' self-test: it must leave no tensor behind (it used to
+    // leave two, the wrappers TorchSharp's Parameter constructor takes its tensors from).
+    [Fact]
+    public void The_direct_reads_self_test_leaves_no_tensor()
+    {
+        var before = Tensor.TotalCount;
+        TensorMemory.SelfTest().Should().Be(TensorMemory.DirectGradientReads);
+        (Tensor.TotalCount - before).Should().Be(0);
+    }
+
     [Theory]
     [MemberData(nameof(FlatTests.DenseAlgorithmsAndPaths), MemberType = typeof(FlatTests))]
     public void A_flat_step_keeps_the_native_tensor_count_flat(string algorithm, Implementation impl)

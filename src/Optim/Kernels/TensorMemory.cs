@@ -66,7 +66,7 @@ internal static class TensorMemory
     /// Whether <see cref="GradIdentity"/> and <see cref="DirectDataPointer(Tensor, int)"/> may read tensors in place:
     /// <c>c10::TensorImpl::grad()</c> is found, and the startup self-test found what the direct reads rely on.
     /// </summary>
-    public static bool DirectGradientReads { get; } = DirectReadsHold();
+    public static bool DirectGradientReads { get; } = SelfTest();
 
     /// <summary>
     /// The address of the tensor's first element (libtorch's <c>data_ptr()</c>), read without creating a managed
@@ -190,7 +190,7 @@ internal static class TensorMemory
     // The direct reads rely on at::Tensor being one TensorImpl pointer, on TensorImpl::grad() returning the autograd
     // metadata's gradient and on the field offsets above: checked once, against libtorch's exported accessors and
     // TorchSharp's own handles, on known tensors. Any mismatch turns every direct read off.
-    private static bool DirectReadsHold()
+    internal static bool SelfTest()
     {
         try
         {
@@ -198,7 +198,9 @@ internal static class TensorMemory
             var buffer = zeros(8, ScalarType.Float32);
             var view = buffer.narrow(0, 2, 3);
             var sameMemory = buffer.narrow(0, 2, 3);
-            var parameter = new TorchSharp.Modules.Parameter(zeros(3));
+            // A leaf that requires gradients, as a parameter is natively: TorchSharp's Parameter constructor would leave
+            // behind the wrapper it takes the tensor from, which never counts as disposed.
+            var parameter = zeros(3, requires_grad: true);
             var none = GradIdentity(parameter);
             parameter.grad = view;
             var grad = GradReference(parameter);
@@ -259,7 +261,7 @@ internal static class TensorMemory
                 || DirectDataPointer(t, (int)t.ElementSize) != THSTensor_data(t.Handle))
                 return false;
         }
-        var parameter = new TorchSharp.Modules.Parameter(zeros(5));
+        var parameter = zeros(5, requires_grad: true);
         var before = DirectDataPointer(parameter, sizeof(float));
         if (before != THSTensor_data(parameter.Handle)) return false;
         using (no_grad()) parameter.set_(probes[1]);

@@ -837,13 +837,19 @@ public class FlatLeakTests
         {
         }
         var perBuffer = Tensor.TotalCount - start;
-        var ps = new[] { new Parameter(randn(20)), new Parameter(randn(4, 5)) };
-        foreach (var p in ps) p.grad = randn_like(p);
-        var before = Tensor.TotalCount;
-        var opt = new RMSprop(ps, momentum: 0.9, centered: true, implementation: Implementation.ForLoop, flat: true);
-        opt.step();
-        opt.step();
-        opt.Dispose();
-        (Tensor.TotalCount - before).Should().Be(perBuffer);
+        // Whole, then in 6 slices of at most 7 of the 40 elements (each slice's parameter is a Parameter too).
+        foreach (var (slice, parameters) in new (long?, int)[] { (null, 1), (7, 7) })
+        {
+            var ps = new[] { new Parameter(randn(20)), new Parameter(randn(4, 5)) };
+            foreach (var p in ps) p.grad = randn_like(p);
+            var before = Tensor.TotalCount;
+            var opt = new RMSprop(ps, momentum: 0.9, centered: true, implementation: Implementation.ForLoop, flat: true);
+            if (slice is { } elements) FlatTests.SliceFlatBuffers(opt, elements);
+            opt.step();
+            opt.step();
+            opt.Dispose();
+            (Tensor.TotalCount - before).Should().Be(perBuffer * parameters, $"slices of {slice?.ToString() ?? "the whole buffer"}");
+            foreach (var p in ps) p.Dispose();
+        }
     }
 }

@@ -506,5 +506,5 @@ public sealed class GradScaler : IDisposable
 
     // `t` on `like`'s device: t itself when it is there already (never a copy to dispose), else a copy in the current scope.
     private static Tensor OnDevice(Tensor t, Tensor like) =>
-        t.device_type == like.device_type && t.device_index == like.device_index ? t : t.to(like.device);
+        Devices.Same(t, like) ? t : t.to(like.device);
 }

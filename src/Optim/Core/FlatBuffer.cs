@@ -250,11 +250,11 @@ internal sealed class FlatBuffer : IDisposable
                 switch (kind)
                 {
                     case StateKind.LikeParameter:
-                        if (t.dtype != p.dtype || !SameDevice(t, p) || t.numel() != _numels[i] || t.is_sparse) return $"state '{key}' is not like its parameter";
+                        if (t.dtype != p.dtype || !Devices.Same(t, p) || t.numel() != _numels[i] || t.is_sparse) return $"state '{key}' is not like its parameter";
                         break;
                     case StateKind.Step or StateKind.Scalar:
                         var f = first[key];
-                        if (t.ndim != 0 || t.dtype != f.dtype || !SameDevice(t, f) || StateTensors.Value(t) != StateTensors.Value(f)) return $"state '{key}' differs between parameters";
+                        if (t.ndim != 0 || t.dtype != f.dtype || !Devices.Same(t, f) || StateTensors.Value(t) != StateTensors.Value(f)) return $"state '{key}' differs between parameters";
                         break;
                     default:
                         return $"state '{key}' is not element-wise";
@@ -415,9 +415,7 @@ internal sealed class FlatBuffer : IDisposable
         _slices = null;
     }
 
-    private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
-
-    private static bool Fits(Tensor grad, Tensor p) => !grad.is_sparse && grad.dtype == p.dtype && SameDevice(grad, p) && grad.shape.SequenceEqual(p.shape);
+    private static bool Fits(Tensor grad, Tensor p) => !grad.is_sparse && grad.dtype == p.dtype && Devices.Same(grad, p) && grad.shape.SequenceEqual(p.shape);
 
     private ParameterState? StateOf(IReadOnlyDictionary<Parameter, ParameterState> states, int i) =>
         states.TryGetValue(_parameters[i], out var s) && s.IsInitialized ? s : null;

@@ -806,7 +806,7 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     {
         var sparse = grad.is_sparse;
         if (sparse != RequiresSparseGradients) throw new NotSupportedException(sparse ? SparseGradientMessage : DenseGradientMessage);
-        if (grad.dtype != p.dtype || !SameDevice(grad, p) || !SameShape(grad, p))
+        if (grad.dtype != p.dtype || !Devices.Same(grad, p) || !SameShape(grad, p))
             throw new InvalidOperationException(
                 $"the gradient of parameter '{name}' is {Describe(grad)}, but the parameter is {Describe(p)}");
         if (RejectParameter(p) is { } unsupported) throw new InvalidOperationException($"{unsupported} (parameter '{name}')");
@@ -835,8 +835,6 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
         }
         return true;
     }
-
-    private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
 
     private static string Describe(Tensor t) => $"{t.dtype} [{string.Join(", ", t.shape)}] on {t.device}";
 

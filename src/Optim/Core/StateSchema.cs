@@ -149,7 +149,7 @@ public sealed class StateSchema
         {
             if (t.ndim != 0) return $"must be a 0-dim value, not of shape [{string.Join(", ", t.shape)}]";
             if (t.dtype is not (ScalarType.Float32 or ScalarType.Float64)) return $"must be a float32 or float64 value, not {t.dtype}";
-            if (t.device_type != DeviceType.CPU && !SameDevice(t, parameter)) return $"is on {t.device}, not on the CPU or the parameter's device";
+            if (t.device_type != DeviceType.CPU && !Devices.Same(t, parameter)) return $"is on {t.device}, not on the CPU or the parameter's device";
             return null;
         }
         if (dtype is { } expected)
@@ -157,7 +157,7 @@ public sealed class StateSchema
             if (t.dtype != expected) return $"is {t.dtype}, not {expected}";
         }
         else if (t.dtype != parameter.dtype) return $"is {t.dtype}, but the parameter is {parameter.dtype}";
-        if (!SameDevice(t, parameter)) return $"is on {t.device}, but the parameter is on {parameter.device}";
+        if (!Devices.Same(t, parameter)) return $"is on {t.device}, but the parameter is on {parameter.device}";
         var ndim = t.ndim;
         var sameShape = ndim == parameter.ndim;
         for (var d = 0; sameShape && d < ndim; d++) sameShape = t.size(d) == parameter.size(d) || (kind == StateKind.Reduced && t.size(d) == 1);
@@ -192,7 +192,7 @@ public sealed class StateSchema
             if (tensor.dtype == ScalarType.Bool || tensor.is_complex())
                 throw new ArgumentException($"{describe} must be a number, not {tensor.dtype}", argument);
             var dtype = tensor.dtype == ScalarType.Float64 ? ScalarType.Float64 : ScalarType.Float32;
-            var device = tensor.device_type == DeviceType.CPU || SameDevice(tensor, parameter) ? tensor.device : torch.CPU;
+            var device = tensor.device_type == DeviceType.CPU || Devices.Same(tensor, parameter) ? tensor.device : torch.CPU;
             copy = tensor.detach().reshape(Array.Empty<long>()).to(dtype, device).clone();
             var value = copy.to(ScalarType.Float64).item<double>();
             if (!double.IsFinite(value) || (kind == StateKind.Step && value < 0))
@@ -213,5 +213,4 @@ public sealed class StateSchema
         return copy.DetachFromDisposeScope();
     }
 
-    private static bool SameDevice(Tensor a, Tensor b) => a.device_type == b.device_type && a.device_index == b.device_index;
 }

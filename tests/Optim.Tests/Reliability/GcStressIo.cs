@@ -63,13 +63,42 @@ public static class GcStressIo
             }
             var scheduler = new StepLR(opt, step_size: 2, gamma: 0.5);
             scheduler.step();
-            var scaler = new GradScaler(init_scale: 1024.0);
+            using var scaler = new GradScaler(init_scale: 1024.0);
             using var model = nn.Sequential(("fc", nn.Linear(3, 4)), ("bn", nn.BatchNorm1d(4)));
             using var copy = nn.Sequential(("fc", nn.Linear(3, 4)), ("bn", nn.BatchNorm1d(4)));
             using var ema = new AveragedModel(model, copy, multi_avg_fn: SwaUtils.get_ema_multi_avg_fn(0.9), use_buffers: true);
             using var batch = randn(new long[] { 8, 3 }, generator: generator);
             var batches = new[] { batch };
-            var hasTorchSharp = algorithm.TorchSharpLayout is not null;
+            var hasTorchSharp = TorchSharpTakes(opt);
+
+            // Master weights (not for closure-driven algorithms): a state without the float32 copies gets them from the
+            // parameters on load, outside any step.
+            var halfPs = new[] { Support.Algorithms.Shape(algorithm, 3, 2), Support.Algorithms.Shape(algorithm, 4) }.Select(shape =>
+            {
+                using var values = randn(shape, generator: generator);
+                return new Parameter(values.to(ScalarType.BFloat16));
+            }).ToList();
+            using var halfOpt = algorithm.RequiresClosure ? null : Support.Algorithms.Create(algorithm, halfPs, Implementation.ForLoop);
+            OptimizerStateDict? withoutMasters = null;
+            if (halfOpt is not null)
+            {
+                halfOpt.MasterWeights = true;
+                foreach (var p in halfPs)
+                {
+                    using var raw = randn(p.shape, generator: generator);
+                    using var half = raw.to(ScalarType.BFloat16);
+                    using var grad = Support.Algorithms.Gradient(algorithm, half);
+                    p.grad = grad;
+                }
+                halfOpt.step();
+                var saved = halfOpt.StateDict().DeepCopy();
+                withoutMasters = saved with
+                {
+                    State = saved.State.ToDictionary(s => s.Key,
+                        s => (IReadOnlyDictionary<string, Tensor>)s.Value.Where(e => e.Key != Optimizer.MasterWeightsKey).ToDictionary(e => e.Key, e => e.Value)),
+                };
+                foreach (var entries in saved.State.Values) entries[Optimizer.MasterWeightsKey].Dispose();
+            }
 
             var reference = Snapshot(opt);
             var rounds = 0;
@@ -119,13 +148,26 @@ public static class GcStressIo
                 PyTorchTrainingCheckpoint.Load(file, model, opt, scheduler, scaler);
                 Check(opt, reference, "PyTorchTrainingCheckpoint", violations);
 
+                if (halfOpt is not null)
+                {
+                    halfOpt.LoadStateDict(withoutMasters!);
+                    foreach (var p in halfPs)
+                    {
+                        using var expected = p.to(ScalarType.Float32);
+                        using var equal = halfOpt.State[p][Optimizer.MasterWeightsKey].eq(expected);
+                        using var same = equal.all();
+                        if (!same.item<bool>()) violations.Add("LoadStateDict without master weights: a copy is not its parameter");
+                    }
+                }
+
                 ema.update_parameters(model);
                 SwaUtils.update_bn(batches, ema);
                 rounds++;
                 if (violations.Count > 0) break;
             }
             foreach (var t in reference.Values) t.Dispose();
-            foreach (var p in ps) p.Dispose();
+            withoutMasters?.DisposeTensors();
+            foreach (var p in ps.Concat(halfPs)) p.Dispose();
             return (rounds, violations);
         }
         finally
@@ -136,19 +178,38 @@ public static class GcStressIo
         }
     }
 
-    // A copy of every state tensor, by parameter id and key.
+    // Whether TorchSharp's format holds this optimizer: an algorithm TorchSharp has, with options its optimizer has.
+    private static bool TorchSharpTakes(Optimizer opt)
+    {
+        try
+        {
+            opt.SaveTorchSharp(Stream.Null);
+            return true;
+        }
+        catch (NotSupportedException)
+        {
+            return false;
+        }
+    }
+
+    // A copy of every state tensor, by parameter id and key, then the optimizer-wide ones in order.
     private static Dictionary<string, Tensor> Snapshot(Optimizer opt)
     {
         var copies = new Dictionary<string, Tensor>();
-        foreach (var (id, entries) in opt.StateDict().State)
+        var sd = opt.StateDict();
+        foreach (var (id, entries) in sd.State)
         {
-            foreach (var (key, tensor) in entries)
-            {
-                using var detached = tensor.detach();
-                copies[$"{id}.{key}"] = detached.clone();
-            }
+            foreach (var (key, tensor) in entries) copies[$"{id}.{key}"] = Copy(tensor);
         }
+        var global = 0;
+        foreach (var tensor in sd.Tensors().Skip(copies.Count)) copies[$"global {global++}"] = Copy(tensor);
         return copies;
+
+        static Tensor Copy(Tensor tensor)
+        {
+            using var detached = tensor.detach();
+            return detached.clone();
+        }
     }
 
     private static void Check(Optimizer opt, Dictionary<string, Tensor> reference, string what, List<string> violations)

@@ -3,7 +3,6 @@ using System.Collections.Generic;
 using System.Diagnostics;
 using System.IO;
 using System.Linq;
-using System.Threading;
 using Optim.Amp;
 using Optim.Formats;
 using Optim.Formats.PyTorch;
@@ -32,18 +31,9 @@ public static class GcStressIo
     {
         var violations = new List<string>();
         var directory = Directory.CreateTempSubdirectory("optim-gcstress-io-");
-        using var stop = new ManualResetEventSlim();
-        var collector = new Thread(() =>
-        {
-            while (!stop.IsSet)
-            {
-                GC.Collect();
-                GC.WaitForPendingFinalizers();
-            }
-        }) { IsBackground = true };
-        collector.Start();
         try
         {
+            using var collection = new ConstantCollection();
             using var generator = new Generator(11);
             var ps = new List<Parameter>
             {
@@ -172,8 +162,6 @@ public static class GcStressIo
         }
         finally
         {
-            stop.Set();
-            collector.Join();
             directory.Delete(recursive: true);
         }
     }

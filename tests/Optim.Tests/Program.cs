@@ -6,13 +6,13 @@ namespace Optim.Tests;
 
 /// <summary>
 /// The test assembly's entry point, which the test runner does not call: tests that run risky work in a child process
-/// start it (<c>dotnet Optim.Tests.dll fuzz ALGORITHM SEED TRIALS</c>, <c>gcstress ALGORITHM MILLISECONDS</c>), and <c>dotnet Optim.Tests.dll run FILTER...</c>
+/// start it (<c>dotnet Optim.Tests.dll fuzz ALGORITHM SEED TRIALS</c>, <c>gcstress ALGORITHM MILLISECONDS</c>, <c>gcstress-io ALGORITHM MILLISECONDS</c>), and <c>dotnet Optim.Tests.dll run FILTER...</c>
 /// runs the tests whose name contains a filter where no SDK is installed (<see cref="Support.DirectRunner"/>).
 /// </summary>
 public static class Program
 {
     /// <summary>
-    /// Runs a fuzz worker (<c>fuzz</c>), a garbage-collection stress worker (<c>gcstress</c>, see <see cref="GcStress"/>) or
+    /// Runs a fuzz worker (<c>fuzz</c>), a garbage-collection stress worker (<c>gcstress</c>, see <see cref="GcStress"/>; <c>gcstress-io</c>, see <see cref="GcStressIo"/>) or
     /// the named tests (<c>run</c>); exit code 0 when every outcome was clean or every test passed, 1 otherwise.
     /// </summary>
     public static int Main(string[] args)
@@ -26,9 +26,17 @@ public static class Program
             Console.WriteLine($"{algorithm.Name}: {steps} steps and {tampered.Count} tampering violations under GC stress");
             return tampered.Count == 0 ? 0 : 1;
         }
+        if (args.Length == 3 && args[0] == "gcstress-io")
+        {
+            var algorithm = AlgorithmCatalog.Get(args[1]);
+            var (rounds, changed) = GcStressIo.Run(algorithm, int.Parse(args[2], CultureInfo.InvariantCulture));
+            foreach (var v in changed) Console.WriteLine(v);
+            Console.WriteLine($"{algorithm.Name}: {rounds} rounds of state dicts, checkpoints and averages and {changed.Count} violations under GC stress");
+            return changed.Count == 0 ? 0 : 1;
+        }
         if (args.Length != 4 || args[0] != "fuzz")
         {
-            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS | gcstress ALGORITHM MILLISECONDS | run FILTER...");
+            Console.Error.WriteLine("usage: Optim.Tests fuzz ALGORITHM SEED TRIALS | gcstress ALGORITHM MILLISECONDS | gcstress-io ALGORITHM MILLISECONDS | run FILTER...");
             return 2;
         }
         var info = AlgorithmCatalog.Get(args[1]);

@@ -714,7 +714,12 @@ public abstract partial class Optimizer<TOptions> : Optimizer where TOptions : O
     private static Parameter NewMaster(Tensor p)
     {
         using var _ = no_grad();
-        return AsMasterParameter(p.detach().to(ScalarType.Float32).contiguous().clone());
+        // Each intermediate held until the next op has read it: this also runs outside a step's dispose scope (eager
+        // state, loads), where an unreferenced wrapper could be finalized during the native call that reads it.
+        using var detached = p.detach();
+        using var wide = detached.to(ScalarType.Float32);
+        using var contiguous = wide.contiguous();
+        return AsMasterParameter(contiguous.clone());
     }
 
     // Takes over the handle of t (which must be new and owned by the caller).

@@ -72,7 +72,7 @@ public sealed record OptimizerStateDict(
         {
             State = State.ToDictionary(
                 s => s.Key,
-                s => (IReadOnlyDictionary<string, Tensor>)s.Value.ToDictionary(e => e.Key, e => e.Value.detach().clone().DetachFromDisposeScope())),
+                s => (IReadOnlyDictionary<string, Tensor>)s.Value.ToDictionary(e => e.Key, e => OptimizerGlobalState.DetachedClone(e.Value))),
             Global = Global.ToDictionary(g => g.Key, g => OptimizerGlobalState.CloneValue(g.Value)),
         };
     }

@@ -23,52 +23,67 @@ public static class GcStress
     /// </summary>
     public static (int Steps, List<string> Violations) Run(AlgorithmInfo algorithm, int milliseconds)
     {
-        using var stop = new ManualResetEventSlim();
-        var collector = new Thread(() =>
+        using var collection = new ConstantCollection();
+        var paths = Support.Algorithms.Paths(algorithm).ToList();
+        var steps = 0;
+        using var generator = new Generator(7);
+        foreach (var path in paths)
         {
-            while (!stop.IsSet)
+            var clock = Stopwatch.StartNew();
+            var ps = new List<Parameter>
+            {
+                new(randn(Support.Algorithms.Shape(algorithm, 4, 3), generator: generator)),
+                new(randn(Support.Algorithms.Shape(algorithm, 5), generator: generator)),
+                new(randn(Support.Algorithms.Shape(algorithm), generator: generator)),
+            };
+            using var opt = Support.Algorithms.Create(algorithm, ps, path);
+            while (clock.ElapsedMilliseconds < milliseconds / paths.Count)
+            {
+                // No DisposeScope here: the library's own code must keep its temporaries alive. This loop keeps
+                // its own (`using`): a tensor that is only an argument can be finalized during the native call.
+                foreach (var p in ps)
+                {
+                    using var raw = randn(p.shape, generator: generator);
+                    using var grad = Support.Algorithms.Gradient(algorithm, raw);
+                    p.grad = grad;
+                }
+                Support.Algorithms.Step(opt);
+                steps++;
+            }
+            foreach (var p in ps) p.Dispose();
+        }
+        return (steps, Tamper.Run(algorithm, 20251130, 3));
+    }
+}
+
+/// <summary>
+/// A thread that collects garbage and runs finalizers without pause, from construction until disposed: a native object
+/// whose wrapper nothing references is then freed at once, even while a native call still reads it.
+/// </summary>
+public sealed class ConstantCollection : IDisposable
+{
+    private readonly ManualResetEventSlim _stop = new();
+    private readonly Thread _collector;
+
+    /// <summary>Starts the collecting thread.</summary>
+    public ConstantCollection()
+    {
+        _collector = new Thread(() =>
+        {
+            while (!_stop.IsSet)
             {
                 GC.Collect();
                 GC.WaitForPendingFinalizers();
             }
         }) { IsBackground = true };
-        collector.Start();
-        try
-        {
-            var paths = Support.Algorithms.Paths(algorithm).ToList();
-            var steps = 0;
-            using var generator = new Generator(7);
-            foreach (var path in paths)
-            {
-                var clock = Stopwatch.StartNew();
-                var ps = new List<Parameter>
-                {
-                    new(randn(Support.Algorithms.Shape(algorithm, 4, 3), generator: generator)),
-                    new(randn(Support.Algorithms.Shape(algorithm, 5), generator: generator)),
-                    new(randn(Support.Algorithms.Shape(algorithm), generator: generator)),
-                };
-                using var opt = Support.Algorithms.Create(algorithm, ps, path);
-                while (clock.ElapsedMilliseconds < milliseconds / paths.Count)
-                {
-                    // No DisposeScope here: the library's own code must keep its temporaries alive. This loop keeps
-                    // its own (`using`): a tensor that is only an argument can be finalized during the native call.
-                    foreach (var p in ps)
-                    {
-                        using var raw = randn(p.shape, generator: generator);
-                        using var grad = Support.Algorithms.Gradient(algorithm, raw);
-                        p.grad = grad;
-                    }
-                    Support.Algorithms.Step(opt);
-                    steps++;
-                }
-                foreach (var p in ps) p.Dispose();
-            }
-            return (steps, Tamper.Run(algorithm, 20251130, 3));
-        }
-        finally
-        {
-            stop.Set();
-            collector.Join();
-        }
+        _collector.Start();
+    }
+
+    /// <summary>Stops the collecting thread and waits for it.</summary>
+    public void Dispose()
+    {
+        _stop.Set();
+        _collector.Join();
+        _stop.Dispose();
     }
 }

@@ -18,21 +18,17 @@ public static class Program
     public static int Main(string[] args)
     {
         if (args.Length >= 2 && args[0] == "run") return Support.DirectRunner.Run(args[1..], Console.Out);
-        if (args.Length == 3 && args[0] == "gcstress")
+        if (args.Length == 3 && args[0] is "gcstress" or "gcstress-io")
         {
             var algorithm = AlgorithmCatalog.Get(args[1]);
-            var (steps, tampered) = GcStress.Run(algorithm, int.Parse(args[2], CultureInfo.InvariantCulture));
-            foreach (var v in tampered) Console.WriteLine(v);
-            Console.WriteLine($"{algorithm.Name}: {steps} steps and {tampered.Count} tampering violations under GC stress");
-            return tampered.Count == 0 ? 0 : 1;
-        }
-        if (args.Length == 3 && args[0] == "gcstress-io")
-        {
-            var algorithm = AlgorithmCatalog.Get(args[1]);
-            var (rounds, changed) = GcStressIo.Run(algorithm, int.Parse(args[2], CultureInfo.InvariantCulture));
-            foreach (var v in changed) Console.WriteLine(v);
-            Console.WriteLine($"{algorithm.Name}: {rounds} rounds of state dicts, checkpoints and averages and {changed.Count} violations under GC stress");
-            return changed.Count == 0 ? 0 : 1;
+            var milliseconds = int.Parse(args[2], CultureInfo.InvariantCulture);
+            var (count, found) = args[0] == "gcstress" ? GcStress.Run(algorithm, milliseconds) : GcStressIo.Run(algorithm, milliseconds);
+            foreach (var v in found) Console.WriteLine(v);
+            var done = args[0] == "gcstress"
+                ? $"{count} steps and {found.Count} tampering violations"
+                : $"{count} rounds of state dicts, checkpoints and averages and {found.Count} violations";
+            Console.WriteLine($"{algorithm.Name}: {done} under GC stress");
+            return found.Count == 0 ? 0 : 1;
         }
         if (args.Length != 4 || args[0] != "fuzz")
         {

@@ -32,9 +32,10 @@ internal sealed class FlatBuffer : IDisposable
     private readonly IntPtr[] _gradIdentities;
     private readonly IntPtr[] _gradData;
 
-    // What the per-parameter states were when they were last made views of FlatState: the objects and their versions.
+    // The per-parameter states last made views of FlatState, and the watch they were given then: it is set by any change
+    // made to them since (a state object that leaves the optimizer is cleared first, which sets it too).
     private readonly ParameterState?[] _aliasedStates;
-    private readonly int[] _aliasedVersions;
+    private StateWatch _watch = new() { Changed = true };
 
     // Per scalar key (step counts, ASGD's eta and mu, NAdam's mu_product): one element per parameter, each parameter's
     // state a 0-dim view of its element, refreshed from FlatState's 0-dim tensor after each flat step.
@@ -68,7 +69,6 @@ internal sealed class FlatBuffer : IDisposable
         _gradIdentities = new IntPtr[count];
         _gradData = new IntPtr[count];
         _aliasedStates = new ParameterState?[count];
-        _aliasedVersions = new int[count];
         long total = 0;
         for (var i = 0; i < count; i++)
         {
@@ -214,18 +214,7 @@ internal sealed class FlatBuffer : IDisposable
     public bool StateAliasedWhenPlanned { get; set; }
 
     /// <summary>Whether the parameters' states are still the views this buffer handed out (nothing replaced or reloaded).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public bool StateIsAliased()
-    {
-        if (!_stateAliased) return false;
-        for (var i = 0; i < _parameters.Length; i++)
-        {
-            var s = _aliasedStates[i];
-            if (s is null || s.Version != _aliasedVersions[i]) return false;
-        }
-        // A state object that left the optimizer was cleared first (its version moved), so the objects are current.
-        return true;
-    }
+    public bool StateIsAliased() => _stateAliased && !_watch.Changed;
 
     /// <summary>
     /// Why the parameters' current states cannot be gathered into flat tensors (different keys, a key that is not like
@@ -402,10 +391,12 @@ internal sealed class FlatBuffer : IDisposable
                 for (var i = 0; i < _parameters.Length; i++) _aliasedStates[i]!.Set(key, ViewOf(tensor, i));
             }
         }
+        // A new watch each time: the changes made just above, and any made to states no longer aliased, are not this one's.
+        _watch = new StateWatch();
         for (var i = 0; i < _parameters.Length; i++)
         {
             _aliasedStates[i]!.IsInitialized = true;
-            _aliasedVersions[i] = _aliasedStates[i]!.Version;
+            _aliasedStates[i]!.Watch = _watch;
         }
     }
 

@@ -30,6 +30,12 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <summary>Bumped by every change made through this class (a flat buffer re-gathers a state whose version moved).</summary>
     internal int Version => _version;
 
+    /// <summary>
+    /// Told of every change made through this class (<see cref="StateWatch.Changed"/>): a flat buffer watches the states
+    /// it made views of with one object instead of reading every state's version before every step.
+    /// </summary>
+    internal StateWatch? Watch { get; set; }
+
     /// <summary>Records that the state was checked against <paramref name="parameter"/> as it is now.</summary>
     internal void MarkChecked(Tensor parameter)
     {
@@ -108,7 +114,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// </summary>
     public void Set(string key, Tensor value)
     {
-        _version++;
+        Bump();
         ArgumentNullException.ThrowIfNull(value);
         value.DetachFromDisposeScope();
         IsInitialized = true;
@@ -126,7 +132,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <param name="key">The key.</param>
     public bool Remove(string key)
     {
-        _version++;
+        Bump();
         var i = _entries.FindIndex(e => e.Key == key);
         if (i < 0) return false;
         _entries[i].Value.Dispose();
@@ -137,7 +143,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <summary>Disposes every tensor and forgets them.</summary>
     internal void Clear()
     {
-        _version++;
+        Bump();
         foreach (var entry in _entries) entry.Value.Dispose();
         _entries.Clear();
         IsInitialized = false;
@@ -146,7 +152,7 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <summary>Moves the contents of <paramref name="other"/> into this state (used by loads, after validation).</summary>
     internal void ReplaceWith(ParameterState other)
     {
-        _version++;
+        Bump();
         Clear();
         _entries.AddRange(other._entries);
         IsInitialized = other.IsInitialized;
@@ -156,5 +162,18 @@ public sealed class ParameterState : IReadOnlyDictionary<string, Tensor>
     /// <inheritdoc/>
     public IEnumerator<KeyValuePair<string, Tensor>> GetEnumerator() => _entries.GetEnumerator();
 
+    private void Bump()
+    {
+        _version++;
+        if (Watch is { } watch) watch.Changed = true;
+    }
+
     IEnumerator IEnumerable.GetEnumerator() => GetEnumerator();
+}
+
+/// <summary>Set when any of the <see cref="ParameterState"/>s that hold it as their <see cref="ParameterState.Watch"/> changes.</summary>
+internal sealed class StateWatch
+{
+    /// <summary>Whether a watched state changed since this watch was handed out.</summary>
+    public bool Changed { get; set; }
 }

@@ -208,11 +208,6 @@ internal sealed class FlatBuffer : IDisposable
         }
     }
 
-    /// <summary>
-    /// <see cref="StateIsAliased"/> as the step's plan found it (nothing changes the states between the plan and the step).
-    /// </summary>
-    public bool StateAliasedWhenPlanned { get; set; }
-
     /// <summary>Whether the parameters' states are still the views this buffer handed out (nothing replaced or reloaded).</summary>
     public bool StateIsAliased() => _stateAliased && !_watch.Changed;
 

@@ -110,8 +110,7 @@ public abstract partial class Optimizer<TOptions>
             if (!ready) continue;
             foreach (var buffer in buffers)
             {
-                buffer.StateAliasedWhenPlanned = buffer.StateIsAliased();
-                if (buffer.StateAliasedWhenPlanned)
+                if (buffer.StateIsAliased())
                 {
                     // Per-parameter steps advanced the parameters' scalar views: take them back if they still agree.
                     if (buffer.ScalarsStale && !buffer.TakeBackScalars())
@@ -165,7 +164,7 @@ public abstract partial class Optimizer<TOptions>
         var options = _groups[g].Options;
         foreach (var buffer in FlatBuffersOf(g)!)
         {
-            if (!buffer.StateAliasedWhenPlanned)
+            if (!buffer.StateIsAliased())
             {
                 // PlanFlatSteps found the states gatherable; only whether they are yet to be created matters here.
                 buffer.AliasState(_state, StateSchema, buffer.HasNoState(_state) ? state => InitializeState(options, buffer.Flat, state) : null);

@@ -182,13 +182,14 @@ public sealed class Adadelta : Optimizer<AdadeltaOptions>
 internal readonly unsafe struct AdadeltaUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly FusedGradient<T> _gradient;
-    private readonly T _rho, _oneMinusRho, _eps, _negativeLr;
+    // square_avg and acc_delta are both running averages of squares with decay rho.
+    private readonly SquareAverage<T> _average;
+    private readonly T _eps, _negativeLr;
 
     public AdadeltaUpdate(AdadeltaOptions o)
     {
         _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
-        _rho = CpuFused.Scalar<T>(o.Rho);
-        _oneMinusRho = CpuFused.Scalar<T>(1 - o.Rho);
+        _average = new SquareAverage<T>(o.Rho);
         _eps = CpuFused.Scalar<T>(o.Eps);
         _negativeLr = CpuFused.Scalar<T>(-o.Lr);
     }
@@ -197,12 +198,12 @@ internal readonly unsafe struct AdadeltaUpdate<T> : IFusedUpdate<T> where T : un
     public void Update(in Streams<T> at)
     {
         var g = _gradient.Of(at, out var p);
-        var squareAvg = CpuFused.SquareAverage(at.S0, g, _rho, _oneMinusRho);
+        var squareAvg = _average.Apply(at.S0, g);
         var eps = new Vector<T>(_eps);
         var std = Vector.SquareRoot(squareAvg + eps);
         var accDelta = CpuFused.Load(at.S1);
         var delta = Vector.SquareRoot(accDelta + eps) / std * g;
-        CpuFused.Store(at.S1, accDelta * _rho + delta * _oneMinusRho * delta);
+        CpuFused.Store(at.S1, _average.Of(accDelta, delta));
         CpuFused.Store(at.Param, p + delta * _negativeLr);
     }
 }

@@ -197,13 +197,13 @@ public sealed class Adamax : Optimizer<AdamaxOptions>, IBetas
 internal readonly unsafe struct AdamaxUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly FusedGradient<T> _gradient;
-    private readonly T _beta1Weight, _beta2, _eps, _negativeClr;
-    private readonly bool _lerpFromStart;
+    private readonly LerpInPlace<T> _expAvg;
+    private readonly T _beta2, _eps, _negativeClr;
 
     public AdamaxUpdate(AdamaxOptions o, double step)
     {
         _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
-        (_lerpFromStart, _beta1Weight) = CpuFused.LerpWeight<T>(1 - o.Beta1);
+        _expAvg = new LerpInPlace<T>(1 - o.Beta1);
         _beta2 = CpuFused.Scalar<T>(o.Beta2);
         _eps = CpuFused.Scalar<T>(o.Eps);
         _negativeClr = CpuFused.Scalar<T>(-(o.Lr / (1 - Math.Pow(o.Beta1, step))));
@@ -213,7 +213,7 @@ internal readonly unsafe struct AdamaxUpdate<T> : IFusedUpdate<T> where T : unma
     public void Update(in Streams<T> at)
     {
         var g = _gradient.Of(at, out var p);
-        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
+        var expAvg = _expAvg.Apply(at.S0, g);
         var expInf = CpuFused.Maximum(CpuFused.Load(at.S1) * _beta2, Vector.Abs(g) + new Vector<T>(_eps));
         CpuFused.Store(at.S1, expInf);
         CpuFused.Store(at.Param, p + expAvg / expInf * _negativeClr);

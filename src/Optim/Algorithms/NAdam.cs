@@ -264,15 +264,15 @@ public sealed class NAdam : Optimizer<NAdamOptions>, IBetas
 internal readonly unsafe struct NAdamUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly FusedGradient<T> _gradient;
-    private readonly T _beta1Weight, _beta2, _oneMinusBeta2, _eps, _biasCorrection2, _gradValue, _expAvgValue;
-    private readonly bool _lerpFromStart;
+    private readonly LerpInPlace<T> _expAvg;
+    private readonly SquareAverage<T> _expAvgSq;
+    private readonly T _eps, _biasCorrection2, _gradValue, _expAvgValue;
 
     public NAdamUpdate(NAdamOptions o, (double BiasCorrection2, double GradValue, double ExpAvgValue) step)
     {
         _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay, o.DecoupledWeightDecay);
-        (_lerpFromStart, _beta1Weight) = CpuFused.LerpWeight<T>(1 - o.Beta1);
-        _beta2 = CpuFused.Scalar<T>(o.Beta2);
-        _oneMinusBeta2 = CpuFused.Scalar<T>(1 - o.Beta2);
+        _expAvg = new LerpInPlace<T>(1 - o.Beta1);
+        _expAvgSq = new SquareAverage<T>(o.Beta2);
         _eps = CpuFused.Scalar<T>(o.Eps);
         _biasCorrection2 = CpuFused.Scalar<T>(step.BiasCorrection2);
         _gradValue = CpuFused.Scalar<T>(step.GradValue);
@@ -283,8 +283,8 @@ internal readonly unsafe struct NAdamUpdate<T> : IFusedUpdate<T> where T : unman
     public void Update(in Streams<T> at)
     {
         var g = _gradient.Of(at, out var p);
-        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
-        var expAvgSq = CpuFused.SquareAverage(at.S1, g, _beta2, _oneMinusBeta2);
+        var expAvg = _expAvg.Apply(at.S0, g);
+        var expAvgSq = _expAvgSq.Apply(at.S1, g);
         var denom = Vector.SquareRoot(expAvgSq / new Vector<T>(_biasCorrection2)) + new Vector<T>(_eps);
         p += g / denom * _gradValue;
         CpuFused.Store(at.Param, p + expAvg / denom * _expAvgValue);

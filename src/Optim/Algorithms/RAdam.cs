@@ -261,15 +261,16 @@ public sealed class RAdam : Optimizer<RAdamOptions>, IBetas
 internal readonly unsafe struct RAdamUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly FusedGradient<T> _gradient;
-    private readonly T _beta1Weight, _beta2, _oneMinusBeta2, _eps, _lr, _biasCorrection1, _biasCorrection2Sqrt, _rect;
-    private readonly bool _rectified, _lerpFromStart;
+    private readonly LerpInPlace<T> _expAvg;
+    private readonly SquareAverage<T> _expAvgSq;
+    private readonly T _eps, _lr, _biasCorrection1, _biasCorrection2Sqrt, _rect;
+    private readonly bool _rectified;
 
     public RAdamUpdate(RAdamOptions o, (double BiasCorrection1, double BiasCorrection2Sqrt, double? Rect) step)
     {
         _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay, o.DecoupledWeightDecay);
-        (_lerpFromStart, _beta1Weight) = CpuFused.LerpWeight<T>(1 - o.Beta1);
-        _beta2 = CpuFused.Scalar<T>(o.Beta2);
-        _oneMinusBeta2 = CpuFused.Scalar<T>(1 - o.Beta2);
+        _expAvg = new LerpInPlace<T>(1 - o.Beta1);
+        _expAvgSq = new SquareAverage<T>(o.Beta2);
         _eps = CpuFused.Scalar<T>(o.Eps);
         _lr = CpuFused.Scalar<T>(o.Lr);
         _biasCorrection1 = CpuFused.Scalar<T>(step.BiasCorrection1);
@@ -282,8 +283,8 @@ internal readonly unsafe struct RAdamUpdate<T> : IFusedUpdate<T> where T : unman
     public void Update(in Streams<T> at)
     {
         var g = _gradient.Of(at, out var p);
-        var expAvg = CpuFused.LerpInPlace(at.S0, g, _beta1Weight, _lerpFromStart);
-        var expAvgSq = CpuFused.SquareAverage(at.S1, g, _beta2, _oneMinusBeta2);
+        var expAvg = _expAvg.Apply(at.S0, g);
+        var expAvgSq = _expAvgSq.Apply(at.S1, g);
         var scaled = expAvg / new Vector<T>(_biasCorrection1) * _lr;
         if (_rectified)
         {

@@ -241,31 +241,32 @@ public sealed class RMSprop : Optimizer<RMSpropOptions>, IMomentum
 internal readonly unsafe struct RMSpropUpdate<T> : IFusedUpdate<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     private readonly FusedGradient<T> _gradient;
-    private readonly T _alpha, _oneMinusAlpha, _eps, _momentum, _negativeLr, _lerpWeight;
-    private readonly bool _centered, _useMomentum, _lerpFromStart;
+    private readonly SquareAverage<T> _squareAvg;
+    private readonly LerpInPlace<T> _gradAvg;
+    private readonly T _eps, _momentum, _negativeLr;
+    private readonly bool _centered, _useMomentum;
 
     public RMSpropUpdate(RMSpropOptions o)
     {
-        _alpha = CpuFused.Scalar<T>(o.Alpha);
-        _oneMinusAlpha = CpuFused.Scalar<T>(1 - o.Alpha);
+        _squareAvg = new SquareAverage<T>(o.Alpha);
         _eps = CpuFused.Scalar<T>(o.Eps);
         _gradient = new FusedGradient<T>(o.Maximize, o.Lr, o.WeightDecay);
         _momentum = CpuFused.Scalar<T>(o.Momentum);
         _negativeLr = CpuFused.Scalar<T>(-o.Lr);
         _centered = o.Centered;
         _useMomentum = o.Momentum > 0;
-        (_lerpFromStart, _lerpWeight) = CpuFused.LerpWeight<T>(1 - o.Alpha);
+        _gradAvg = new LerpInPlace<T>(1 - o.Alpha);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public void Update(in Streams<T> at)
     {
         var g = _gradient.Of(at, out var p);
-        var squareAvg = CpuFused.SquareAverage(at.S0, g, _alpha, _oneMinusAlpha);
+        var squareAvg = _squareAvg.Apply(at.S0, g);
         Vector<T> avg;
         if (_centered)
         {
-            var gradAvg = CpuFused.LerpInPlace(at.S2, g, _lerpWeight, _lerpFromStart);
+            var gradAvg = _gradAvg.Apply(at.S2, g);
             avg = Vector.SquareRoot(squareAvg + (-gradAvg) * gradAvg);
         }
         else

@@ -205,41 +205,10 @@ internal static unsafe class CpuFused
     public static T Scalar<T>(double value) where T : unmanaged =>
         typeof(T) == typeof(float) ? (T)(object)(float)value : (T)(object)value;
 
-    /// <summary>
-    /// ATen's lerp with a scalar weight w, rounded to <typeparamref name="T"/> first: whether it runs from the start
-    /// (|w| &lt; 0.5) and the factor it multiplies by (w, or 1 - w from the end); see <see cref="Lerp"/>.
-    /// </summary>
-    public static (bool FromStart, T Factor) LerpWeight<T>(double weight) where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        var w = Scalar<T>(weight);
-        return T.Abs(w) < Scalar<T>(0.5) ? (true, w) : (false, T.One - w);
-    }
-
     /// <summary>ATen's lerp: <c>start + w * (end - start)</c> from the start, <c>end - (end - start) * (1 - w)</c> from the end.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector<T> Lerp<T>(Vector<T> start, Vector<T> end, T factor, bool fromStart) where T : unmanaged =>
         fromStart ? start + (end - start) * factor : end - (end - start) * factor;
-
-    /// <summary>
-    /// <c>avg.mul_(decay).addcmul_(grad, grad, value=1 - decay)</c> at <paramref name="avg"/>, written back and returned:
-    /// the running average of squared gradients most algorithms keep.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<T> SquareAverage<T>(T* avg, Vector<T> grad, T decay, T oneMinusDecay) where T : unmanaged
-    {
-        var updated = Load(avg) * decay + grad * oneMinusDecay * grad;
-        Store(avg, updated);
-        return updated;
-    }
-
-    /// <summary><c>start.lerp_(end, w)</c> at <paramref name="start"/> (see <see cref="Lerp"/>), written back and returned.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector<T> LerpInPlace<T>(T* start, Vector<T> end, T factor, bool fromStart) where T : unmanaged
-    {
-        var updated = Lerp(Load(start), end, factor, fromStart);
-        Store(start, updated);
-        return updated;
-    }
 
     /// <summary>
     /// <c>torch.maximum</c>: NaN in either operand gives NaN. <see cref="Vector.Max{T}(Vector{T}, Vector{T})"/> alone
@@ -296,5 +265,59 @@ internal readonly struct FusedGradient<T> where T : unmanaged, INumberBase<T>
         if (_coupled) grad += param * _weightDecay;
         else if (_decoupled) param *= _decayFactor;
         return grad;
+    }
+}
+
+/// <summary>
+/// <c>start.lerp_(end, weight)</c> with a scalar weight, as ATen runs it: the weight rounded to <typeparamref name="T"/>
+/// once, then from the start (|w| &lt; 0.5, factor w) or from the end (factor 1 - w); see <see cref="CpuFused.Lerp"/>.
+/// The running averages of gradients (exp_avg, RMSprop's grad_avg) are this with weight 1 - beta.
+/// </summary>
+internal readonly unsafe struct LerpInPlace<T> where T : unmanaged, IFloatingPointIeee754<T>
+{
+    private readonly T _factor;
+    private readonly bool _fromStart;
+
+    public LerpInPlace(double weight)
+    {
+        var w = CpuFused.Scalar<T>(weight);
+        (_fromStart, _factor) = T.Abs(w) < CpuFused.Scalar<T>(0.5) ? (true, w) : (false, T.One - w);
+    }
+
+    /// <summary>Updates <paramref name="start"/> in place and returns the new values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector<T> Apply(T* start, Vector<T> end)
+    {
+        var updated = CpuFused.Lerp(CpuFused.Load(start), end, _factor, _fromStart);
+        CpuFused.Store(start, updated);
+        return updated;
+    }
+}
+
+/// <summary>
+/// <c>avg.mul_(decay).addcmul_(x, x, value=1 - decay)</c>: the running average of squares most algorithms keep, with
+/// <c>decay</c> and <c>1 - decay</c> (computed in double, as Python does) rounded to <typeparamref name="T"/> once.
+/// </summary>
+internal readonly unsafe struct SquareAverage<T> where T : unmanaged
+{
+    private readonly T _decay, _oneMinusDecay;
+
+    public SquareAverage(double decay)
+    {
+        _decay = CpuFused.Scalar<T>(decay);
+        _oneMinusDecay = CpuFused.Scalar<T>(1 - decay);
+    }
+
+    /// <summary>The average <paramref name="old"/> updated with <paramref name="x"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector<T> Of(Vector<T> old, Vector<T> x) => old * _decay + x * _oneMinusDecay * x;
+
+    /// <summary>Updates the average at <paramref name="avg"/> in place and returns the new values.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public Vector<T> Apply(T* avg, Vector<T> x)
+    {
+        var updated = Of(CpuFused.Load(avg), x);
+        CpuFused.Store(avg, updated);
+        return updated;
     }
 }

@@ -153,7 +153,7 @@ internal static class TensorMemory
     /// Stable only while a reference to the tensor is held (a freed TensorImpl's address can be reused).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static IntPtr Identity(Tensor t) => Word(t.Handle);
+    public static IntPtr Identity(Tensor t) => IdentityOf(t.Handle);
 
     /// <summary><see cref="Identity"/> of the tensor whose TorchSharp handle is <paramref name="handle"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -181,7 +181,7 @@ internal static class TensorMemory
     /// The identity (<see cref="Identity"/>) of the parameter's gradient, read in place: one call, no allocation; when
     /// it has none, that of libtorch's undefined tensor. Only where <see cref="DirectGradientReads"/>.
     /// </summary>
-    public static IntPtr GradIdentity(Tensor parameter) => Marshal.ReadIntPtr(GradReference(parameter));
+    public static IntPtr GradIdentity(Tensor parameter) => Word(GradReference(parameter));
 
     // The at::Tensor that is the tensor's gradient, read in place (it lives in the tensor's autograd metadata, or is a
     // static undefined tensor).
@@ -205,7 +205,7 @@ internal static class TensorMemory
             parameter.grad = view;
             var grad = GradReference(parameter);
             using var handle = parameter.grad;
-            var holds = Marshal.ReadIntPtr(grad) == Identity(view) && Identity(handle!) == Identity(view)
+            var holds = Word(grad) == Identity(view) && Identity(handle!) == Identity(view)
                 && Identity(sameMemory) != Identity(view) && none != Identity(view)
                 && THSTensor_data(grad) == DataPointer(view) && DataPointer(view) == DataPointer(buffer) + 2 * sizeof(float);
             parameter.grad = sameMemory;
@@ -245,11 +245,11 @@ internal static class TensorMemory
         };
         foreach (var t in probes)
         {
-            if (Marshal.ReadInt64(Identity(t) + ImplStorageOffset) != THSTensor_storage_offset(t.Handle)
-                || Marshal.ReadInt64(Identity(t) + ImplNumel) != THSTensor_numel(t.Handle))
+            if (Int64(Identity(t) + ImplStorageOffset) != THSTensor_storage_offset(t.Handle)
+                || Int64(Identity(t) + ImplNumel) != THSTensor_numel(t.Handle))
                 return false;
         }
-        IntPtr StorageOf(Tensor t) => Marshal.ReadIntPtr(Identity(t) + ImplStorage);
+        IntPtr StorageOf(Tensor t) => Word(Identity(t) + ImplStorage);
         var reSet = zeros(3, ScalarType.Float64);
         using (no_grad()) reSet.set_(doubles);
         if (StorageOf(probes[1]) != StorageOf(floats) || StorageOf(probes[2]) != StorageOf(floats) || StorageOf(reSet) != StorageOf(doubles)
@@ -257,7 +257,7 @@ internal static class TensorMemory
             return false;
         foreach (var t in probes)
         {
-            if (Marshal.ReadIntPtr(StorageOf(t) + StorageData) != THSStorage_data_ptr(t.Handle)
+            if (Word(StorageOf(t) + StorageData) != THSStorage_data_ptr(t.Handle)
                 || DirectDataPointer(t, (int)t.ElementSize) != THSTensor_data(t.Handle))
                 return false;
         }
